@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+/**
+ * The `vmdump` command: a thin layer over the library. It never touches process.stdout as a
+ * Node stream (that would make fd 1 non-blocking); the dump goes through the fd sink.
+ */
+import { isatty } from 'node:tty';
+import { parseArgs } from 'node:util';
+import { VmdumpError, isVmdumpError } from '../model/errors.js';
+import { EXIT_INTERNAL, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, exitCodeFor } from './exit-codes.js';
+import { runDump, type CliOptions } from './run-dump.js';
+import { USAGE } from './usage.js';
+
+const write = (text: string): void => { process.stderr.write(text); };
+
+function parseCommandLine(argv: readonly string[]): CliOptions | 'help' {
+  const { values, positionals } = parseArgs({
+    args: [...argv], allowPositionals: true, strict: true,
+    options: {
+      output: { type: 'string', short: 'o' },
+      gzip: { type: 'boolean', default: false },
+      begin: { type: 'string' },
+      length: { type: 'string' },
+      layout: { type: 'string', default: 'portable' },
+      progress: { type: 'string' },
+      fsync: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return 'help';
+  const [command, machine, ...extra] = positionals;
+  if (command !== 'raw') throw new VmdumpError('usage', command === undefined ? 'no command given' : `unknown command "${command}"`);
+  if (machine === undefined) throw new VmdumpError('usage', 'vmdump raw needs a machine description (MACHINE.json)');
+  if (extra.length > 0) throw new VmdumpError('usage', `unexpected argument "${extra[0]}"`);
+  if (values.layout !== 'qemu' && values.layout !== 'portable') throw new VmdumpError('usage', `--layout must be qemu or portable, not "${values.layout}"`);
+  if ((values.begin === undefined) !== (values.length === undefined)) throw new VmdumpError('usage', '--begin and --length go together');
+  const progress = values.progress ?? (isatty(2) ? 'bar' : 'none');
+  if (progress !== 'bar' && progress !== 'json' && progress !== 'none') throw new VmdumpError('usage', `--progress must be bar, json or none, not "${progress}"`);
+  return {
+    machine, output: values.output, gzip: values.gzip, layout: values.layout, progress, fsync: values.fsync,
+    filter: values.begin === undefined || values.length === undefined ? undefined
+      : { begin: parseNumber(values.begin, '--begin'), length: parseNumber(values.length, '--length') },
+  };
+}
+
+function parseNumber(text: string, option: string): bigint {
+  if (!/^-?(0x[0-9a-f]+|[0-9]+)$/i.test(text.trim())) throw new VmdumpError('usage', `${option} needs a number (decimal or 0x-hex), not "${text}"`);
+  const negative = text.trim().startsWith('-');
+  const value = BigInt(text.trim().replace(/^-/, ''));
+  return negative ? -value : value;
+}
+
+async function main(): Promise<number> {
+  const controller = new AbortController();
+  let signalExit = EXIT_SIGINT;
+  const onSignal = (name: NodeJS.Signals, code: number) => () => {
+    signalExit = code;
+    controller.abort(new Error(`interrupted by ${name}`));
+  };
+  process.once('SIGINT', onSignal('SIGINT', EXIT_SIGINT));
+  process.once('SIGTERM', onSignal('SIGTERM', EXIT_SIGTERM));
+  try {
+    const options = parseCommandLine(process.argv.slice(2));
+    if (options === 'help') { write(USAGE); return EXIT_OK; }
+    await runDump(options, controller.signal, write);
+    return EXIT_OK;
+  } catch (error) {
+    const known = isVmdumpError(error) ? error : undefined;
+    const message = known?.message ?? (error instanceof Error ? error.message : String(error));
+    const code = known?.code ?? 'internal';
+    if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true) {
+      write(`vmdump: ${message}\nTry 'vmdump --help'.\n`);
+      return exitCodeFor.usage;
+    }
+    write(`vmdump: error: ${message}\n`);
+    if (code === 'cancelled') return signalExit;
+    return known === undefined ? EXIT_INTERNAL : exitCodeFor[code];
+  }
+}
+
+process.exitCode = await main();

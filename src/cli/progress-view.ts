@@ -1,0 +1,34 @@
+/** Renders progress on stderr: a bar on a terminal, JSON lines for machines, or nothing. */
+import { auditTime, endWith, type Observable, type Subscription } from 'rxjs';
+import type { RatedProgress } from '../pipeline/progress.js';
+import { formatBytes, formatRate } from './format.js';
+
+export type ProgressMode = 'bar' | 'json' | 'none';
+
+export function showProgress(progress$: Observable<RatedProgress>, mode: ProgressMode, write: (text: string) => void): Subscription | undefined {
+  if (mode === 'none') return undefined;
+  if (mode === 'json') {
+    return progress$.pipe(auditTime(250)).subscribe({
+      next: (p) => write(`${JSON.stringify({ event: 'progress', ...p, bytesPerSecond: Math.round(p.bytesPerSecond), elapsedMs: Math.round(p.elapsedMs) })}\n`),
+      error: () => undefined,
+    });
+  }
+  let last: RatedProgress | undefined;
+  return progress$.pipe(auditTime(100), endWith(undefined)).subscribe({
+    next: (p) => {
+      if (p === undefined) { if (last !== undefined) write('\n'); return; }
+      last = p;
+      write(`\r${bar(p)}\x1b[K`);
+    },
+    error: () => { if (last !== undefined) write('\n'); },
+  });
+}
+
+function bar(p: RatedProgress): string {
+  const width = 30;
+  const fraction = p.totalBytes === 0 ? 1 : p.bytesWritten / p.totalBytes;
+  const filled = Math.round(fraction * width);
+  const eta = p.bytesPerSecond > 0 ? ` ETA ${Math.ceil((p.totalBytes - p.bytesWritten) / p.bytesPerSecond)} s` : '';
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% `
+    + `${formatBytes(p.bytesWritten)} / ${formatBytes(p.totalBytes)} ${formatRate(p.bytesPerSecond)}${eta} ${p.phase}`;
+}

@@ -1,0 +1,64 @@
+/** `vmdump raw`: open the guest, plan, pick the sink, write, report. */
+import { isatty } from 'node:tty';
+import { machineNames } from '../model/elf-constants.js';
+import { VmdumpError } from '../model/errors.js';
+import type { GuestModel } from '../model/guest.js';
+import { withRate } from '../pipeline/progress.js';
+import { writeDump, type DumpSummary } from '../pipeline/write-dump.js';
+import { fdSink } from '../sinks/fd-sink.js';
+import { fileSink } from '../sinks/file-sink.js';
+import { gzipSink } from '../sinks/gzip-sink.js';
+import type { Sink } from '../sinks/sink.js';
+import { openRawImage } from '../sources/raw-image.js';
+import { planDump, type DumpPlan, type LayoutKind } from '../transforms/dump-plan.js';
+import type { MemoryFilter } from '../transforms/memory-mapping.js';
+import { formatBytes, formatRate, formatSeconds } from './format.js';
+import { showProgress, type ProgressMode } from './progress-view.js';
+
+export interface CliOptions {
+  readonly machine: string;
+  readonly output: string | undefined;
+  readonly gzip: boolean;
+  readonly layout: LayoutKind;
+  readonly progress: ProgressMode;
+  readonly fsync: boolean;
+  readonly filter: MemoryFilter | undefined;
+}
+
+function chooseSink(options: CliOptions): Sink {
+  const toStdout = options.output === undefined || options.output === '-';
+  if (toStdout && isatty(1)) {
+    throw new VmdumpError('usage', 'refusing to write a binary dump to a terminal; use -o FILE or redirect standard output');
+  }
+  const base = toStdout ? fdSink(1) : fileSink(options.output!, { fsync: options.fsync });
+  return options.gzip ? gzipSink(base) : base;
+}
+
+export async function runDump(options: CliOptions, signal: AbortSignal, write: (text: string) => void): Promise<DumpSummary> {
+  const guest = await openRawImage(options.machine);
+  try {
+    const plan = planDump(guest, { layout: options.layout, ...(options.filter === undefined ? {} : { filter: options.filter }) });
+    const run = writeDump(plan, chooseSink(options), { signal });
+    showProgress(run.progress$.pipe(withRate()), options.progress, write);
+    const summary = await run.result;
+    report(summary, plan, guest, options.progress, write);
+    return summary;
+  } finally {
+    await guest.close();
+  }
+}
+
+function report(summary: DumpSummary, plan: DumpPlan, guest: GuestModel, mode: ProgressMode, write: (text: string) => void): void {
+  const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+  const rate = summary.elapsedMs > 0 ? summary.bytesWritten / (summary.elapsedMs / 1000) : 0;
+  if (mode === 'json') {
+    write(`${JSON.stringify({ event: 'done', ...summary, elapsedMs: Math.round(summary.elapsedMs), peakRssBytes })}\n`);
+    return;
+  }
+  const machine = machineNames[plan.target.machine] ?? `machine ${plan.target.machine}`;
+  const extras = [`${guest.vcpus.length} vCPU${guest.vcpus.length === 1 ? '' : 's'}`, ...(guest.vmcoreinfo ? ['VMCOREINFO'] : [])];
+  write(`vmdump: wrote ${summary.destination}: ${formatBytes(summary.bytesWritten)} `
+    + `(ELF${plan.target.elfClass} ${plan.target.endian}-endian ${machine}, ${plan.layout} layout, `
+    + `${plan.segmentCount - 1} PT_LOAD, ${extras.join(', ')}) in ${formatSeconds(summary.elapsedMs)}, `
+    + `${formatRate(rate)}, peak RSS ${formatBytes(peakRssBytes)}\n`);
+}

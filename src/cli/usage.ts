@@ -1,0 +1,20 @@
+export const USAGE = `Usage: vmdump raw MACHINE.json [options]
+
+Writes an ELF vmcore of the guest described by MACHINE.json (see README
+"Machine description") to a file, or to standard output when it is not a terminal.
+
+Options:
+  -o, --output FILE     write the dump to FILE ('-' for standard output). FILE appears
+                        only when the dump is complete; it is created with mode 0600.
+      --gzip            gzip the output
+      --layout KIND     portable (default): program headers at offset 64, as every
+                        reader expects; qemu: QEMU 7.2's dump-guest-memory bytes exactly
+      --begin ADDR      dump only guest-physical [ADDR, ADDR+LEN) (QEMU's begin/length)
+      --length LEN
+      --progress MODE   bar (default on a terminal), json (lines on stderr), none
+      --fsync           make the file durable before it appears
+  -h, --help            this text
+
+Exit codes: 0 done, 1 internal error, 2 usage, 3 bad input, 4 output failed,
+5 dump not representable, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+`;

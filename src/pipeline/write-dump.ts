@@ -1,0 +1,126 @@
+/**
+ * Wires a planned dump to a sink: record source → encoder → sink, as Node streams so that a
+ * slow destination parks the producer. RxJS carries only observation: the plan, progress and
+ * completion. Cancellation comes through an AbortSignal. The run fails unless the bytes
+ * written equal the planned total.
+ */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ReplaySubject, from, type Observable } from 'rxjs';
+import { VmdumpError, isVmdumpError } from '../model/errors.js';
+import { DEFAULT_CHUNK_SIZE, readDumpRecords, type SourceRecord } from '../sources/record-source.js';
+import type { DumpPlan, DumpRecord } from '../transforms/dump-plan.js';
+import { encodeDumpRecords } from '../transforms/encode-records.js';
+import type { OpenSink, Sink } from '../sinks/sink.js';
+import type { DumpPhase, DumpProgress } from './progress.js';
+
+export interface WriteDumpOptions {
+  readonly signal?: AbortSignal;
+  /** Page chunk size in bytes (default 1 MiB). At most two chunks wait between source and sink. */
+  readonly chunkSize?: number;
+}
+
+export interface DumpSummary {
+  readonly destination: string;
+  readonly bytesWritten: number;
+  readonly totalBytes: number;
+  readonly memoryBytes: number;
+  readonly segmentCount: number;
+  readonly elapsedMs: number;
+}
+
+export interface DumpRun {
+  readonly plan: DumpPlan;
+  /** The planned records, in file order. */
+  readonly records$: Observable<DumpRecord>;
+  /** Phase and confirmed bytes; replays the latest value; completes on success, errors on failure. */
+  readonly progress$: Observable<DumpProgress>;
+  readonly result: Promise<DumpSummary>;
+}
+
+/** Headers come before memory, anything after memory is the trailer. */
+function nextPhase(current: DumpPhase, record: SourceRecord): DumpPhase {
+  if (record.kind === 'page-chunk') return 'memory';
+  return current === 'memory' || current === 'trailer' ? 'trailer' : 'headers';
+}
+
+export function writeDump(plan: DumpPlan, sink: Sink, options: WriteDumpOptions = {}): DumpRun {
+  const progress = new ReplaySubject<DumpProgress>(1);
+  const totalBytes = Number(plan.totalSize);
+  progress.next({ phase: 'planned', bytesWritten: 0, totalBytes });
+  const result = run(plan, sink, options, (phase, bytesWritten) => progress.next({ phase, bytesWritten, totalBytes }));
+  result.then(() => progress.complete(), (error: unknown) => progress.error(error));
+  return { plan, records$: from(plan.records), progress$: progress.asObservable(), result };
+}
+
+async function run(plan: DumpPlan, sink: Sink, options: WriteDumpOptions,
+  report: (phase: DumpPhase, bytes: number) => void): Promise<DumpSummary> {
+  const started = performance.now();
+  const { signal } = options;
+  if (signal?.aborted) throw cancelled(signal);
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const open = await sink.open();
+  let produced = 0;
+  try {
+    let phase: DumpPhase = 'headers';
+    const records = tap(readDumpRecords(plan, { chunkSize, signal }), (record) => { phase = nextPhase(phase, record); });
+    const bytes = tap(encodeDumpRecords(records, plan), (chunk) => {
+      produced += chunk.length;
+      report(phase, confirmed(produced, readable, open));
+    });
+    const readable = Readable.from(bytes, { objectMode: false, highWaterMark: chunkSize });
+    await pipeline(readable, open.writable, signal === undefined ? {} : { signal });
+    report('committing', produced);
+    await open.commit();
+  } catch (error) {
+    await open.abort();
+    throw describeFailure(error, sink, signal);
+  }
+  if (BigInt(produced) !== plan.totalSize) {
+    throw new VmdumpError('internal', `wrote ${produced} bytes but planned ${plan.totalSize}`);
+  }
+  report('done', produced);
+  return {
+    destination: sink.description, bytesWritten: produced, totalBytes: Number(plan.totalSize),
+    memoryBytes: Number(plan.memoryBytes), segmentCount: plan.segmentCount, elapsedMs: performance.now() - started,
+  };
+}
+
+/** Bytes handed over minus those still queued in the readable or the sink's Writable. */
+function confirmed(produced: number, readable: Readable, open: OpenSink): number {
+  return produced - readable.readableLength - open.writable.writableLength;
+}
+
+async function* tap<T>(source: AsyncIterable<T>, see: (item: T) => void): AsyncGenerator<T> {
+  for await (const item of source) {
+    see(item);
+    yield item;
+  }
+}
+
+function cancelled(signal: AbortSignal): VmdumpError {
+  const reason: unknown = signal.reason;
+  const why = reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'aborted';
+  return new VmdumpError('cancelled', `dump cancelled: ${why}`);
+}
+
+const outputErrors: Readonly<Record<string, string>> = {
+  EPIPE: 'the output was closed before the dump was complete (EPIPE)',
+  ENOSPC: 'no space left on the output device (ENOSPC)',
+  EDQUOT: 'disk quota exceeded on the output device (EDQUOT)',
+  EFBIG: 'the output file grew beyond what the file system allows (EFBIG)',
+  EIO: 'I/O error on the output (EIO)',
+  ECONNRESET: 'the output connection was reset (ECONNRESET)',
+};
+
+function describeFailure(error: unknown, sink: Sink, signal: AbortSignal | undefined): VmdumpError {
+  if (signal?.aborted) return cancelled(signal);
+  if (isVmdumpError(error)) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  const known = code === undefined ? undefined : outputErrors[code];
+  if (known !== undefined || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'EBADF' || code === 'EACCES') {
+    const message = known ?? `cannot write the output: ${(error as Error).message}`;
+    return new VmdumpError('output', message, sink.description, { cause: error });
+  }
+  return new VmdumpError('internal', `unexpected failure: ${(error as Error).message ?? String(error)}`, undefined, { cause: error });
+}

@@ -1,0 +1,66 @@
+/**
+ * A file written under a temporary name in the destination's folder (so the rename cannot
+ * cross file systems), mode 0600 because dumps hold the guest's secrets, optionally fsynced,
+ * and renamed over the destination only after the last byte. On failure the temporary file
+ * is removed and an existing destination is left untouched.
+ */
+import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+import { VmdumpError } from '../model/errors.js';
+import { FdWritable } from './fd-writable.js';
+import { call, callVoid, type FileSystem } from './fs-api.js';
+import type { Sink } from './sink.js';
+
+export interface FileSinkOptions {
+  /** fsync the file before renaming it into place (and the folder after). */
+  readonly fsync?: boolean;
+  /** Another file system (memfs in tests); default node:fs. */
+  readonly fileSystem?: FileSystem;
+  /** Default 0o600. */
+  readonly mode?: number;
+}
+
+/** The name a dump has while it is being written; never mistaken for a finished dump. */
+export function partialName(destination: string): string {
+  const dir = path.posix.dirname(destination);
+  return path.posix.join(dir, `.${path.posix.basename(destination)}.${randomBytes(4).toString('hex')}.vmdump-partial`);
+}
+
+export function fileSink(destination: string, options: FileSinkOptions = {}): Sink {
+  const fileSystem = options.fileSystem ?? fs;
+  return {
+    description: destination,
+    seekable: false,
+    async open() {
+      const temporary = partialName(destination);
+      const fd = await call<number>((cb) => fileSystem.open(temporary, 'wx', options.mode ?? 0o600, cb))
+        .catch((error: NodeJS.ErrnoException) => {
+          throw new VmdumpError('output', `cannot create ${destination}: ${error.message}`, undefined, { cause: error });
+        });
+      let closed = false;
+      const close = async (): Promise<void> => {
+        if (!closed) { closed = true; await callVoid((cb) => fileSystem.close(fd, cb)); }
+      };
+      return {
+        writable: new FdWritable(fd, fileSystem),
+        async commit() {
+          if (options.fsync === true) await callVoid((cb) => fileSystem.fsync(fd, cb));
+          await close();
+          await callVoid((cb) => fileSystem.rename(temporary, destination, cb));
+          if (options.fsync === true && fileSystem === fs) await syncDirectory(path.dirname(destination));
+        },
+        async abort() {
+          await close().catch(() => undefined);
+          await callVoid((cb) => fileSystem.unlink(temporary, cb)).catch(() => undefined);
+        },
+      };
+    },
+  };
+}
+
+/** Makes the rename itself durable. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await fs.promises.open(dir, 'r');
+  try { await handle.sync(); } finally { await handle.close(); }
+}

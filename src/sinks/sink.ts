@@ -1,0 +1,31 @@
+/**
+ * A sink is a destination that is opened only after the dump is planned, written
+ * sequentially through a Node Writable (so `false` from write() parks the producer),
+ * then committed (made visible, durable) or aborted (nothing that looks complete remains).
+ */
+import type { Writable } from 'node:stream';
+
+export interface Sink {
+  /** Names the destination in messages: "core.elf", "stdout", "fd 5". */
+  readonly description: string;
+  /** Every sink here writes front to back; none seeks. */
+  readonly seekable: false;
+  open(): Promise<OpenSink>;
+}
+
+export interface OpenSink {
+  readonly writable: Writable;
+  /** Called once `writable` has finished: flush, fsync, rename into place. */
+  commit(): Promise<void>;
+  /** Called on any failure: remove partial output. Must not throw. */
+  abort(): Promise<void>;
+}
+
+/** Wraps a caller's Writable (the library's "dump to any Writable"): nothing to commit or remove. */
+export function writableSink(writable: Writable, description = 'writable'): Sink {
+  return {
+    description,
+    seekable: false,
+    open: async () => ({ writable, commit: async () => undefined, abort: async () => undefined }),
+  };
+}

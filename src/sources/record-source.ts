@@ -1,0 +1,49 @@
+/**
+ * Emits a planned dump's records in file order, turning each memory record into page chunks
+ * read from the guest only when the consumer pulls (an async generator: no read-ahead of its
+ * own; the pipeline decides how far ahead it may run).
+ */
+import { VmdumpError, hex } from '../model/errors.js';
+import { fileOffset, minBig, type FileOffset } from '../model/units.js';
+import type { DumpPlan, DumpRecord } from '../transforms/dump-plan.js';
+
+/** Guest bytes at a planned file offset; part of one memory record. */
+export interface PageChunk {
+  readonly kind: 'page-chunk';
+  readonly offset: FileOffset;
+  readonly bytes: Uint8Array;
+}
+
+/** What the record source yields: every non-memory record as planned, memory as page chunks. */
+export type SourceRecord = Exclude<DumpRecord, { kind: 'memory' }> | PageChunk;
+
+export const DEFAULT_CHUNK_SIZE = 1 << 20;
+
+export interface RecordSourceOptions {
+  /** Largest page chunk, in bytes (default 1 MiB). */
+  readonly chunkSize?: number;
+  readonly signal?: AbortSignal;
+}
+
+export async function* readDumpRecords(plan: DumpPlan, options: RecordSourceOptions = {}): AsyncGenerator<SourceRecord> {
+  const chunkSize = BigInt(options.chunkSize ?? DEFAULT_CHUNK_SIZE);
+  for (const record of plan.records) {
+    if (record.kind !== 'memory') {
+      yield record;
+      continue;
+    }
+    const { range, rangeOffset } = record.piece;
+    for (let done = 0n; done < record.size; done += chunkSize) {
+      options.signal?.throwIfAborted();
+      const bytes = Buffer.allocUnsafe(Number(minBig(chunkSize, record.size - done)));
+      try {
+        await range.read(rangeOffset + done, bytes);
+      } catch (error) {
+        if (error instanceof VmdumpError) throw error;
+        throw new VmdumpError('bad-input', `cannot read guest memory: ${(error as Error).message}`,
+          `${range.label}, range offset ${hex(rangeOffset + done)}`, { cause: error });
+      }
+      yield { kind: 'page-chunk', offset: fileOffset(record.offset + done), bytes };
+    }
+  }
+}
