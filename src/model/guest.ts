@@ -5,7 +5,7 @@
  */
 import { EM_386, EM_X86_64 } from './elf-constants.js';
 import { VmdumpError, hex } from './errors.js';
-import { FOUR_GIB, type PhysAddr } from './units.js';
+import { U32_MAX, type PhysAddr } from './units.js';
 
 export type ElfClass = 32 | 64;
 export type Endian = 'little' | 'big';
@@ -100,13 +100,14 @@ export const EFER_LMA = 1n << 10n;
 
 /**
  * x86 class and machine as QEMU chooses them (elf-vmcore.md §6): long mode on the first vCPU
- * gives EM_X86_64/ELF64; otherwise EM_386, ELF64 only if some range ends above 4 GiB.
+ * gives EM_X86_64/ELF64; otherwise EM_386, ELF64 only if some range's exclusive end is above 0xFFFFFFFF.
  */
 export function x86Architecture(firstCpuLongMode: boolean, ram: readonly RamRange[]): Architecture {
   if (firstCpuLongMode) {
     return { name: 'x86_64', machine: EM_X86_64, elfClass: 64, endian: 'little', pageSize: X86_PAGE_SIZE };
   }
-  const reachesAbove4G = ram.some((r) => r.start + r.size > FOUR_GIB);
+  // The exclusive end counts: a BIOS ROM ending exactly at 4 GiB already makes it ELF64 (§6).
+  const reachesAbove4G = ram.some((r) => r.start + r.size > U32_MAX);
   return { name: 'i386', machine: EM_386, elfClass: reachesAbove4G ? 64 : 32, endian: 'little', pageSize: X86_PAGE_SIZE };
 }
 

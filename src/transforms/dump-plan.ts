@@ -13,8 +13,9 @@
 import { PN_XNUM, PT_LOAD, PT_NOTE, SHT_NULL, SHT_STRTAB, ET_CORE, EV_CURRENT } from '../model/elf-constants.js';
 import { VmdumpError, hex } from '../model/errors.js';
 import { checkRamRanges, type ElfClass, type ElfNote, type GuestModel } from '../model/guest.js';
-import { FOUR_GIB, U32_MAX, fileOffset, type FileOffset } from '../model/units.js';
+import { fileOffset, type FileOffset } from '../model/units.js';
 import { noteSize } from './elf-encode.js';
+import { encodeRecord } from './encode-records.js';
 import { buildNotes } from './notes.js';
 import {
   NOT_IN_FILE, elfHeaderSize, programHeaderSize, sectionHeaderSize,
@@ -203,18 +204,25 @@ function planPortableLayout(c: Contents): DumpPlan {
   return finish('portable', c, records);
 }
 
-/** ELF32 words hold offsets and addresses below 4 GiB only. */
+/** Whether every header value fits its ELF32 word: the encoder is the judge, so nothing is duplicated here. */
 function fits32(plan: DumpPlan): boolean {
   if (plan.target.elfClass === 64) return true;
-  if (plan.totalSize > FOUR_GIB) return false;
-  return plan.records.every((r) => r.kind !== 'program-headers'
-    || r.headers.every((h) => h.paddr + h.memsz <= FOUR_GIB && h.vaddr <= U32_MAX));
+  try {
+    for (const record of plan.records) {
+      if (record.kind !== 'memory') for (const _ of encodeRecord(record, plan.target)) { /* encode only */ }
+    }
+    return true;
+  } catch (error) {
+    if (error instanceof VmdumpError && error.code === 'unrepresentable') return false;
+    throw error;
+  }
 }
 
 function checkFits(plan: DumpPlan): DumpPlan {
   if (!fits32(plan)) {
     throw new VmdumpError('unrepresentable',
-      `an ELF32 dump cannot hold this guest (file size ${hex(plan.totalSize)}); QEMU would truncate offsets here. Use --layout portable, which widens to ELF64`);
+      `an ELF32 dump cannot hold this guest (file size ${hex(plan.totalSize)}); QEMU would truncate offsets here. `
+      + 'Use --layout portable, which widens to ELF64 when it must');
   }
   return plan;
 }
