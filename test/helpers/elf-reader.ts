@@ -1,0 +1,58 @@
+/**
+ * A minimal ELF core reader written for the tests from the gABI, sharing nothing with
+ * src/transforms: if the encoder and this disagree, one of them is wrong.
+ */
+import * as fs from 'node:fs';
+
+export interface ReadElf {
+  elfClass: 32 | 64;
+  little: boolean;
+  type: number; machine: number; phoff: bigint; shoff: bigint; ehsize: number;
+  phnumField: number; shnum: number; shstrndx: number;
+  phdrs: { type: number; flags: number; offset: bigint; vaddr: bigint; paddr: bigint; filesz: bigint; memsz: bigint }[];
+  notes: { name: string; type: number; desc: Buffer; at: number }[];
+}
+
+export function readElfFile(path: string): ReadElf {
+  return parseElf(fs.readFileSync(path));
+}
+
+export function parseElf(b: Buffer): ReadElf {
+  if (b.readUInt32BE(0) !== 0x7f454c46) throw new Error('not ELF');
+  const is64 = b[4] === 2;
+  const little = b[5] === 1;
+  const u16 = (at: number) => (little ? b.readUInt16LE(at) : b.readUInt16BE(at));
+  const u32 = (at: number) => (little ? b.readUInt32LE(at) : b.readUInt32BE(at));
+  const u64 = (at: number) => (little ? b.readBigUInt64LE(at) : b.readBigUInt64BE(at));
+  const word = (at: number) => (is64 ? u64(at) : BigInt(u32(at)));
+  const w = is64 ? 8 : 4;
+  const phoff = word(24 + w);
+  const shoff = word(24 + 2 * w);
+  const after = 24 + 3 * w + 4; // e_flags
+  const header = {
+    type: u16(16), machine: u16(18), phoff, shoff, ehsize: u16(after),
+    phnumField: u16(after + 4), shnum: u16(after + 8), shstrndx: u16(after + 10),
+  };
+  let phnum = header.phnumField;
+  if (phnum === 0xffff) phnum = u32(Number(shoff) + (is64 ? 44 : 28)); // sh_info of section 0
+  const phdrs = [];
+  for (let i = 0; i < phnum; i += 1) {
+    const at = Number(phoff) + i * (is64 ? 56 : 32);
+    phdrs.push(is64
+      ? { type: u32(at), flags: u32(at + 4), offset: u64(at + 8), vaddr: u64(at + 16), paddr: u64(at + 24), filesz: u64(at + 32), memsz: u64(at + 40) }
+      : { type: u32(at), offset: BigInt(u32(at + 4)), vaddr: BigInt(u32(at + 8)), paddr: BigInt(u32(at + 12)), filesz: BigInt(u32(at + 16)), memsz: BigInt(u32(at + 20)), flags: u32(at + 24) });
+  }
+  const notes: ReadElf['notes'] = [];
+  const noteSeg = phdrs.find((p) => p.type === 4);
+  if (noteSeg !== undefined) {
+    const end = Number(noteSeg.offset + noteSeg.filesz);
+    for (let at = Number(noteSeg.offset); at < end;) {
+      const namesz = u32(at); const descsz = u32(at + 4); const type = u32(at + 8);
+      const name = b.subarray(at + 12, at + 12 + namesz - 1).toString('latin1');
+      const descAt = at + 12 + Math.ceil(namesz / 4) * 4;
+      notes.push({ name, type, desc: b.subarray(descAt, descAt + descsz), at });
+      at = descAt + Math.ceil(descsz / 4) * 4;
+    }
+  }
+  return { elfClass: is64 ? 64 : 32, little, ...header, phdrs, notes };
+}

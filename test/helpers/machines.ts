@@ -1,0 +1,49 @@
+/** Machine descriptions on disk for CLI tests: RAM files filled with the address pattern. */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fillPattern } from './guests.js';
+
+export const CLI = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
+
+export function tempDir(prefix = 'vmdump-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface RangeOnDisk { address: bigint; size: number }
+
+export function writeMachine(dir: string, machine: { arch: string; ranges: RangeOnDisk[]; vcpus?: object[]; vmcoreinfo?: string }): string {
+  const ram = machine.ranges.map((r, i) => {
+    const bytes = Buffer.alloc(r.size);
+    fillPattern(bytes, r.address);
+    const file = `ram${i}.img`;
+    fs.writeFileSync(path.join(dir, file), bytes);
+    return { address: `0x${r.address.toString(16)}`, size: r.size, file };
+  });
+  const description: Record<string, unknown> = { arch: machine.arch, ram };
+  if (machine.vcpus) description.vcpus = machine.vcpus;
+  if (machine.vmcoreinfo !== undefined) {
+    fs.writeFileSync(path.join(dir, 'vmcoreinfo.txt'), machine.vmcoreinfo);
+    description.vmcoreinfo = 'vmcoreinfo.txt';
+  }
+  const file = path.join(dir, 'machine.json');
+  fs.writeFileSync(file, JSON.stringify(description, null, 2));
+  return file;
+}
+
+export interface CliResult { code: number | null; signal: NodeJS.Signals | null; stdout: Buffer; stderr: string }
+
+/** Runs the built CLI; `stdout` is collected unless the caller wires it elsewhere. */
+export function runCli(args: readonly string[], options: { cwd?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out), stderr }));
+  });
+}
