@@ -24,6 +24,12 @@ export class FdWritable extends Writable {
     this.writeAll(chunk).then(() => callback(), callback);
   }
 
+  /** Chunks queued while a write was in flight go out together: one syscall, not one per chunk. */
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    const joined = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk));
+    this.writeAll(joined).then(() => callback(), callback);
+  }
+
   private async writeAll(chunk: Uint8Array): Promise<void> {
     let offset = 0;
     let pause = 1;
