@@ -65,8 +65,9 @@ async function run(plan: DumpPlan, sink: Sink, options: WriteDumpOptions,
     let phase: DumpPhase = 'headers';
     const records = tap(readDumpRecords(plan, { chunkSize, signal }), (record) => { phase = nextPhase(phase, record); });
     const bytes = tap(encodeDumpRecords(records, plan), (chunk) => {
-      produced += chunk.length;
+      // Every earlier chunk is in the readable, the sink's buffer, or confirmed; this one is in none yet.
       report(phase, confirmed(produced, readable, open));
+      produced += chunk.length;
     });
     const readable = Readable.from(bytes, { objectMode: false, highWaterMark: chunkSize });
     await pipeline(readable, open.writable, signal === undefined ? {} : { signal });

@@ -87,10 +87,9 @@ class OpenFiles {
   open(file: string): Promise<{ fd: number; stat: fs.Stats }> {
     let handle = this.handles.get(file);
     if (handle === undefined) {
-      handle = (async () => {
-        const fd = await fs.promises.open(file, 'r').then((h) => h.fd);
-        return { fd, stat: fs.fstatSync(fd) };
-      })();
+      // A plain descriptor, not a FileHandle: the GC closes a FileHandle nobody references.
+      handle = new Promise((resolve, reject) => fs.open(file, 'r', (error, fd) =>
+        (error ? reject(error) : resolve({ fd, stat: fs.fstatSync(fd) }))));
       this.handles.set(file, handle);
     }
     return handle;
