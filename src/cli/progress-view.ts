@@ -1,26 +1,32 @@
 /** Renders progress on stderr: a bar on a terminal, JSON lines for machines, or nothing. */
-import { auditTime, endWith, type Observable, type Subscription } from 'rxjs';
+import { auditTime, endWith, type Observable } from 'rxjs';
 import type { RatedProgress } from '../pipeline/progress.js';
 import { formatBytes, formatRate } from './format.js';
 
 export type ProgressMode = 'bar' | 'json' | 'none';
 
-export function showProgress(progress$: Observable<RatedProgress>, mode: ProgressMode, write: (text: string) => void): Subscription | undefined {
-  if (mode === 'none') return undefined;
-  if (mode === 'json') {
-    return progress$.pipe(auditTime(250)).subscribe({
-      next: (p) => write(`${JSON.stringify({ event: 'progress', ...p, bytesPerSecond: Math.round(p.bytesPerSecond), elapsedMs: Math.round(p.elapsedMs) })}\n`),
-      error: () => undefined,
+/** Resolves once the view has written its last line (throttled values are flushed first). */
+export function showProgress(progress$: Observable<RatedProgress>, mode: ProgressMode, write: (text: string) => void): Promise<void> {
+  return new Promise((resolve) => {
+    if (mode === 'none') { resolve(); return; }
+    if (mode === 'json') {
+      progress$.pipe(auditTime(250)).subscribe({
+        next: (p) => write(`${JSON.stringify({ event: 'progress', ...p, bytesPerSecond: Math.round(p.bytesPerSecond), elapsedMs: Math.round(p.elapsedMs) })}\n`),
+        error: () => resolve(),
+        complete: () => resolve(),
+      });
+      return;
+    }
+    let last: RatedProgress | undefined;
+    const endLine = (): void => { if (last !== undefined) write('\n'); resolve(); };
+    progress$.pipe(auditTime(100), endWith(undefined)).subscribe({
+      next: (p) => {
+        if (p === undefined) { endLine(); return; }
+        last = p;
+        write(`\r${bar(p)}\x1b[K`);
+      },
+      error: endLine,
     });
-  }
-  let last: RatedProgress | undefined;
-  return progress$.pipe(auditTime(100), endWith(undefined)).subscribe({
-    next: (p) => {
-      if (p === undefined) { if (last !== undefined) write('\n'); return; }
-      last = p;
-      write(`\r${bar(p)}\x1b[K`);
-    },
-    error: () => { if (last !== undefined) write('\n'); },
   });
 }
 

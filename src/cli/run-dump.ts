@@ -39,8 +39,8 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: (
   try {
     const plan = planDump(guest, { layout: options.layout, ...(options.filter === undefined ? {} : { filter: options.filter }) });
     const run = writeDump(plan, chooseSink(options), { signal });
-    showProgress(run.progress$.pipe(withRate()), options.progress, write);
-    const summary = await run.result;
+    const shown = showProgress(run.progress$.pipe(withRate()), options.progress, write);
+    const summary = await run.result.finally(() => shown);
     report(summary, plan, guest, options.progress, write);
     return summary;
   } finally {

@@ -39,3 +39,11 @@ export function isVmdumpError(error: unknown): error is VmdumpError {
 export function hex(value: bigint | number): string {
   return `0x${value.toString(16)}`;
 }
+
+/** "no such file or directory (ENOENT)" from Node's "ENOENT: no such file or directory, open '/x'". */
+export function errnoText(error: unknown): string {
+  const e = error as NodeJS.ErrnoException;
+  if (typeof e?.code !== 'string' || typeof e.message !== 'string') return String((error as Error)?.message ?? error);
+  const text = e.message.replace(/^[A-Z0-9_]+: /, '').replace(/, \w+ '.*'$/, '');
+  return `${text} (${e.code})`;
+}

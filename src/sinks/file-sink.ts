@@ -3,14 +3,17 @@
  * cross file systems), mode 0600 because dumps hold the guest's secrets, optionally fsynced,
  * and renamed over the destination only after the last byte. On failure the temporary file
  * is removed and an existing destination is left untouched.
+ *
+ * A destination that exists and is not a regular file (/dev/null, a FIFO, a tape) is written
+ * in place: renaming over a device node would replace it with a plain file.
  */
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import { VmdumpError } from '../model/errors.js';
+import { VmdumpError, errnoText } from '../model/errors.js';
 import { FdWritable } from './fd-writable.js';
 import { call, callVoid, type FileSystem } from './fs-api.js';
-import type { Sink } from './sink.js';
+import type { OpenSink, Sink } from './sink.js';
 
 export interface FileSinkOptions {
   /** fsync the file before renaming it into place (and the folder after). */
@@ -33,10 +36,11 @@ export function fileSink(destination: string, options: FileSinkOptions = {}): Si
     description: destination,
     seekable: false,
     async open() {
+      if (await isSpecialFile(fileSystem, destination)) return openInPlace(fileSystem, destination);
       const temporary = partialName(destination);
       const fd = await call<number>((cb) => fileSystem.open(temporary, 'wx', options.mode ?? 0o600, cb))
         .catch((error: NodeJS.ErrnoException) => {
-          throw new VmdumpError('output', `cannot create ${destination}: ${error.message}`, undefined, { cause: error });
+          throw new VmdumpError('output', `cannot create ${destination}: ${errnoText(error)}`, undefined, { cause: error });
         });
       let closed = false;
       const close = async (): Promise<void> => {
@@ -56,6 +60,28 @@ export function fileSink(destination: string, options: FileSinkOptions = {}): Si
         },
       };
     },
+  };
+}
+
+async function isSpecialFile(fileSystem: FileSystem, destination: string): Promise<boolean> {
+  try {
+    const stat = await call<{ isFile(): boolean }>((cb) => fileSystem.stat(destination, cb));
+    return !stat.isFile();
+  } catch {
+    return false; // absent (the usual case) or unreadable: the temporary-file path reports it
+  }
+}
+
+/** Devices and FIFOs: nothing to rename or remove; a partial write cannot be mistaken for a file. */
+async function openInPlace(fileSystem: FileSystem, destination: string): Promise<OpenSink> {
+  const fd = await call<number>((cb) => fileSystem.open(destination, 'w', 0o600, cb)).catch((error: NodeJS.ErrnoException) => {
+    throw new VmdumpError('output', `cannot open ${destination}: ${errnoText(error)}`, undefined, { cause: error });
+  });
+  const close = (): Promise<void> => callVoid((cb) => fileSystem.close(fd, cb));
+  return {
+    writable: new FdWritable(fd, fileSystem),
+    commit: close,
+    abort: () => close().catch(() => undefined),
   };
 }
 

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fixedArchitectures, architectureNames } from '../model/architectures.js';
-import { VmdumpError, hex } from '../model/errors.js';
+import { VmdumpError, errnoText, hex } from '../model/errors.js';
 import {
   checkRamRanges, x86Architecture, type Architecture, type ElfNote, type GuestModel, type RamRange, type Vcpu,
 } from '../model/guest.js';
@@ -48,7 +48,7 @@ async function readJson(file: string): Promise<Json> {
   try {
     text = await fs.promises.readFile(file, 'utf8');
   } catch (error) {
-    throw new VmdumpError('bad-input', `cannot read the machine description: ${(error as Error).message}`, undefined, { cause: error });
+    throw new VmdumpError('bad-input', `cannot read the machine description ${file}: ${errnoText(error)}`, undefined, { cause: error });
   }
   try {
     return JSON.parse(text) as Json;
@@ -105,7 +105,7 @@ class OpenFiles {
 async function openRange(spec: RangeSpec, files: OpenFiles): Promise<RamRange> {
   const label = `${spec.field} (${path.basename(spec.file)} at ${hex(spec.fileOffset)})`;
   const { fd, stat } = await files.open(spec.file).catch((error: Error) => {
-    throw new VmdumpError('bad-input', `cannot open ${spec.file}: ${error.message}`, spec.field, { cause: error });
+    throw new VmdumpError('bad-input', `cannot open ${spec.file}: ${errnoText(error)}`, spec.field, { cause: error });
   });
   // Block and character devices report size 0; their short reads surface while streaming.
   if (stat.isFile() && BigInt(stat.size) < spec.fileOffset + spec.size) {
@@ -129,7 +129,7 @@ async function readFully(fd: number, position: bigint, into: Uint8Array, label: 
 
 async function readVmcoreinfo(file: string, arch: Architecture): Promise<ElfNote> {
   const bytes = await fs.promises.readFile(file).catch((error: Error) => {
-    throw new VmdumpError('bad-input', `cannot read the VMCOREINFO file: ${error.message}`, 'vmcoreinfo', { cause: error });
+    throw new VmdumpError('bad-input', `cannot read the VMCOREINFO file ${file}: ${errnoText(error)}`, 'vmcoreinfo', { cause: error });
   });
   return parseVmcoreinfo(bytes, arch.endian, file);
 }

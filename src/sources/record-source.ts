@@ -3,7 +3,7 @@
  * read from the guest only when the consumer pulls (an async generator: no read-ahead of its
  * own; the pipeline decides how far ahead it may run).
  */
-import { VmdumpError, hex } from '../model/errors.js';
+import { VmdumpError, errnoText, hex } from '../model/errors.js';
 import { fileOffset, minBig, type FileOffset } from '../model/units.js';
 import type { DumpPlan, DumpRecord } from '../transforms/dump-plan.js';
 
@@ -40,7 +40,7 @@ export async function* readDumpRecords(plan: DumpPlan, options: RecordSourceOpti
         await range.read(rangeOffset + done, bytes);
       } catch (error) {
         if (error instanceof VmdumpError) throw error;
-        throw new VmdumpError('bad-input', `cannot read guest memory: ${(error as Error).message}`,
+        throw new VmdumpError('bad-input', `cannot read guest memory: ${errnoText(error)}`,
           `${range.label}, range offset ${hex(rangeOffset + done)}`, { cause: error });
       }
       yield { kind: 'page-chunk', offset: fileOffset(record.offset + done), bytes };

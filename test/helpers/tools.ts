@@ -12,10 +12,12 @@ export function hasTool(name: string): boolean {
 }
 
 /** `it` when `tool` is installed or under CI; otherwise `it.skip` with a warning naming the package. */
-export function itWithTool(tool: string, debianPackage: string): typeof it {
-  if (hasTool(tool) || inCi) return it;
-  console.warn(`\n*** SKIPPING tests that need ${tool}: it is not installed (apt-get install ${debianPackage}). CI installs it. ***\n`);
-  return it.skip;
+export function itWithTool(tool: string, debianPackage: string): ReturnType<typeof it.skipIf> {
+  const available = hasTool(tool) || inCi;
+  if (!available) {
+    console.warn(`\n*** SKIPPING tests that need ${tool}: it is not installed (apt-get install ${debianPackage}). CI installs it. ***\n`);
+  }
+  return it.skipIf(!available);
 }
 
 export function run(command: string, args: readonly string[], options: { input?: Buffer } = {}):

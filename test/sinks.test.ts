@@ -1,0 +1,92 @@
+/** Sinks: memfs and real files write the same bytes; gzip round-trips; failures leave nothing behind. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { Volume, createFsFromVolume } from 'memfs';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { GuestModel } from '../src/model/guest.js';
+import { writeDump } from '../src/pipeline/write-dump.js';
+import { fileSink } from '../src/sinks/file-sink.js';
+import type { FileSystem } from '../src/sinks/fs-api.js';
+import { gzipSink } from '../src/sinks/gzip-sink.js';
+import { planDump } from '../src/transforms/dump-plan.js';
+import { guestOf, patternRange, x86State } from './helpers/guests.js';
+import { readElfFile, parseElf } from './helpers/elf-reader.js';
+import { tempDir } from './helpers/machines.js';
+import { itWithTool, run } from './helpers/tools.js';
+
+const dir = tempDir();
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+const guest = (): GuestModel => guestOf({
+  ram: [patternRange(0n, 0xa0000n), patternRange(0x100000n, 0x300000n)],
+  vcpus: [{ index: 0, state: x86State({ efer: 0x500n, rip: 0xffffffff81000000n }) }],
+});
+const memfs = () => {
+  const volume = new Volume();
+  volume.mkdirSync('/dumps');
+  return { volume, fileSystem: createFsFromVolume(volume) as unknown as FileSystem };
+};
+
+describe('file and memfs sinks', () => {
+  it('memfs receives exactly the bytes a real file does, under the final name only, mode 0600', async () => {
+    const real = path.join(dir, 'real.core');
+    await writeDump(planDump(guest()), fileSink(real)).result;
+    const { volume, fileSystem } = memfs();
+    await writeDump(planDump(guest()), fileSink('/dumps/core.elf', { fileSystem })).result;
+    expect(volume.readdirSync('/dumps')).toEqual(['core.elf']);
+    const inMemory = volume.readFileSync('/dumps/core.elf') as Buffer;
+    expect(inMemory.equals(fs.readFileSync(real))).toBe(true);
+    expect(parseElf(inMemory).phdrs.length).toBe(3);
+    expect(fs.statSync(real).mode & 0o777).toBe(0o600);
+    expect(volume.statSync('/dumps/core.elf').mode & 0o777).toBe(0o600);
+  });
+
+  it('a failure mid-way removes the partial file and leaves an existing destination untouched', async () => {
+    const { volume, fileSystem } = memfs();
+    volume.writeFileSync('/dumps/core.elf', 'the previous dump');
+    const failing = guestOf({ ram: [{ ...patternRange(0n, 8n << 20n), read: async (offset, into) => {
+      if (offset > 2n << 20n) throw new Error('disk vanished');
+      into.fill(7);
+    } }] });
+    await expect(writeDump(planDump(failing), fileSink('/dumps/core.elf', { fileSystem })).result).rejects.toThrow('disk vanished');
+    expect(volume.readdirSync('/dumps')).toEqual(['core.elf']);
+    expect(volume.readFileSync('/dumps/core.elf', 'utf8')).toBe('the previous dump');
+  });
+
+  it('an unwritable destination is an output error before anything is read', async () => {
+    let reads = 0;
+    const counting = guestOf({ ram: [{ ...patternRange(0n, 4096n), read: async (_o, into) => { reads += 1; into.fill(0); } }] });
+    await expect(writeDump(planDump(counting), fileSink(path.join(dir, 'no/such/dir/core'))).result)
+      .rejects.toMatchObject({ code: 'output', message: expect.stringContaining('cannot create') });
+    expect(reads).toBe(0);
+  });
+
+  it('fsync mode writes the same file', async () => {
+    const file = path.join(dir, 'synced.core');
+    await writeDump(planDump(guest()), fileSink(file, { fsync: true })).result;
+    expect(readElfFile(file).phdrs.length).toBe(3);
+  });
+});
+
+describe('gzip sink', () => {
+  const plainAndGzip = async () => {
+    const plain = path.join(dir, 'plain.core');
+    const gz = path.join(dir, 'core.gz');
+    await writeDump(planDump(guest()), fileSink(plain)).result;
+    const summary = await writeDump(planDump(guest()), gzipSink(fileSink(gz))).result;
+    return { plain, gz, summary };
+  };
+
+  it('decompresses (zlib) to the same bytes as the plain output; progress counts dump bytes', async () => {
+    const { plain, gz, summary } = await plainAndGzip();
+    expect(gunzipSync(fs.readFileSync(gz)).equals(fs.readFileSync(plain))).toBe(true);
+    expect(summary.bytesWritten).toBe(fs.statSync(plain).size);
+  });
+
+  itWithTool('gzip', 'gzip')('decompresses with the real gzip to the same bytes', async () => {
+    const { plain, gz } = await plainAndGzip();
+    const result = run('gzip', ['-dc', gz]);
+    expect(result.status).toBe(0);
+    expect(run('sh', ['-c', `gzip -dc '${gz}' | cmp - '${plain}' && echo same`]).stdout.trim()).toBe('same');
+  });
+});
