@@ -10,7 +10,7 @@ import { fileSink } from '../src/sinks/file-sink.js';
 import type { FileSystem } from '../src/sinks/fs-api.js';
 import { gzipSink } from '../src/sinks/gzip-sink.js';
 import { planDump } from '../src/transforms/dump-plan.js';
-import { guestOf, patternRange, x86State } from './helpers/guests.js';
+import { fillPattern, guestOf, patternRange, x86State } from './helpers/guests.js';
 import { readElfFile, parseElf } from './helpers/elf-reader.js';
 import { tempDir } from './helpers/machines.js';
 import { itWithTool, run } from './helpers/tools.js';
@@ -59,6 +59,18 @@ describe('file and memfs sinks', () => {
     await expect(writeDump(planDump(counting), fileSink(path.join(dir, 'no/such/dir/core'))).result)
       .rejects.toMatchObject({ code: 'output', message: expect.stringContaining('cannot create') });
     expect(reads).toBe(0);
+  });
+
+  it('reused chunk buffers never overwrite bytes still queued: 512 small chunks, every byte checked', async () => {
+    const file = path.join(dir, 'reuse.core');
+    const plan = planDump(guestOf({ ram: [patternRange(0x100000n, 32n << 20n)] }));
+    await writeDump(plan, fileSink(file), { chunkSize: 64 << 10 }).result;
+    const parsed = readElfFile(file);
+    const load = parsed.phdrs[1]!;
+    const got = fs.readFileSync(file).subarray(Number(load.offset), Number(load.offset + load.filesz));
+    const want = Buffer.alloc(32 << 20);
+    fillPattern(want, 0x100000n);
+    expect(got.equals(want)).toBe(true);
   });
 
   it('fsync mode writes the same file', async () => {

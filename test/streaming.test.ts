@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { VmdumpError } from '../src/model/errors.js';
 import type { RamRange } from '../src/model/guest.js';
 import { openRawImage } from '../src/sources/raw-image.js';
+import { DEFAULT_CHUNK_SIZE } from '../src/sources/record-source.js';
 import { writeDump } from '../src/pipeline/write-dump.js';
 import { writableSink } from '../src/sinks/sink.js';
 import { planDump } from '../src/transforms/dump-plan.js';
@@ -67,8 +68,8 @@ describe('backpressure', () => {
     await expect(run.result).rejects.toMatchObject({ code: 'cancelled' });
     clearInterval(watch);
     await guest.close();
-    // Chunk 1 MiB: at most one being read, one queued in the readable, one in the sink's buffer, one being written.
-    expect(maxInFlight).toBeLessThanOrEqual(4 * MiB);
+    // At most one chunk being read, one queued in the readable, one in the sink's buffer, one being written.
+    expect(maxInFlight).toBeLessThanOrEqual(4 * DEFAULT_CHUNK_SIZE);
     expect(log.bytes).toBeLessThan(60 * MiB);
   });
 });

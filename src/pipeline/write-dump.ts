@@ -12,11 +12,12 @@ import { DEFAULT_CHUNK_SIZE, readDumpRecords, type SourceRecord } from '../sourc
 import type { DumpPlan, DumpRecord } from '../transforms/dump-plan.js';
 import { encodeDumpRecords } from '../transforms/encode-records.js';
 import type { OpenSink, Sink } from '../sinks/sink.js';
+import { ChunkPool } from './chunk-pool.js';
 import type { DumpPhase, DumpProgress } from './progress.js';
 
 export interface WriteDumpOptions {
   readonly signal?: AbortSignal;
-  /** Page chunk size in bytes (default 1 MiB). At most two chunks wait between source and sink. */
+  /** Page chunk size in bytes (default 2 MiB). At most two chunks wait between source and sink. */
   readonly chunkSize?: number;
 }
 
@@ -59,11 +60,12 @@ async function run(plan: DumpPlan, sink: Sink, options: WriteDumpOptions,
   const { signal } = options;
   if (signal?.aborted) throw cancelled(signal);
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  const open = await sink.open();
+  const pool = new ChunkPool(chunkSize);
+  const open = await sink.open({ recycle: pool.recycle });
   let produced = 0;
   try {
     let phase: DumpPhase = 'headers';
-    const records = tap(readDumpRecords(plan, { chunkSize, signal }), (record) => { phase = nextPhase(phase, record); });
+    const records = tap(readDumpRecords(plan, { chunkSize, signal, allocate: (size) => pool.acquire(size) }), (record) => { phase = nextPhase(phase, record); });
     const bytes = tap(encodeDumpRecords(records, plan), (chunk) => {
       // Every earlier chunk is in the readable, the sink's buffer, or confirmed; this one is in none yet.
       report(phase, confirmed(produced, readable, open));

@@ -6,8 +6,8 @@ export function fdSink(fd: number, description = fd === 1 ? 'stdout' : `fd ${fd}
   return {
     description,
     seekable: false,
-    open: async () => ({
-      writable: new FdWritable(fd),
+    open: async (options) => ({
+      writable: new FdWritable(fd, undefined, options?.recycle),
       commit: async () => undefined,
       abort: async () => undefined,
     }),

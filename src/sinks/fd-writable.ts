@@ -10,24 +10,54 @@ import { Writable } from 'node:stream';
 import { call, type FileSystem } from './fs-api.js';
 
 const EAGAIN_PAUSE_MAX_MS = 50;
+/** Runs of queued chunks are joined into writes of up to this size; larger chunks go as they are. */
+const SMALL_JOIN = 256 << 10;
+
+function* joinSmall(buffers: readonly Buffer[]): Generator<Buffer> {
+  let run: Buffer[] = [];
+  let runBytes = 0;
+  const flush = function* (): Generator<Buffer> {
+    if (run.length > 0) yield run.length === 1 ? run[0]! : Buffer.concat(run, runBytes);
+    run = [];
+    runBytes = 0;
+  };
+  for (const buffer of buffers) {
+    if (buffer.length >= SMALL_JOIN) {
+      yield* flush();
+      yield buffer;
+      continue;
+    }
+    if (runBytes + buffer.length > SMALL_JOIN) yield* flush();
+    run.push(buffer);
+    runBytes += buffer.length;
+  }
+  yield* flush();
+}
 
 export class FdWritable extends Writable {
   constructor(
     private readonly fd: number,
     private readonly fileSystem: FileSystem = fs,
-    highWaterMark = 1 << 20,
+    private readonly recycle: (chunk: Uint8Array) => void = () => undefined,
+    highWaterMark = 2 << 20,
   ) {
     super({ highWaterMark, decodeStrings: true });
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.writeAll(chunk).then(() => callback(), callback);
+    this.writeAll(chunk).then(() => { this.recycle(chunk); callback(); }, callback);
   }
 
-  /** Chunks queued while a write was in flight go out together: one syscall, not one per chunk. */
+  /**
+   * Chunks queued while a write was in flight go out together: small ones (headers) joined into
+   * one write; large ones (pages) one after another, never copied.
+   */
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    const joined = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk));
-    this.writeAll(joined).then(() => callback(), callback);
+    const buffers = chunks.map((c) => c.chunk);
+    (async () => {
+      for (const buffer of joinSmall(buffers)) await this.writeAll(buffer);
+      for (const buffer of buffers) this.recycle(buffer);
+    })().then(() => callback(), callback);
   }
 
   private async writeAll(chunk: Uint8Array): Promise<void> {

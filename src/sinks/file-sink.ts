@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { VmdumpError, errnoText } from '../model/errors.js';
 import { FdWritable } from './fd-writable.js';
 import { call, callVoid, type FileSystem } from './fs-api.js';
-import type { OpenSink, Sink } from './sink.js';
+import type { OpenSink, Sink, SinkOpenOptions } from './sink.js';
 
 export interface FileSinkOptions {
   /** fsync the file before renaming it into place (and the folder after). */
@@ -35,8 +35,9 @@ export function fileSink(destination: string, options: FileSinkOptions = {}): Si
   return {
     description: destination,
     seekable: false,
-    async open() {
-      if (await isSpecialFile(fileSystem, destination)) return openInPlace(fileSystem, destination);
+    async open(openOptions?: SinkOpenOptions) {
+      const recycle = openOptions?.recycle;
+      if (await isSpecialFile(fileSystem, destination)) return openInPlace(fileSystem, destination, recycle);
       const temporary = partialName(destination);
       const fd = await call<number>((cb) => fileSystem.open(temporary, 'wx', options.mode ?? 0o600, cb))
         .catch((error: NodeJS.ErrnoException) => {
@@ -47,7 +48,7 @@ export function fileSink(destination: string, options: FileSinkOptions = {}): Si
         if (!closed) { closed = true; await callVoid((cb) => fileSystem.close(fd, cb)); }
       };
       return {
-        writable: new FdWritable(fd, fileSystem),
+        writable: new FdWritable(fd, fileSystem, recycle),
         async commit() {
           if (options.fsync === true) await callVoid((cb) => fileSystem.fsync(fd, cb));
           await close();
@@ -73,13 +74,14 @@ async function isSpecialFile(fileSystem: FileSystem, destination: string): Promi
 }
 
 /** Devices and FIFOs: nothing to rename or remove; a partial write cannot be mistaken for a file. */
-async function openInPlace(fileSystem: FileSystem, destination: string): Promise<OpenSink> {
+async function openInPlace(fileSystem: FileSystem, destination: string,
+  recycle: ((chunk: Uint8Array) => void) | undefined): Promise<OpenSink> {
   const fd = await call<number>((cb) => fileSystem.open(destination, 'w', 0o600, cb)).catch((error: NodeJS.ErrnoException) => {
     throw new VmdumpError('output', `cannot open ${destination}: ${errnoText(error)}`, undefined, { cause: error });
   });
   const close = (): Promise<void> => callVoid((cb) => fileSystem.close(fd, cb));
   return {
-    writable: new FdWritable(fd, fileSystem),
+    writable: new FdWritable(fd, fileSystem, recycle),
     commit: close,
     abort: () => close().catch(() => undefined),
   };

@@ -10,7 +10,16 @@ export interface Sink {
   readonly description: string;
   /** Every sink here writes front to back; none seeks. */
   readonly seekable: false;
-  open(): Promise<OpenSink>;
+  open(options?: SinkOpenOptions): Promise<OpenSink>;
+}
+
+export interface SinkOpenOptions {
+  /**
+   * Offered by the pipeline: a sink may hand each chunk back once it holds no reference to it
+   * (the bytes are in the kernel), and the pipeline reuses the buffer. A sink that cannot
+   * promise that (a transform that passes chunks on, a caller's Writable) must not call it.
+   */
+  readonly recycle?: (chunk: Uint8Array) => void;
 }
 
 export interface OpenSink {

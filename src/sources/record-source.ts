@@ -17,16 +17,19 @@ export interface PageChunk {
 /** What the record source yields: every non-memory record as planned, memory as page chunks. */
 export type SourceRecord = Exclude<DumpRecord, { kind: 'memory' }> | PageChunk;
 
-export const DEFAULT_CHUNK_SIZE = 1 << 20;
+export const DEFAULT_CHUNK_SIZE = 2 << 20;
 
 export interface RecordSourceOptions {
-  /** Largest page chunk, in bytes (default 1 MiB). */
+  /** Largest page chunk, in bytes (default 2 MiB). */
   readonly chunkSize?: number;
+  /** Where chunk buffers come from (default: fresh buffers). */
+  readonly allocate?: (size: number) => Buffer;
   readonly signal?: AbortSignal;
 }
 
 export async function* readDumpRecords(plan: DumpPlan, options: RecordSourceOptions = {}): AsyncGenerator<SourceRecord> {
   const chunkSize = BigInt(options.chunkSize ?? DEFAULT_CHUNK_SIZE);
+  const allocate = options.allocate ?? Buffer.allocUnsafe;
   for (const record of plan.records) {
     if (record.kind !== 'memory') {
       yield record;
@@ -35,7 +38,7 @@ export async function* readDumpRecords(plan: DumpPlan, options: RecordSourceOpti
     const { range, rangeOffset } = record.piece;
     for (let done = 0n; done < record.size; done += chunkSize) {
       options.signal?.throwIfAborted();
-      const bytes = Buffer.allocUnsafe(Number(minBig(chunkSize, record.size - done)));
+      const bytes = allocate(Number(minBig(chunkSize, record.size - done)));
       try {
         await range.read(rangeOffset + done, bytes);
       } catch (error) {
