@@ -3,7 +3,6 @@ import { isatty } from 'node:tty';
 import { machineNames } from '../model/elf-constants.js';
 import { VmdumpError } from '../model/errors.js';
 import type { GuestModel } from '../model/guest.js';
-import { withRate } from '../pipeline/progress.js';
 import { writeDump, type DumpSummary } from '../pipeline/write-dump.js';
 import { fdSink } from '../sinks/fd-sink.js';
 import { fileSink } from '../sinks/file-sink.js';
@@ -39,7 +38,7 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: (
   try {
     const plan = planDump(guest, { layout: options.layout, ...(options.filter === undefined ? {} : { filter: options.filter }) });
     const run = writeDump(plan, chooseSink(options), { signal });
-    const shown = showProgress(run.progress$.pipe(withRate()), options.progress, write);
+    const shown = showProgress(run.progress$, options.progress, write);
     const summary = await run.result.finally(() => shown);
     report(summary, plan, guest, options.progress, write);
     return summary;

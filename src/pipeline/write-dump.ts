@@ -13,7 +13,7 @@ import type { DumpPlan, DumpRecord } from '../transforms/dump-plan.js';
 import { encodeDumpRecords } from '../transforms/encode-records.js';
 import type { OpenSink, Sink } from '../sinks/sink.js';
 import { ChunkPool } from './chunk-pool.js';
-import type { DumpPhase, DumpProgress } from './progress.js';
+import { withRate, type DumpPhase, type DumpProgress, type RatedProgress } from './progress.js';
 
 export interface WriteDumpOptions {
   readonly signal?: AbortSignal;
@@ -34,8 +34,11 @@ export interface DumpRun {
   readonly plan: DumpPlan;
   /** The planned records, in file order. */
   readonly records$: Observable<DumpRecord>;
-  /** Phase and confirmed bytes; replays the latest value; completes on success, errors on failure. */
-  readonly progress$: Observable<DumpProgress>;
+  /**
+   * Phase, confirmed bytes, total and rate; replays the latest value to a late subscriber;
+   * completes on success, errors on failure. Each subscriber gets its own rate window.
+   */
+  readonly progress$: Observable<RatedProgress>;
   readonly result: Promise<DumpSummary>;
 }
 
@@ -51,7 +54,7 @@ export function writeDump(plan: DumpPlan, sink: Sink, options: WriteDumpOptions 
   progress.next({ phase: 'planned', bytesWritten: 0, totalBytes });
   const result = run(plan, sink, options, (phase, bytesWritten) => progress.next({ phase, bytesWritten, totalBytes }));
   result.then(() => progress.complete(), (error: unknown) => progress.error(error));
-  return { plan, records$: from(plan.records), progress$: progress.asObservable(), result };
+  return { plan, records$: from(plan.records), progress$: progress.pipe(withRate()), result };
 }
 
 async function run(plan: DumpPlan, sink: Sink, options: WriteDumpOptions,
