@@ -1,0 +1,146 @@
+/**
+ * A QMP client (qemu-live-source.md §2): unix socket or TCP, greeting, capability negotiation,
+ * one outstanding command at a time, events, timeouts. QMP serves one client per socket: a
+ * second client is accepted by the kernel but gets no greeting, so a missing greeting within
+ * the timeout is reported as "busy", not as a hang.
+ */
+import * as net from 'node:net';
+import { VmdumpError, errnoText } from '../model/errors.js';
+
+export type QmpAddress = { readonly path: string } | { readonly host: string; readonly port: number };
+
+export interface QmpEvent {
+  readonly event: string;
+  readonly data?: unknown;
+  readonly timestamp?: { seconds: number; microseconds: number };
+}
+
+export interface QmpOptions {
+  /** For the greeting and for each command (default 10 s). */
+  readonly timeoutMs?: number;
+}
+
+type Reply = { return: unknown } | { error: { class: string; desc: string } };
+
+const describe = (address: QmpAddress): string => ('path' in address ? address.path : `${address.host}:${address.port}`);
+
+export class QmpClient {
+  private buffer = '';
+  private pending: { resolve: (reply: Reply) => void; reject: (error: Error) => void } | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private closedError: Error | undefined;
+  private readonly eventWaiters = new Set<{ name: string; resolve: (event: QmpEvent) => void }>();
+  readonly events: QmpEvent[] = [];
+
+  private constructor(private readonly socket: net.Socket, readonly where: string, private readonly timeoutMs: number) {}
+
+  static async connect(address: QmpAddress, options: QmpOptions = {}): Promise<QmpClient> {
+    const where = describe(address);
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect('path' in address ? { path: address.path } : { host: address.host, port: address.port });
+      s.once('connect', () => resolve(s));
+      s.once('error', (error) => reject(new VmdumpError('bad-input', `cannot connect to QMP at ${where}: ${errnoText(error)}`, undefined, { cause: error })));
+    });
+    const client = new QmpClient(socket, where, timeoutMs);
+    const greeting = client.nextMessage(timeoutMs, `QMP at ${where} sent no greeting within ${timeoutMs} ms: another client is probably connected (QMP serves one at a time)`);
+    socket.on('data', (data: Buffer) => client.receive(data.toString('utf8')));
+    socket.on('close', () => client.closed(new VmdumpError('bad-input', `QMP connection to ${where} closed`)));
+    socket.on('error', (error) => client.closed(new VmdumpError('bad-input', `QMP connection to ${where} failed: ${errnoText(error)}`, undefined, { cause: error })));
+    try {
+      const first = await greeting;
+      if (!('QMP' in (first as object))) throw new VmdumpError('bad-input', `${where} does not speak QMP (first message: ${JSON.stringify(first).slice(0, 80)})`);
+      await client.execute('qmp_capabilities');
+    } catch (error) {
+      socket.destroy();
+      throw error;
+    }
+    return client;
+  }
+
+  private greetingResolve: ((message: unknown) => void) | undefined;
+
+  private nextMessage(timeoutMs: number, timeoutText: string): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new VmdumpError('bad-input', timeoutText)), timeoutMs);
+      this.greetingResolve = (message) => { clearTimeout(timer); resolve(message); };
+    });
+  }
+
+  private receive(text: string): void {
+    this.buffer += text;
+    let newline: number;
+    while ((newline = this.buffer.indexOf('\n')) >= 0) {
+      const line = this.buffer.slice(0, newline).trim();
+      this.buffer = this.buffer.slice(newline + 1);
+      if (line !== '') this.dispatch(JSON.parse(line) as Record<string, unknown>);
+    }
+  }
+
+  private dispatch(message: Record<string, unknown>): void {
+    if (this.greetingResolve !== undefined) {
+      const resolve = this.greetingResolve;
+      this.greetingResolve = undefined;
+      resolve(message);
+    } else if (typeof message.event === 'string') {
+      const event = message as unknown as QmpEvent;
+      this.events.push(event);
+      for (const waiter of this.eventWaiters) {
+        if (waiter.name === event.event) { this.eventWaiters.delete(waiter); waiter.resolve(event); }
+      }
+    } else if (this.pending !== undefined) {
+      const { resolve } = this.pending;
+      this.pending = undefined;
+      resolve(message as unknown as Reply);
+    }
+  }
+
+  private closed(error: Error): void {
+    this.closedError ??= error;
+    this.pending?.reject(this.closedError);
+    this.pending = undefined;
+  }
+
+  /** Runs one command; commands queue behind each other. Rejects with QMP's error class and text. */
+  execute<T = unknown>(command: string, args?: Record<string, unknown>, options: QmpOptions = {}): Promise<T> {
+    const run = async (): Promise<T> => {
+      if (this.closedError !== undefined) throw this.closedError;
+      const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+      const reply = await new Promise<Reply>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          this.pending = undefined;
+          reject(new VmdumpError('bad-input', `QMP command ${command} got no answer from ${this.where} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        this.pending = {
+          resolve: (r) => { clearTimeout(timer); resolve(r); },
+          reject: (e) => { clearTimeout(timer); reject(e); },
+        };
+        this.socket.write(`${JSON.stringify(args === undefined ? { execute: command } : { execute: command, arguments: args })}\n`);
+      });
+      if ('error' in reply) throw new VmdumpError('bad-input', `QMP ${command} failed: ${reply.error.desc} (${reply.error.class})`);
+      return reply.return as T;
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Resolves with the next event named `name` (or one already received after `since`). */
+  waitForEvent(name: string, timeoutMs = this.timeoutMs): Promise<QmpEvent> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { this.eventWaiters.delete(waiter); reject(new VmdumpError('bad-input', `no ${name} event from ${this.where} within ${timeoutMs} ms`)); }, timeoutMs);
+      const waiter = { name, resolve: (event: QmpEvent) => { clearTimeout(timer); resolve(event); } };
+      this.eventWaiters.add(waiter);
+    });
+  }
+
+  /** `human-monitor-command`: the HMP text output. */
+  hmp(commandLine: string, options: QmpOptions = {}): Promise<string> {
+    return this.execute<string>('human-monitor-command', { 'command-line': commandLine }, options);
+  }
+
+  close(): void {
+    this.socket.end();
+    this.socket.destroy();
+  }
+}

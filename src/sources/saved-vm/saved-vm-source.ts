@@ -1,0 +1,57 @@
+/**
+ * The saved-VM source: a QEMU 7.2 migration stream (`migrate "exec:cat > vm.state"`, or a
+ * `virsh save` image with libvirt's header in front) becomes the guest model. A seekable file
+ * is read twice: once to index pages and decode device state, then page by page as the dump
+ * pulls. Memory holds the page index (runs), never the pages.
+ */
+import * as fs from 'node:fs';
+import { VmdumpError, errnoText } from '../../model/errors.js';
+import { x86Architecture, type GuestModel, type RamRange } from '../../model/guest.js';
+import { physAddr } from '../../model/units.js';
+import { readBlock } from './block-reader.js';
+import { ByteReader } from './byte-reader.js';
+import { vcpuFromSection } from './cpu-state.js';
+import { parseMigrationStream } from './migration-stream.js';
+import { mapPcMemory } from './pc-memory-map.js';
+import { locateVmdesc } from './vmdesc.js';
+
+const LIBVIRT_HEADER = 92;
+
+/** Where the QEMU stream starts: 0, or after a raw (uncompressed) libvirt save header (§12). */
+function streamStart(fd: number, label: string): number {
+  const head = Buffer.alloc(LIBVIRT_HEADER);
+  const n = fs.readSync(fd, head, 0, head.length, 0);
+  const magic = head.toString('latin1', 0, 16);
+  if (magic === 'LibvirtQemudPart') throw new VmdumpError('bad-input', 'this libvirt save image is incomplete (LibvirtQemudPart: the save did not finish)', label);
+  if (magic !== 'LibvirtQemudSave') return 0;
+  if (n < LIBVIRT_HEADER) throw new VmdumpError('bad-input', 'the libvirt save header is truncated', label);
+  const swapped = head.readUInt32LE(16) > 0xffff;
+  const u32 = (at: number): number => (swapped ? head.readUInt32BE(at) : head.readUInt32LE(at));
+  const format = u32(28);
+  if (format !== 0) {
+    const names = ['raw', 'gzip', 'bzip2', 'xz', 'lzop', 'zstd', 'sparse'];
+    throw new VmdumpError('bad-input', `this libvirt save image is ${names[format] ?? `format ${format}`}-compressed; decompress the QEMU stream first`, label);
+  }
+  return LIBVIRT_HEADER + u32(20);
+}
+
+export async function openSavedVm(file: string): Promise<GuestModel> {
+  const fd = await new Promise<number>((resolve, reject) => fs.open(file, 'r', (error, value) => (error
+    ? reject(new VmdumpError('bad-input', `cannot open ${file}: ${errnoText(error)}`, undefined, { cause: error })) : resolve(value))));
+  try {
+    const size = fs.fstatSync(fd).size;
+    const start = streamStart(fd, file);
+    const { vmdesc, eofAt } = locateVmdesc(fd, size, file);
+    const stream = await parseMigrationStream(new ByteReader(fd, size, file, start), vmdesc, eofAt);
+    const cpus = stream.devices.filter((d) => d.name === 'cpu').map(vcpuFromSection).sort((a, b) => a.vcpu.index - b.vcpu.index);
+    const ram: RamRange[] = mapPcMemory(stream.machineType, stream.blocks, stream.devices).map((m) => ({
+      start: physAddr(m.start), size: m.end - m.start, label: `${m.block.id} at ${m.offset === 0n ? '0' : `0x${m.offset.toString(16)}`}`,
+      read: (offset, into) => readBlock(fd, m.block, m.offset + offset, into),
+    }));
+    const arch = x86Architecture(cpus[0]?.longMode ?? false, ram);
+    return { arch, vcpus: cpus.map((c) => c.vcpu), ram, close: async () => fs.closeSync(fd) };
+  } catch (error) {
+    fs.closeSync(fd);
+    throw error;
+  }
+}

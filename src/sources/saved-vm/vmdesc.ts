@@ -1,0 +1,119 @@
+/**
+ * The vmdesc JSON trailer (qemu-migration-stream.md §9): where it is, and how a FULL section's
+ * bytes are laid out according to its entry. Device state is decoded by field path, so any
+ * device can be read or skipped without knowing its C struct.
+ */
+import * as fs from 'node:fs';
+import { VmdumpError, hex } from '../../model/errors.js';
+import type { ByteReader } from './byte-reader.js';
+
+export interface VmdescField {
+  readonly name: string;
+  readonly type: string;
+  readonly size: number;
+  readonly array_len?: number;
+  readonly struct?: VmdescEntry;
+}
+
+export interface VmdescEntry {
+  readonly name?: string;
+  readonly instance_id?: number;
+  readonly vmsd_name?: string;
+  readonly version?: number;
+  readonly fields?: readonly VmdescField[];
+  readonly subsections?: readonly VmdescEntry[];
+  /** Old-style sections (e.g. slirp): total size, one opaque field. */
+  readonly size?: number;
+}
+
+export interface Vmdesc {
+  readonly page_size: number;
+  readonly devices: readonly VmdescEntry[];
+}
+
+const TAIL_WINDOW = 16 << 20;
+
+/**
+ * Finds the trailer in a seekable stream: `00 06 be32(len) {"page_size"…` ending the file
+ * (trailing NUL padding allowed). Returns the JSON and where the EOF byte before it sits.
+ */
+export function locateVmdesc(fd: number, size: number, label: string): { vmdesc: Vmdesc; eofAt: number } {
+  const start = Math.max(0, size - TAIL_WINDOW);
+  const tail = Buffer.alloc(size - start);
+  fs.readSync(fd, tail, 0, tail.length, start);
+  let end = tail.length;
+  while (end > 0 && tail[end - 1] === 0) end -= 1;
+  const marker = Buffer.from('{"page_size"');
+  for (let p = tail.lastIndexOf(marker, end); p >= 6; p = tail.lastIndexOf(marker, p - 1)) {
+    if (tail[p - 5] === 0x06 && tail[p - 6] === 0x00 && tail.readUInt32BE(p - 4) === end - p) {
+      try {
+        return { vmdesc: JSON.parse(tail.toString('utf8', p, end)) as Vmdesc, eofAt: start + p - 6 };
+      } catch (error) {
+        throw new VmdumpError('bad-input', `the vmdesc JSON at byte ${hex(start + p)} does not parse: ${(error as Error).message}`, label);
+      }
+    }
+  }
+  throw new VmdumpError('bad-input', 'no vmdesc trailer found at the end of the stream (truncated, or saved with suppress-vmdesc)', label);
+}
+
+/** A decoded section: field path → bytes, e.g. "env.regs", "parent_obj.config[0]", "cpu/efer32:env.efer". */
+export class DeviceState {
+  constructor(readonly name: string, readonly instance: number, readonly version: number, readonly fields: ReadonlyMap<string, Buffer>) {}
+
+  has(path: string): boolean { return this.fields.has(path); }
+
+  raw(path: string): Buffer {
+    const bytes = this.fields.get(path);
+    if (bytes === undefined) throw new VmdumpError('bad-input', `device ${this.name} (instance ${this.instance}) has no field ${path}`);
+    return bytes;
+  }
+
+  /** Big-endian unsigned integer of the field's own width, element `index` of an array. */
+  uint(path: string, index = 0, width?: number): bigint {
+    const bytes = this.raw(path);
+    const w = width ?? bytes.length;
+    return bytes.subarray(index * w, index * w + w).reduce((value, byte) => (value << 8n) | BigInt(byte), 0n);
+  }
+}
+
+function fieldBytes(field: VmdescField): number {
+  return field.size * (field.array_len ?? 1);
+}
+
+/** Reads one FULL section body plus its subsections, as the entry describes them. */
+export async function readDeviceState(reader: ByteReader, entry: VmdescEntry, name: string, instance: number, version: number): Promise<DeviceState> {
+  const fields = new Map<string, Buffer>();
+  await readEntry(reader, entry, '', fields);
+  return new DeviceState(name, instance, version, fields);
+}
+
+async function readEntry(reader: ByteReader, entry: VmdescEntry, prefix: string, into: Map<string, Buffer>): Promise<void> {
+  const list = entry.fields ?? (entry.size !== undefined ? [{ name: 'data', type: 'buffer', size: entry.size }] : []);
+  const total = list.reduce((sum, f) => sum + fieldBytes(f), 0);
+  await reader.ensure(total, `section ${entry.name ?? entry.vmsd_name ?? '?'}`);
+  for (const field of list) {
+    const bytes = reader.bytes(fieldBytes(field));
+    into.set(`${prefix}${field.name}`, bytes);
+    if (field.struct !== undefined && (field.array_len ?? 1) === 1) addStructFields(bytes, field.struct, `${prefix}${field.name}.`, into);
+  }
+  for (const sub of entry.subsections ?? []) {
+    await reader.ensure(1 + 1 + 255 + 4, 'a subsection header');
+    const at = reader.position;
+    if (reader.u8() !== 0x05) reader.fail(`expected subsection ${sub.vmsd_name} (0x05)`, at);
+    const subName = reader.str8();
+    if (subName !== sub.vmsd_name) reader.fail(`expected subsection ${sub.vmsd_name}, found "${subName}"`, at);
+    reader.be32();
+    await readEntry(reader, sub, `${subName}:`, into);
+  }
+}
+
+/** Struct members of a single (non-array) struct field, by offset; enough for PCI config inside parent_obj. */
+function addStructFields(bytes: Buffer, struct: VmdescEntry, prefix: string, into: Map<string, Buffer>): void {
+  let offset = 0;
+  for (const field of struct.fields ?? []) {
+    const size = fieldBytes(field);
+    if (offset + size > bytes.length) return; // nested subsections make the layout variable: stop at what is certain
+    into.set(`${prefix}${field.name}`, bytes.subarray(offset, offset + size));
+    offset += size;
+  }
+}

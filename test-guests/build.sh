@@ -1,0 +1,13 @@
+#!/bin/sh
+# Builds the tiny test guests with the GNU assembler and linker (binutils):
+#   out/tiny32.elf  32-bit protected mode        out/tiny64.elf  long mode
+# Both are ELF32 Multiboot kernels for QEMU's -kernel. Usage: test-guests/build.sh
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$here/out"
+for mode in 32 64; do
+  long=0; [ "$mode" = 64 ] && long=1
+  as --32 --defsym LONG_MODE=$long -o "$here/out/tiny$mode.o" "$here/tiny.S"
+  ld -m elf_i386 -N --no-warn-rwx-segments -nostdlib -Ttext=0x100000 -e _start -o "$here/out/tiny$mode.elf" "$here/out/tiny$mode.o"
+  rm "$here/out/tiny$mode.o"
+done

@@ -1,0 +1,84 @@
+/**
+ * Real QEMU for tests: boots a test guest, waits for its ready marker, stops it, and has QEMU
+ * itself write `dump-guest-memory` (paging false) and a migration stream of the same paused state.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { QmpClient } from '../../src/qmp/qmp-client.js';
+
+export const GUEST_DIR = fileURLToPath(new URL('../../test-guests/', import.meta.url));
+export const QEMU = 'qemu-system-x86_64';
+
+export function buildTinyGuests(): { tiny32: string; tiny64: string } {
+  const tiny32 = path.join(GUEST_DIR, 'out', 'tiny32.elf');
+  const tiny64 = path.join(GUEST_DIR, 'out', 'tiny64.elf');
+  const result = spawnSync('sh', [path.join(GUEST_DIR, 'build.sh')], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`building the tiny guests failed: ${result.stderr}`);
+  return { tiny32, tiny64 };
+}
+
+export interface GuestConfig {
+  readonly machine: 'q35' | 'pc';
+  readonly memory: string;        // -m value, e.g. '128M', '4608M'
+  readonly smp: number;
+  readonly kernel: string;
+  readonly extra?: readonly string[];
+  readonly readyMarker?: string;
+}
+
+export interface RunningGuest {
+  readonly qmp: QmpClient;
+  readonly dir: string;
+  readonly process: ChildProcess;
+  quit(): Promise<void>;
+}
+
+export async function startGuest(config: GuestConfig, dir: string): Promise<RunningGuest> {
+  fs.mkdirSync(dir, { recursive: true });
+  const socket = path.join(dir, 'qmp.sock');
+  const debugcon = path.join(dir, 'debugcon.txt');
+  fs.rmSync(socket, { force: true });
+  fs.writeFileSync(debugcon, '');
+  const args = ['-machine', config.machine, '-accel', 'tcg', '-m', config.memory, '-smp', String(config.smp),
+    '-display', 'none', '-no-reboot', '-kernel', config.kernel, '-debugcon', `file:${debugcon}`,
+    '-qmp', `unix:${socket},server=on,wait=off`, ...(config.extra ?? [])];
+  const child = spawn(QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const marker = config.readyMarker ?? 'VMDUMP-TINY-READY';
+  for (let waited = 0; !fs.readFileSync(debugcon, 'utf8').includes(marker); waited += 50) {
+    if (child.exitCode !== null) throw new Error(`QEMU exited: ${stderr}`);
+    if (waited > 60_000) { child.kill(); throw new Error(`guest never printed ${marker}`); }
+    await sleep(50);
+  }
+  const qmp = await QmpClient.connect({ path: socket });
+  return {
+    qmp, dir, process: child,
+    async quit() {
+      await qmp.execute('quit').catch(() => undefined);
+      qmp.close();
+      if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
+
+/** Stops the guest and writes QEMU's own dump and a migration stream of that paused state. */
+export async function saveReferences(guest: RunningGuest, names = { dump: 'qemu.core', stream: 'vm.state' }):
+  Promise<{ dump: string; stream: string }> {
+  const dump = path.join(guest.dir, names.dump);
+  const stream = path.join(guest.dir, names.stream);
+  await guest.qmp.execute('stop');
+  await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${dump}` }, { timeoutMs: 300_000 });
+  await guest.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 107374182400 });
+  await guest.qmp.execute('migrate', { uri: `exec:cat > '${stream}'` });
+  for (;;) {
+    const status = await guest.qmp.execute<{ status: string; 'error-desc'?: string }>('query-migrate');
+    if (status.status === 'completed') break;
+    if (status.status === 'failed') throw new Error(`migration failed: ${status['error-desc'] ?? ''}`);
+    await sleep(50);
+  }
+  return { dump, stream };
+}
