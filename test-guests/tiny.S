@@ -8,7 +8,7 @@
  * stamps pages at 4 GiB (the high-RAM split). QEMU's Multiboot loader takes only ELF32, so
  * both are ELF32 files; the 64-bit code is assembled with .code64.
  *
- * Page stamp at guest-physical P: u32 'VMDP' (0x504d4456), u32 P low, u32 P high, then
+ * Page stamp at guest-physical P: u32 0x504d4456 ("VDMP" in memory), u32 P low, u32 P high, then
  * u32 words (P + i) for the rest of the page.
  */
         .set MB_MAGIC, 0x1BADB002

@@ -27,16 +27,18 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' {
     },
   });
   if (values.help) return 'help';
-  const [command, machine, ...extra] = positionals;
-  if (command !== 'raw') throw new VmdumpError('usage', command === undefined ? 'no command given' : `unknown command "${command}"`);
-  if (machine === undefined) throw new VmdumpError('usage', 'vmdump raw needs a machine description (MACHINE.json)');
+  const [command, input, ...extra] = positionals;
+  if (command !== 'raw' && command !== 'saved') throw new VmdumpError('usage', command === undefined ? 'no command given' : `unknown command "${command}"`);
+  if (input === undefined) {
+    throw new VmdumpError('usage', command === 'raw' ? 'vmdump raw needs a machine description (MACHINE.json)' : 'vmdump saved needs a saved VM file (or - for standard input)');
+  }
   if (extra.length > 0) throw new VmdumpError('usage', `unexpected argument "${extra[0]}"`);
   if (values.layout !== 'qemu' && values.layout !== 'portable') throw new VmdumpError('usage', `--layout must be qemu or portable, not "${values.layout}"`);
   if ((values.begin === undefined) !== (values.length === undefined)) throw new VmdumpError('usage', '--begin and --length go together');
   const progress = values.progress ?? (isatty(2) ? 'bar' : 'none');
   if (progress !== 'bar' && progress !== 'json' && progress !== 'none') throw new VmdumpError('usage', `--progress must be bar, json or none, not "${progress}"`);
   return {
-    machine, output: values.output, gzip: values.gzip, layout: values.layout, progress, fsync: values.fsync,
+    source: command === 'raw' ? { kind: 'raw', machine: input } : { kind: 'saved', file: input }, output: values.output, gzip: values.gzip, layout: values.layout, progress, fsync: values.fsync,
     filter: values.begin === undefined || values.length === undefined ? undefined
       : { begin: parseNumber(values.begin, '--begin'), length: parseNumber(values.length, '--length') },
   };

@@ -9,13 +9,16 @@ import { fileSink } from '../sinks/file-sink.js';
 import { gzipSink } from '../sinks/gzip-sink.js';
 import type { Sink } from '../sinks/sink.js';
 import { openRawImage } from '../sources/raw-image.js';
+import { openSavedVm } from '../sources/saved-vm/saved-vm-source.js';
 import { planDump, type DumpPlan, type LayoutKind } from '../transforms/dump-plan.js';
 import type { MemoryFilter } from '../transforms/memory-mapping.js';
 import { formatBytes, formatRate, formatSeconds } from './format.js';
 import { showProgress, type ProgressMode } from './progress-view.js';
 
+export type CliSource = { readonly kind: 'raw'; readonly machine: string } | { readonly kind: 'saved'; readonly file: string };
+
 export interface CliOptions {
-  readonly machine: string;
+  readonly source: CliSource;
   readonly output: string | undefined;
   readonly gzip: boolean;
   readonly layout: LayoutKind;
@@ -33,8 +36,13 @@ function chooseSink(options: CliOptions): Sink {
   return options.gzip ? gzipSink(base) : base;
 }
 
+function openGuest(source: CliSource): Promise<GuestModel> {
+  if (source.kind === 'raw') return openRawImage(source.machine);
+  return openSavedVm(source.file);
+}
+
 export async function runDump(options: CliOptions, signal: AbortSignal, write: (text: string) => void): Promise<DumpSummary> {
-  const guest = await openRawImage(options.machine);
+  const guest = await openGuest(options.source);
   try {
     const plan = planDump(guest, { layout: options.layout, ...(options.filter === undefined ? {} : { filter: options.filter }) });
     const run = writeDump(plan, chooseSink(options), { signal });

@@ -1,7 +1,11 @@
 export const USAGE = `Usage: vmdump raw MACHINE.json [options]
+       vmdump saved VM.STATE [options]
 
-Writes an ELF vmcore of the guest described by MACHINE.json (see README
-"Machine description") to a file, or to standard output when it is not a terminal.
+Writes an ELF vmcore of a guest to a file, or to standard output when it is not a
+terminal. The guest comes from:
+  raw MACHINE.json   RAM image files described by MACHINE.json (README "Machine description")
+  saved VM.STATE     a saved QEMU VM: a migration stream (migrate "exec:cat > VM.STATE")
+                     or a virsh save image
 
 Options:
   -o, --output FILE     write the dump to FILE ('-' for standard output). FILE appears
