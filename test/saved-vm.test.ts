@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { readElfFile } from './helpers/elf-reader.js';
 import { runCli, tempDir } from './helpers/machines.js';
-import { buildTinyGuests, saveReferences, startGuest, QEMU } from './helpers/qemu.js';
+import { buildLinuxGuest, buildTinyGuests, saveReferences, startGuest, QEMU } from './helpers/qemu.js';
 import { hasTool, itWithTool, run } from './helpers/tools.js';
 
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
@@ -73,4 +73,50 @@ describe.each([
     expect(readPhysical(portable, 0x200000n, 4096).equals(readPhysical(ours, 0x200000n, 4096))).toBe(true);
     fs.rmSync(work, { recursive: true, force: true });
   }, 240_000);
+});
+
+describe('a real Linux guest (Debian cloud kernel, -device vmcoreinfo)', () => {
+  qemuIt('qemu layout is byte-identical to QEMU; gdb reads linux_banner; makedumpfile reads the default layout', async () => {
+    const linux = buildLinuxGuest();
+    const work = path.join(dir, 'linux');
+    const guest = await startGuest({
+      machine: 'q35', memory: '512M', smp: 2, kernel: linux.kernel, initrd: linux.initrd, append: 'console=ttyS0 nokaslr',
+      extra: ['-device', 'vmcoreinfo'], ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+    }, work);
+    let refs: { dump: string; stream: string };
+    try {
+      refs = await saveReferences(guest);
+    } finally {
+      await guest.quit();
+    }
+    const serial = guest.serialText();
+    const bannerVirtual = BigInt(`0x${/VMDUMP-LINUX-BANNER=([0-9a-f]+)/.exec(serial)![1]}`);
+    const version = /VMDUMP-LINUX-VERSION=(.*)/.exec(serial)![1]!.trim();
+    const ours = path.join(work, 'qemu-layout.core');
+    expect((await runCli(['saved', refs.stream, '--layout', 'qemu', '-o', ours])).code).toBe(0);
+    expect(run('cmp', [refs.dump, ours]).stdout).toBe('');
+    const note = readElfFile(ours).notes.find((n) => n.name === 'VMCOREINFO');
+    expect(note?.desc.toString('latin1')).toMatch(new RegExp(`^OSRELEASE=${linux.version}\n`));
+    // nokaslr: the kernel image maps at 0xffffffff80000000 + phys_base, and VMCOREINFO says phys_base is 0.
+    expect(note!.desc.toString('latin1')).toMatch(/^NUMBER\(phys_base\)=0$/m);
+    const physical = bannerVirtual - 0xffffffff80000000n;
+    const gdb = run('gdb', ['-batch', '-nx', '-ex', `x/s 0x${physical.toString(16)}`, '-c', ours]);
+    expect(gdb.stdout).toContain(version.slice(0, 150));
+    // QEMU's own layout defeats makedumpfile (program headers not at 64); the default layout must not.
+    const portable = path.join(work, 'portable.core');
+    expect((await runCli(['saved', refs.stream, '-o', portable])).code).toBe(0);
+    const readelf = run('readelf', ['-l', '-n', '-W', portable]);
+    expect(readelf.stderr).toBe('');
+    expect(readelf.stdout).toMatch(/VMCOREINFO/);
+    if (hasTool('makedumpfile') || process.env.CI === 'true') {
+      const dmesg = path.join(work, 'dmesg.txt');
+      const made = run('makedumpfile', ['--dump-dmesg', portable, dmesg]);
+      expect(made.stdout + made.stderr).toMatch(/makedumpfile Completed/);
+      expect(fs.readFileSync(dmesg, 'utf8')).toMatch(/VMDUMP-KMSG-MARKER hello from the vmdump test guest/);
+      expect(run('makedumpfile', ['--dump-dmesg', refs.dump, path.join(work, 'qemu-dmesg.txt')]).status).not.toBe(0);
+    } else {
+      console.warn('*** SKIPPING the makedumpfile part: makedumpfile is not installed (apt-get install makedumpfile) ***');
+    }
+    fs.rmSync(work, { recursive: true, force: true });
+  }, 300_000);
 });

@@ -43,6 +43,7 @@ function openGuest(source: CliSource): Promise<GuestModel> {
 
 export async function runDump(options: CliOptions, signal: AbortSignal, write: (text: string) => void): Promise<DumpSummary> {
   const guest = await openGuest(options.source);
+  for (const warning of guest.warnings ?? []) write(`vmdump: warning: ${warning}\n`);
   try {
     const plan = planDump(guest, { layout: options.layout, ...(options.filter === undefined ? {} : { filter: options.filter }) });
     const run = writeDump(plan, chooseSink(options), { signal });

@@ -91,6 +91,8 @@ export interface GuestModel {
   readonly ram: readonly RamRange[];
   /** The guest's VMCOREINFO note, appended last to PT_NOTE as QEMU does (elf-vmcore.md §7.6). */
   readonly vmcoreinfo?: ElfNote;
+  /** What the source noticed and worked around (QEMU prints these as warnings), for the user. */
+  readonly warnings?: readonly string[];
   /** Releases files and connections the source holds. */
   close(): Promise<void>;
 }

@@ -25,13 +25,28 @@ export interface GuestConfig {
   readonly memory: string;        // -m value, e.g. '128M', '4608M'
   readonly smp: number;
   readonly kernel: string;
+  readonly initrd?: string;
+  readonly append?: string;
   readonly extra?: readonly string[];
-  readonly readyMarker?: string;
+  /** Text that says the guest is ready, and where it appears (default: the tiny guests' debugcon line). */
+  readonly ready?: { readonly text: string; readonly on: 'debugcon' | 'serial' };
+}
+
+export interface LinuxGuest { readonly kernel: string; readonly initrd: string; readonly version: string }
+
+/** Builds (once) the Debian cloud kernel + busybox initramfs guest; needs apt-get. */
+export function buildLinuxGuest(): LinuxGuest {
+  const result = spawnSync('sh', [path.join(GUEST_DIR, 'build-linux.sh')], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`building the Linux guest failed: ${result.stderr}`);
+  const out = path.join(GUEST_DIR, 'out', 'linux');
+  return { kernel: path.join(out, 'vmlinuz'), initrd: path.join(out, 'initrd.gz'), version: fs.readFileSync(path.join(out, 'version'), 'utf8').trim() };
 }
 
 export interface RunningGuest {
   readonly qmp: QmpClient;
   readonly dir: string;
+  /** What the guest printed on its serial console. */
+  serialText(): string;
   readonly process: ChildProcess;
   quit(): Promise<void>;
 }
@@ -40,23 +55,27 @@ export async function startGuest(config: GuestConfig, dir: string): Promise<Runn
   fs.mkdirSync(dir, { recursive: true });
   const socket = path.join(dir, 'qmp.sock');
   const debugcon = path.join(dir, 'debugcon.txt');
+  const serial = path.join(dir, 'serial.txt');
   fs.rmSync(socket, { force: true });
   fs.writeFileSync(debugcon, '');
+  fs.writeFileSync(serial, '');
   const args = ['-machine', config.machine, '-accel', 'tcg', '-m', config.memory, '-smp', String(config.smp),
-    '-display', 'none', '-no-reboot', '-kernel', config.kernel, '-debugcon', `file:${debugcon}`,
+    '-display', 'none', '-no-reboot', '-kernel', config.kernel, '-debugcon', `file:${debugcon}`, '-serial', `file:${serial}`,
+    ...(config.initrd ? ['-initrd', config.initrd] : []), ...(config.append ? ['-append', config.append] : []),
     '-qmp', `unix:${socket},server=on,wait=off`, ...(config.extra ?? [])];
   const child = spawn(QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const marker = config.readyMarker ?? 'VMDUMP-TINY-READY';
-  for (let waited = 0; !fs.readFileSync(debugcon, 'utf8').includes(marker); waited += 50) {
+  const ready = config.ready ?? { text: 'VMDUMP-TINY-READY', on: 'debugcon' };
+  const watched = ready.on === 'serial' ? serial : debugcon;
+  for (let waited = 0; !fs.readFileSync(watched, 'utf8').includes(ready.text); waited += 50) {
     if (child.exitCode !== null) throw new Error(`QEMU exited: ${stderr}`);
-    if (waited > 60_000) { child.kill(); throw new Error(`guest never printed ${marker}`); }
+    if (waited > 180_000) { child.kill(); throw new Error(`guest never printed ${ready.text}`); }
     await sleep(50);
   }
   const qmp = await QmpClient.connect({ path: socket });
   return {
-    qmp, dir, process: child,
+    qmp, dir, process: child, serialText: () => fs.readFileSync(serial, 'utf8'),
     async quit() {
       await qmp.execute('quit').catch(() => undefined);
       qmp.close();

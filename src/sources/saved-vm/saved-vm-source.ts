@@ -14,6 +14,7 @@ import { vcpuFromSection } from './cpu-state.js';
 import { parseMigrationStream } from './migration-stream.js';
 import { mapPcMemory } from './pc-memory-map.js';
 import { locateVmdesc } from './vmdesc.js';
+import { readGuestNote } from './guest-note.js';
 
 const LIBVIRT_HEADER = 92;
 
@@ -49,7 +50,13 @@ export async function openSavedVm(file: string): Promise<GuestModel> {
       read: (offset, into) => readBlock(fd, m.block, m.offset + offset, into),
     }));
     const arch = x86Architecture(cpus[0]?.longMode ?? false, ram);
-    return { arch, vcpus: cpus.map((c) => c.vcpu), ram, close: async () => fs.closeSync(fd) };
+    const guestNote = await readGuestNote(stream.devices, ram);
+    const warnings = guestNote !== undefined && 'skipped' in guestNote ? [`VMCOREINFO left out: ${guestNote.skipped}`] : [];
+    return {
+      arch, vcpus: cpus.map((c) => c.vcpu), ram, warnings,
+      ...(guestNote !== undefined && 'note' in guestNote ? { vmcoreinfo: guestNote.note } : {}),
+      close: async () => fs.closeSync(fd),
+    };
   } catch (error) {
     fs.closeSync(fd);
     throw error;
