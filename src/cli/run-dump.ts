@@ -36,13 +36,13 @@ function chooseSink(options: CliOptions): Sink {
   return options.gzip ? gzipSink(base) : base;
 }
 
-function openGuest(source: CliSource): Promise<GuestModel> {
+function openGuest(source: CliSource, signal: AbortSignal): Promise<GuestModel> {
   if (source.kind === 'raw') return openRawImage(source.machine);
-  return openSavedVm(source.file);
+  return openSavedVm(source.file, { signal });
 }
 
 export async function runDump(options: CliOptions, signal: AbortSignal, write: (text: string) => void): Promise<DumpSummary> {
-  const guest = await openGuest(options.source);
+  const guest = await openGuest(options.source, signal);
   for (const warning of guest.warnings ?? []) write(`vmdump: warning: ${warning}\n`);
   try {
     const plan = planDump(guest, { layout: options.layout, ...(options.filter === undefined ? {} : { filter: options.filter }) });

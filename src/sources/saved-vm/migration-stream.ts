@@ -39,12 +39,17 @@ function unsupported(reader: ByteReader, capability: string, at: number): never 
   reader.fail(`the stream uses the "${capability}" migration capability, which vmdump does not decode; save the VM with it off`, at);
 }
 
-export async function parseMigrationStream(reader: ByteReader, vmdesc: Vmdesc, eofAt: number): Promise<MigrationStream> {
+/**
+ * Parses the stream. The vmdesc trailer is asked for only once the header has shown that this
+ * is a stream vmdump reads, so a wrong file is reported as such rather than as a missing trailer.
+ */
+export async function parseMigrationStream(reader: ByteReader, trailer: () => { vmdesc: Vmdesc; eofAt: number }): Promise<MigrationStream> {
   await reader.ensure(8, 'the header');
   const magic = reader.be32();
   if (magic !== QEVM_MAGIC) reader.fail(`not a QEMU migration stream (magic ${hex(magic)}, expected 0x5145564d "QEVM")`, reader.position - 4);
   const version = reader.be32();
   if (version !== 3) reader.fail(`unsupported migration stream version ${version} (vmdump reads version 3)`, reader.position - 4);
+  const { vmdesc, eofAt } = trailer();
   const state = { machineType: '', blocks: [] as RamBlock[], devices: [] as DeviceState[], current: undefined as RamBlock | undefined, ramSection: -1 };
   const pendingDevices = [...vmdesc.devices];
   for (;;) {

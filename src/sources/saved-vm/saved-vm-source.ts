@@ -4,7 +4,11 @@
  * is read twice: once to index pages and decode device state, then page by page as the dump
  * pulls. Memory holds the page index (runs), never the pages.
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { VmdumpError, errnoText } from '../../model/errors.js';
 import { x86Architecture, type GuestModel, type RamRange } from '../../model/guest.js';
 import { physAddr } from '../../model/units.js';
@@ -36,14 +40,27 @@ function streamStart(fd: number, label: string): number {
   return LIBVIRT_HEADER + u32(20);
 }
 
-export async function openSavedVm(file: string): Promise<GuestModel> {
-  const fd = await new Promise<number>((resolve, reject) => fs.open(file, 'r', (error, value) => (error
-    ? reject(new VmdumpError('bad-input', `cannot open ${file}: ${errnoText(error)}`, undefined, { cause: error })) : resolve(value))));
+export interface SavedVmOptions {
+  /** Folder for the spool of a non-seekable input (default: $TMPDIR). */
+  readonly spoolDir?: string;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Opens a saved VM. `file` is a path, or `-` for standard input; a pipe is first copied to an
+ * already-unlinked temporary file (nothing is left behind, whatever happens), because the CPU
+ * state and vmdesc come after RAM while the vmcore needs them first.
+ */
+export async function openSavedVm(file: string, options: SavedVmOptions = {}): Promise<GuestModel> {
+  const fd = file === '-' || !fs.statSync(file, { throwIfNoEntry: false })?.isFile()
+    ? await spoolToTemporaryFile(file === '-' ? 0 : await openForReading(file), file === '-' ? 'standard input' : file, options)
+    : await openForReading(file);
+  const label = file === '-' ? 'standard input' : file;
   try {
     const size = fs.fstatSync(fd).size;
-    const start = streamStart(fd, file);
-    const { vmdesc, eofAt } = locateVmdesc(fd, size, file);
-    const stream = await parseMigrationStream(new ByteReader(fd, size, file, start), vmdesc, eofAt);
+    if (size === 0) throw new VmdumpError('bad-input', 'the saved VM is empty', label);
+    const start = streamStart(fd, label);
+    const stream = await parseMigrationStream(new ByteReader(fd, size, label, start), () => locateVmdesc(fd, size, label));
     const cpus = stream.devices.filter((d) => d.name === 'cpu').map(vcpuFromSection).sort((a, b) => a.vcpu.index - b.vcpu.index);
     const ram: RamRange[] = mapPcMemory(stream.machineType, stream.blocks, stream.devices).map((m) => ({
       start: physAddr(m.start), size: m.end - m.start, label: `${m.block.id} at ${m.offset === 0n ? '0' : `0x${m.offset.toString(16)}`}`,
@@ -60,5 +77,27 @@ export async function openSavedVm(file: string): Promise<GuestModel> {
   } catch (error) {
     fs.closeSync(fd);
     throw error;
+  }
+}
+
+function openForReading(file: string): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(file, 'r', (error, fd) => (error
+    ? reject(new VmdumpError('bad-input', `cannot open ${file}: ${errnoText(error)}`, undefined, { cause: error })) : resolve(fd))));
+}
+
+/** Copies a pipe (or other non-seekable input) into a temporary file that no longer has a name. */
+async function spoolToTemporaryFile(input: number, label: string, options: SavedVmOptions): Promise<number> {
+  const dir = options.spoolDir ?? os.tmpdir();
+  const name = path.join(dir, `.vmdump-spool-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const fd = fs.openSync(name, 'wx+', 0o600);
+  fs.unlinkSync(name);
+  try {
+    await pipeline(fs.createReadStream('', { fd: input, autoClose: false, highWaterMark: 1 << 20 }),
+      fs.createWriteStream('', { fd, autoClose: false }), options.signal === undefined ? {} : { signal: options.signal });
+    return fd;
+  } catch (error) {
+    fs.closeSync(fd);
+    if (options.signal?.aborted) throw error;
+    throw new VmdumpError('bad-input', `cannot read the saved VM from ${label}: ${errnoText(error)}`, undefined, { cause: error });
   }
 }

@@ -53,7 +53,7 @@ export function locateVmdesc(fd: number, size: number, label: string): { vmdesc:
       }
     }
   }
-  throw new VmdumpError('bad-input', 'no vmdesc trailer found at the end of the stream (truncated, or saved with suppress-vmdesc)', label);
+  throw new VmdumpError('bad-input', `the stream ends at byte ${hex(size)} without its vmdesc trailer: truncated, or saved with suppress-vmdesc`, label);
 }
 
 /** A decoded section: field path → bytes, e.g. "env.regs", "parent_obj.config[0]", "cpu/efer32:env.efer". */

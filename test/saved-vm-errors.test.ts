@@ -1,0 +1,139 @@
+/**
+ * Hostile saved VMs: every damage ends with one line naming the byte offset, exit 3, and no
+ * output file. The damage is applied to a real stream QEMU wrote for the tiny guest.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { openSavedVm } from '../src/sources/saved-vm/saved-vm-source.js';
+import { ByteReader } from '../src/sources/saved-vm/byte-reader.js';
+import { parseMigrationStream } from '../src/sources/saved-vm/migration-stream.js';
+import { locateVmdesc } from '../src/sources/saved-vm/vmdesc.js';
+import { runCli, tempDir } from './helpers/machines.js';
+import { buildTinyGuests, saveReferences, startGuest, QEMU } from './helpers/qemu.js';
+import { hasTool, itWithTool, run } from './helpers/tools.js';
+
+const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
+const dir = tempDir('vmdump-bad-stream-');
+let stream: Buffer;
+let reference: string;
+let streamFile: string;
+
+beforeAll(async () => {
+  if (!hasTool(QEMU)) return;
+  const { tiny64 } = buildTinyGuests();
+  const guest = await startGuest({ machine: 'q35', memory: '64M', smp: 1, kernel: tiny64 }, path.join(dir, 'guest'));
+  try {
+    const refs = await saveReferences(guest);
+    streamFile = refs.stream;
+    reference = refs.dump;
+    stream = fs.readFileSync(refs.stream);
+  } finally {
+    await guest.quit();
+  }
+}, 120_000);
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** Where the second page of the first data run sits: its record's flags byte is just before it. */
+async function secondDataPagePayload(): Promise<number> {
+  const fd = fs.openSync(streamFile, 'r');
+  const size = fs.fstatSync(fd).size;
+  const parsed = await parseMigrationStream(new ByteReader(fd, size, 'x'), () => locateVmdesc(fd, size, 'x'));
+  fs.closeSync(fd);
+  const ram = parsed.blocks[0]!;
+  for (let page = 0; ; page += 1) {
+    const a = ram.pages.lookup(page);
+    const b = ram.pages.lookup(page + 1);
+    if (a?.kind === 'data' && b?.kind === 'data') return b.offset;
+  }
+}
+
+async function expectRefused(name: string, bytes: Buffer, message: RegExp): Promise<void> {
+  const file = path.join(dir, `${name}.state`);
+  fs.writeFileSync(file, bytes);
+  const out = path.join(dir, `${name}.core`);
+  const result = await runCli(['saved', file, '-o', out]);
+  expect(result.stderr).toMatch(message);
+  expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  expect(result.code).toBe(3);
+  expect(fs.readdirSync(dir).filter((f) => f.startsWith(name) && f.endsWith('.core') || f.includes('vmdump-partial'))).toEqual([]);
+}
+
+describe('damaged streams', () => {
+  qemuIt('a wrong version', async () => {
+    const bytes = Buffer.from(stream);
+    bytes.writeUInt32BE(2, 4);
+    await expectRefused('version', bytes, /unsupported migration stream version 2 \(vmdump reads version 3\) at byte 0x4/);
+  });
+
+  qemuIt('not a stream at all', async () => {
+    await expectRefused('json', Buffer.from('{"arch": "x86_64"}\n'), /not a QEMU migration stream \(magic 0x7b226172.*\) at byte 0x0/);
+  });
+
+  qemuIt('truncated: half the file, and the last byte', async () => {
+    await expectRefused('half', stream.subarray(0, stream.length >> 1), new RegExp(`ends at byte 0x${(stream.length >> 1).toString(16)} without its vmdesc trailer`));
+    await expectRefused('short', stream.subarray(0, stream.length - 1), /without its vmdesc trailer/);
+  });
+
+  qemuIt('a flipped bit in a section footer and in a RAM record', async () => {
+    const eos = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0x10, 0x7e]);
+    const footer = stream.indexOf(eos) + 8;
+    const bytes = Buffer.from(stream);
+    bytes[footer] = 0x7f;
+    await expectRefused('footer', bytes, new RegExp(`unknown record type 0x7f: the stream is corrupt at byte 0x${footer.toString(16)}`));
+    const payload = await secondDataPagePayload();
+    const flipped = Buffer.from(stream);
+    flipped[payload - 1] = 0x28 ^ 0x01; // CONTINUE|PAGE → CONTINUE|PAGE|FULL
+    await expectRefused('ramflag', flipped, new RegExp(`RAM record flags 0x29 .*corrupt at byte 0x${(payload - 8).toString(16)}`));
+  });
+
+  qemuIt('an encoding vmdump does not decode is refused by name (xbzrle)', async () => {
+    const payload = await secondDataPagePayload();
+    const bytes = Buffer.from(stream);
+    bytes[payload - 1] = 0x28 | 0x40;
+    await expectRefused('xbzrle', bytes, /uses the "xbzrle" migration capability, which vmdump does not decode/);
+  });
+});
+
+describe('libvirt save images (virsh save)', () => {
+  const header = (magic: string, format: number, xml: string): Buffer => {
+    const data = Buffer.concat([Buffer.from(`${xml}\0`), Buffer.alloc(64 * 1024)]);
+    const head = Buffer.alloc(92);
+    head.write(magic, 0, 'latin1');
+    head.writeUInt32LE(2, 16);
+    head.writeUInt32LE(data.length, 20);
+    head.writeUInt32LE(0, 24);
+    head.writeUInt32LE(format, 28);
+    return Buffer.concat([head, data]);
+  };
+
+  qemuIt('a raw image with the libvirt header in front gives the same dump', async () => {
+    const file = path.join(dir, 'virsh.save');
+    fs.writeFileSync(file, Buffer.concat([header('LibvirtQemudSave', 0, '<domain><name>t</name></domain>'), stream]));
+    const out = path.join(dir, 'virsh.core');
+    expect((await runCli(['saved', file, '--layout', 'qemu', '-o', out])).code).toBe(0);
+    expect(run('cmp', [out, reference]).stdout).toBe('');
+  });
+
+  qemuIt('compressed and incomplete images are refused with the reason', async () => {
+    await expectRefused('gz', Buffer.concat([header('LibvirtQemudSave', 1, '<domain/>'), stream]), /gzip-compressed; decompress/);
+    await expectRefused('part', Buffer.concat([header('LibvirtQemudPart', 0, '<domain/>'), stream]), /incomplete \(LibvirtQemudPart/);
+  });
+});
+
+describe('standard input', () => {
+  qemuIt('`cat vm.state | vmdump saved -` gives the same dump and leaves no spool file', async () => {
+    const out = path.join(dir, 'stdin.core');
+    const shell = run('bash', ['-c', `set -o pipefail; cat '${streamFile}' | TMPDIR='${dir}' '${process.execPath}' '${path.resolve('dist/src/cli/main.js')}' saved - --layout qemu > '${out}'`]);
+    expect(shell.status).toBe(0);
+    expect(run('cmp', [out, reference]).stdout).toBe('');
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('.vmdump-spool'))).toEqual([]);
+  });
+
+  qemuIt('the library opens the same stream: one x86_64 vCPU', async () => {
+    const guest = await openSavedVm(streamFile);
+    expect(guest.vcpus).toHaveLength(1);
+    expect(guest.arch.name).toBe('x86_64');
+    await guest.close();
+  });
+});
