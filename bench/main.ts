@@ -4,6 +4,8 @@
  *   vmdump → /dev/null   vs  cat IMAGE > /dev/null
  *   vmdump → file        vs  cat IMAGE > file
  *   vmdump --gzip → file vs  gzip -6 -c IMAGE > file
+ *   vmdump saved → file  vs  QEMU dump-guest-memory of the same paused guest (the tiny test
+ *                            guest whose RAM is a private mapping of IMAGE, so every page counts)
  *
  * The image (BENCH_GIB GiB, default 2) mixes what guest RAM holds: zero pages, text-like
  * pages and random pages, so neither the reads nor gzip meet only holes. Each case runs
@@ -15,6 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildTinyGuests, startGuest } from '../scripts/qemu-harness.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const GiB = 1024 ** 3;
@@ -63,7 +66,38 @@ function best(run: () => Measured, cleanup: () => void = () => undefined): Measu
 const rate = (m: Measured): string => `${(size / m.seconds / 1e9).toFixed(2)} GB/s`;
 const mib = (bytes: number | undefined): string => (bytes === undefined ? '' : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
 
-function main(): void {
+/** QEMU's dump-guest-memory vs vmdump saved on a migration stream of the same paused guest. */
+async function savedVmRow(image: string, out: string): Promise<[string, Measured, string, Measured] | undefined> {
+  if (spawnSync('sh', ['-c', 'command -v qemu-system-x86_64 && command -v as'], { stdio: 'ignore' }).status !== 0) {
+    console.log('(saved-VM case skipped: qemu-system-x86_64 or binutils missing)');
+    return undefined;
+  }
+  const { tiny64 } = buildTinyGuests();
+  const mib = size / 2 ** 20;
+  const guest = await startGuest({
+    machine: 'q35', memory: `${mib}M`, smp: 1, kernel: tiny64,
+    extra: ['-machine', 'memory-backend=m0', '-object', `memory-backend-file,id=m0,size=${mib}M,mem-path=${image},share=off`],
+  }, path.join(dir, 'guest'));
+  const stream = path.join(dir, 'vm.state');
+  let qemuDump: Measured;
+  try {
+    await guest.qmp.execute('stop');
+    const started = performance.now();
+    await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${out}` }, { timeoutMs: 3_600_000 });
+    qemuDump = { seconds: (performance.now() - started) / 1000 };
+    fs.rmSync(out, { force: true });
+    await guest.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 107374182400 });
+    await guest.qmp.execute('migrate', { uri: `exec:cat > '${stream}'` });
+    while ((await guest.qmp.execute<{ status: string }>('query-migrate')).status !== 'completed') await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    await guest.quit();
+  }
+  const ours = best(() => timeVmdump(['saved', stream, '-o', out]), () => fs.rmSync(out, { force: true }));
+  process.stderr.write(`bench: stream ${(fs.statSync(stream).size / GiB).toFixed(2)} GiB\n`);
+  return ['vmdump saved → file', ours, 'QEMU dump-guest-memory', qemuDump];
+}
+
+async function main(): Promise<void> {
   const image = path.join(dir, 'ram.img');
   const machine = path.join(dir, 'machine.json');
   const out = path.join(dir, 'out');
@@ -80,6 +114,8 @@ function main(): void {
     ['vmdump --gzip → file', best(() => timeVmdump(['raw', machine, '--gzip', '-o', out]), rm),
       'gzip -6 -c > file', best(() => timeShell(`gzip -6 -c '${image}' > '${out}'`), rm)],
   ];
+  const saved = await savedVmRow(image, out);
+  if (saved !== undefined) rows.push(saved);
   console.log(`\nimage: ${size / GiB} GiB (1/4 zero, 1/4 random, 1/2 text pages), ${os.cpus().length} cores, node ${process.version}\n`);
   console.log('case                    time     throughput  peak RSS  | reference            time     throughput  | vmdump/reference');
   for (const [name, m, refName, ref] of rows) {
@@ -89,7 +125,7 @@ function main(): void {
 }
 
 try {
-  main();
+  await main();
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });
 }

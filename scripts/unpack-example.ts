@@ -6,19 +6,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repositoryRoot } from './repository-root.js';
 import { brotliDecompressSync } from 'node:zlib';
-
-/** The repository root: the nearest folder above this file with a package.json (works from src and dist). */
-function repositoryRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('cannot find the repository root');
-    dir = parent;
-  }
-  return dir;
-}
 
 export const EXAMPLE = path.join(repositoryRoot(), 'examples', 'tiny-q35.vm.state.br');
 

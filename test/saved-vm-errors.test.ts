@@ -10,7 +10,7 @@ import { ByteReader } from '../src/sources/saved-vm/byte-reader.js';
 import { parseMigrationStream } from '../src/sources/saved-vm/migration-stream.js';
 import { locateVmdesc } from '../src/sources/saved-vm/vmdesc.js';
 import { runCli, tempDir } from './helpers/machines.js';
-import { buildTinyGuests, saveReferences, startGuest, QEMU } from './helpers/qemu.js';
+import { buildTinyGuests, saveReferences, startGuest, QEMU } from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run } from './helpers/tools.js';
 
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
@@ -34,18 +34,20 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-/** Where the second page of the first data run sits: its record's flags byte is just before it. */
-async function secondDataPagePayload(): Promise<number> {
+/**
+ * The payload of the page at 0x201000 (the guest stamps 0x200000-0x2fffff, so these are data
+ * pages sent back to back): group 1 of the main RAM block starts with the record for 0x200000.
+ */
+async function stampPagePayload(): Promise<number> {
   const fd = fs.openSync(streamFile, 'r');
   const size = fs.fstatSync(fd).size;
   const parsed = await parseMigrationStream(new ByteReader(fd, size, 'x'), () => locateVmdesc(fd, size, 'x'));
   fs.closeSync(fd);
-  const ram = parsed.blocks[0]!;
-  for (let page = 0; ; page += 1) {
-    const a = ram.pages.lookup(page);
-    const b = ram.pages.lookup(page + 1);
-    if (a?.kind === 'data' && b?.kind === 'data') return b.offset;
-  }
+  const first = parsed.blocks[0]!.pages.checkpoint(1)!;
+  expect(stream[first + 7]).toBe(0x28); // CONTINUE | PAGE
+  const second = first + 8 + 4096;
+  expect(stream[second + 7]).toBe(0x28);
+  return second + 8;
 }
 
 async function expectRefused(name: string, bytes: Buffer, message: RegExp): Promise<void> {
@@ -81,14 +83,14 @@ describe('damaged streams', () => {
     const bytes = Buffer.from(stream);
     bytes[footer] = 0x7f;
     await expectRefused('footer', bytes, new RegExp(`unknown record type 0x7f: the stream is corrupt at byte 0x${footer.toString(16)}`));
-    const payload = await secondDataPagePayload();
+    const payload = await stampPagePayload();
     const flipped = Buffer.from(stream);
     flipped[payload - 1] = 0x28 ^ 0x01; // CONTINUE|PAGE → CONTINUE|PAGE|FULL
     await expectRefused('ramflag', flipped, new RegExp(`RAM record flags 0x29 .*corrupt at byte 0x${(payload - 8).toString(16)}`));
   });
 
   qemuIt('an encoding vmdump does not decode is refused by name (xbzrle)', async () => {
-    const payload = await secondDataPagePayload();
+    const payload = await stampPagePayload();
     const bytes = Buffer.from(stream);
     bytes[payload - 1] = 0x28 | 0x40;
     await expectRefused('xbzrle', bytes, /uses the "xbzrle" migration capability, which vmdump does not decode/);

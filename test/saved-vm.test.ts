@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { readElfFile } from './helpers/elf-reader.js';
 import { runCli, tempDir } from './helpers/machines.js';
-import { buildLinuxGuest, buildTinyGuests, saveReferences, startGuest, QEMU } from './helpers/qemu.js';
+import { buildLinuxGuest, buildTinyGuests, saveReferences, startGuest, QEMU } from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run } from './helpers/tools.js';
 
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');

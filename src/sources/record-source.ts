@@ -28,25 +28,40 @@ export interface RecordSourceOptions {
 }
 
 export async function* readDumpRecords(plan: DumpPlan, options: RecordSourceOptions = {}): AsyncGenerator<SourceRecord> {
+  for (const record of plan.records) {
+    if (record.kind === 'memory') yield* readMemory(record, options);
+    else yield record;
+  }
+}
+
+type MemoryRecord = Extract<DumpRecord, { kind: 'memory' }>;
+
+/**
+ * The page chunks of one memory record. One read runs ahead of the chunk being handed on, so
+ * the source's I/O overlaps the consumer's work; at most one extra chunk is in memory.
+ */
+async function* readMemory(record: MemoryRecord, options: RecordSourceOptions): AsyncGenerator<PageChunk> {
   const chunkSize = BigInt(options.chunkSize ?? DEFAULT_CHUNK_SIZE);
   const allocate = options.allocate ?? Buffer.allocUnsafe;
-  for (const record of plan.records) {
-    if (record.kind !== 'memory') {
-      yield record;
-      continue;
+  const { range, rangeOffset } = record.piece;
+  const read = async (done: bigint): Promise<PageChunk> => {
+    options.signal?.throwIfAborted();
+    const bytes = allocate(Number(minBig(chunkSize, record.size - done)));
+    try {
+      await range.read(rangeOffset + done, bytes);
+    } catch (error) {
+      if (error instanceof VmdumpError) throw error;
+      throw new VmdumpError('bad-input', `cannot read guest memory: ${errnoText(error)}`,
+        `${range.label}, range offset ${hex(rangeOffset + done)}`, { cause: error });
     }
-    const { range, rangeOffset } = record.piece;
-    for (let done = 0n; done < record.size; done += chunkSize) {
-      options.signal?.throwIfAborted();
-      const bytes = allocate(Number(minBig(chunkSize, record.size - done)));
-      try {
-        await range.read(rangeOffset + done, bytes);
-      } catch (error) {
-        if (error instanceof VmdumpError) throw error;
-        throw new VmdumpError('bad-input', `cannot read guest memory: ${errnoText(error)}`,
-          `${range.label}, range offset ${hex(rangeOffset + done)}`, { cause: error });
-      }
-      yield { kind: 'page-chunk', offset: fileOffset(record.offset + done), bytes };
-    }
+    return { kind: 'page-chunk', offset: fileOffset(record.offset + done), bytes };
+  };
+  let ahead: Promise<PageChunk> | undefined = read(0n);
+  for (let done = 0n; ahead !== undefined; done += chunkSize) {
+    const current: PageChunk = await ahead;
+    ahead = done + chunkSize < record.size ? read(done + chunkSize) : undefined;
+    // If the consumer stops here, the read already started must not become an unhandled rejection.
+    ahead?.catch(() => undefined);
+    yield current;
   }
 }

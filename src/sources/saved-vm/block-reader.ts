@@ -1,62 +1,140 @@
 /**
- * Reads a span of a RAM block out of the stream file: consecutive data pages that sit at a fixed
- * stride are fetched with one read and their payloads copied out; ZERO records are filled;
- * pages the stream never sent read as zeros.
+ * Reads a span of a RAM block out of the stream file, group by group (page-index.ts): from a
+ * group's checkpoint the RAM records are parsed again, across section boundaries (EOS, footer,
+ * PART/END header), until a record leaves the group or the block. Pages the stream never sent
+ * read as zeros; re-sent pages come from the override map.
  */
-import * as fs from 'node:fs';
 import { VmdumpError, hex } from '../../model/errors.js';
-import type { RamBlock } from './migration-stream.js';
-import { PAGE_SIZE } from './migration-stream.js';
+import { ByteReader } from './byte-reader.js';
+import { PAGE_SIZE, type RamBlock } from './migration-stream.js';
+import { PAGES_PER_GROUP } from './page-index.js';
 
-const MAX_SPAN = 4 << 20;
+const GROUP_BYTES = PAGES_PER_GROUP * PAGE_SIZE;
+const ZERO = 0x02;
+const PAGE = 0x08;
+const EOS = 0x10;
+const CONTINUE = 0x20;
 
-function pread(fd: number, into: Buffer, position: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const step = (done: number): void => fs.read(fd, into, done, into.length - done, position + done, (error, n) => {
-      if (error) reject(error);
-      else if (n === 0) reject(new VmdumpError('short-read', `the stream file ended at ${hex(position + done)} while reading page data`));
-      else if (done + n < into.length) step(done + n);
-      else resolve();
-    });
-    step(0);
-  });
+export interface StreamFile {
+  readonly fd: number;
+  readonly size: number;
+  readonly label: string;
 }
 
-export async function readBlock(fd: number, block: RamBlock, offset: bigint, into: Uint8Array): Promise<void> {
+/** Reused read buffers, one per stream file: the record source reads one chunk at a time. */
+const scratchBuffers = new WeakMap<StreamFile, Buffer>();
+const SMALL_READAHEAD = 64 << 10;
+
+/** Fills `target` (GROUP_BYTES, or less for a block's last group) with the pages of `group`. */
+async function decodeGroup(file: StreamFile, block: RamBlock, group: number, target: Buffer): Promise<void> {
+  const first = group * PAGES_PER_GROUP;
+  const end = first + target.length / PAGE_SIZE;
+  const start = block.pages.checkpoint(group);
+  if (start === undefined) {
+    target.fill(0);
+  } else {
+    // The next group's checkpoint bounds this group's records exactly in an in-order stream.
+    const extent = block.pages.extent(group) ?? SMALL_READAHEAD;
+    let scratch = scratchBuffers.get(file);
+    if (scratch === undefined || scratch.length < extent) {
+      scratch = Buffer.allocUnsafe(Math.max(extent, GROUP_BYTES + PAGES_PER_GROUP * 8 + 512));
+      scratchBuffers.set(file, scratch);
+    }
+    scratchBuffers.delete(file); // taken: a concurrent read allocates its own
+    const reader = new ByteReader(file.fd, file.size, file.label, start, extent, scratch);
+    try {
+      await replayRecords(reader, block, first, end, target);
+    } finally {
+      scratchBuffers.set(file, scratch);
+    }
+  }
+  if (block.pages.overrideCount > 0) await applyOverrides(file, block, first, end, target);
+}
+
+async function applyOverrides(file: StreamFile, block: RamBlock, first: number, end: number, target: Buffer): Promise<void> {
+  for (let page = first; page < end; page += 1) {
+    const source = block.pages.override(page);
+    if (source === undefined) continue;
+    const at = (page - first) * PAGE_SIZE;
+    if (source.kind === 'fill') {
+      target.fill(source.byte, at, at + PAGE_SIZE);
+    } else {
+      const reader = new ByteReader(file.fd, file.size, file.label, source.offset, PAGE_SIZE);
+      await reader.ensure(PAGE_SIZE, 'a re-sent page');
+      reader.copyTo(target, at, PAGE_SIZE);
+    }
+  }
+}
+
+/** Replays the group's records into `target`; pages not sent (gaps) become zeros as they are passed. */
+async function replayRecords(reader: ByteReader, block: RamBlock, first: number, end: number, target: Buffer): Promise<void> {
+  let previous = first - 1;
+  const zeroUpTo = (page: number): void => {
+    if (page > previous + 1) target.fill(0, (previous + 1 - first) * PAGE_SIZE, (page - first) * PAGE_SIZE);
+  };
+  try {
+    for (;;) {
+      if (reader.remaining < 9) return;
+      await reader.ensure(8, 'a RAM record');
+      const at = reader.position;
+      const word = reader.be64();
+      const flags = Number(word & 0xfffn);
+      if (flags & EOS) {
+        // End of a RAM chunk: a footer may follow, then the next PART/END of the RAM section, or the device state.
+        await reader.ensure(Math.min(reader.remaining, 10), 'a section boundary');
+        if (reader.peekU8() === 0x7e) { reader.u8(); reader.be32(); }
+        const type = reader.peekU8();
+        if (type !== 0x02 && type !== 0x03) return;
+        reader.u8();
+        reader.be32();
+        continue;
+      }
+      if (!(flags & CONTINUE)) {
+        await reader.ensure(1, 'a block id');
+        const length = reader.peekU8();
+        await reader.ensure(1 + length, 'a block id');
+        if (reader.str8() !== block.id) return;
+      }
+      const page = Number(word / BigInt(PAGE_SIZE));
+      if (page >= end || page <= previous) return;
+      zeroUpTo(page);
+      previous = page;
+      const into = (page - first) * PAGE_SIZE;
+      if (flags & ZERO) {
+        await reader.ensure(1, 'a ZERO record');
+        target.fill(reader.u8(), into, into + PAGE_SIZE);
+      } else if (flags & PAGE) {
+        await reader.ensure(PAGE_SIZE, 'a page');
+        reader.copyTo(target, into, PAGE_SIZE);
+      } else {
+        throw new VmdumpError('bad-input', `RAM record flags ${hex(flags)} changed since the stream was indexed at byte ${hex(at)}`);
+      }
+    }
+  } finally {
+    zeroUpTo(end);
+  }
+}
+
+/** Reads `into.length` bytes of `block` from `offset`. Whole groups land in `into` directly. */
+export async function readBlock(file: StreamFile, block: RamBlock, offset: bigint, into: Uint8Array): Promise<void> {
+  const target = Buffer.from(into.buffer, into.byteOffset, into.byteLength);
   let done = 0;
-  while (done < into.length) {
+  let scratch: Buffer | undefined;
+  while (done < target.length) {
     const at = offset + BigInt(done);
-    const page = Number(at / BigInt(PAGE_SIZE));
-    const inPage = Number(at % BigInt(PAGE_SIZE));
-    const source = block.pages.lookup(page);
-    const take = Math.min(PAGE_SIZE - inPage, into.length - done);
-    if (source === undefined || source.kind === 'fill') {
-      into.fill(source?.byte ?? 0, done, done + take);
-      done += take;
-      continue;
+    const group = Number(at / BigInt(GROUP_BYTES));
+    const groupStart = BigInt(group) * BigInt(GROUP_BYTES);
+    const groupLength = Number((block.usedLength - groupStart < BigInt(GROUP_BYTES)) ? block.usedLength - groupStart : BigInt(GROUP_BYTES));
+    const inGroup = Number(at - groupStart);
+    const take = Math.min(groupLength - inGroup, target.length - done);
+    if (inGroup === 0 && take === groupLength) {
+      await decodeGroup(file, block, group, target.subarray(done, done + take));
+    } else {
+      scratch ??= Buffer.allocUnsafe(GROUP_BYTES);
+      const view = scratch.subarray(0, groupLength);
+      await decodeGroup(file, block, group, view);
+      view.copy(target, done, inGroup, inGroup + take);
     }
-    // Extend over following data pages at a constant stride, up to what `into` still needs.
-    let pages = 1;
-    let stride = 0;
-    while (done + take + (pages - 1) * PAGE_SIZE < into.length && pages * PAGE_SIZE < MAX_SPAN) {
-      const next = block.pages.lookup(page + pages);
-      if (next?.kind !== 'data') break;
-      const step = next.offset - source.offset - (pages - 1) * stride;
-      if (pages === 1) stride = next.offset - source.offset;
-      else if (step !== stride) break;
-      pages += 1;
-    }
-    const bytesWanted = Math.min(into.length - done, pages * PAGE_SIZE - inPage);
-    const spanLength = (pages - 1) * stride + PAGE_SIZE;
-    const span = Buffer.allocUnsafe(spanLength);
-    await pread(fd, span, source.offset);
-    let copied = 0;
-    for (let i = 0; copied < bytesWanted; i += 1) {
-      const from = i * stride + (i === 0 ? inPage : 0);
-      const length = Math.min(PAGE_SIZE - (i === 0 ? inPage : 0), bytesWanted - copied);
-      span.copy(into, done + copied, from, from + length);
-      copied += length;
-    }
-    done += copied;
+    done += take;
   }
 }

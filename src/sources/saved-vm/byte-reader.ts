@@ -6,15 +6,17 @@
 import * as fs from 'node:fs';
 import { VmdumpError, hex } from '../../model/errors.js';
 
-const BUFFER_SIZE = 1 << 20;
+const DEFAULT_BUFFER = 1 << 20;
 
 export class ByteReader {
-  private buffer = Buffer.alloc(0);
+  private buffer: Buffer = Buffer.alloc(0);
   /** File position of buffer[0]. */
   private base = 0;
   private cursor = 0;
 
-  constructor(private readonly fd: number, readonly size: number, readonly label: string, start = 0) {
+  /** `scratch`, when given, is used for the first fill if it is large enough (saves an allocation per read). */
+  constructor(private readonly fd: number, readonly size: number, readonly label: string, start = 0,
+    private readonly bufferSize = DEFAULT_BUFFER, private scratch?: Buffer) {
     this.base = start;
   }
 
@@ -30,7 +32,9 @@ export class ByteReader {
     if (this.buffer.length - this.cursor >= n) return;
     if (this.position + n > this.size) this.fail(`the stream is truncated: ${what} needs ${n} bytes, ${this.remaining} are left`);
     const keep = this.buffer.subarray(this.cursor);
-    const next = Buffer.allocUnsafe(Math.max(n, BUFFER_SIZE));
+    const wanted = Math.max(n, this.bufferSize);
+    const next = this.scratch !== undefined && this.scratch.length >= wanted && keep.length === 0 ? this.scratch : Buffer.allocUnsafe(wanted);
+    this.scratch = undefined;
     keep.copy(next);
     const want = Math.min(next.length, this.size - this.position) - keep.length;
     let filled = keep.length;
@@ -59,6 +63,12 @@ export class ByteReader {
     const at = this.cursor;
     this.cursor += n;
     return at;
+  }
+
+  /** Copies the next `n` bytes into `target` at `at`. */
+  copyTo(target: Uint8Array, at: number, n: number): void {
+    const from = this.take(n);
+    this.buffer.copy(target, at, from, from + n);
   }
 
   u8(): number { return this.buffer[this.take(1)]!; }

@@ -179,9 +179,9 @@ async function readRamChunk(reader: ByteReader, state: RamState): Promise<void> 
     if (address >= block.usedLength) reader.fail(`page at ${hex(address)} is beyond RAM block "${block.id}" (${hex(block.usedLength)} bytes)`, at);
     const page = Number(address) / PAGE_SIZE;
     if (flags & RamFlag.Zero) {
-      block.pages.add(page, { kind: 'fill', byte: reader.u8() });
+      block.pages.note(page, at, { kind: 'fill', byte: reader.u8() });
     } else {
-      block.pages.add(page, { kind: 'data', offset: reader.position });
+      block.pages.note(page, at, { kind: 'data', offset: reader.position });
       reader.skip(PAGE_SIZE);
     }
   }
@@ -196,7 +196,7 @@ async function readBlockList(reader: ByteReader, state: RamState, total: bigint)
     const id = reader.str8();
     const usedLength = reader.be64();
     if (usedLength === 0n || usedLength % BigInt(PAGE_SIZE) !== 0n) reader.fail(`RAM block "${id}" has length ${hex(usedLength)}: the stream is corrupt`, at);
-    state.blocks.push({ id, usedLength, pages: new PageIndex() });
+    state.blocks.push({ id, usedLength, pages: new PageIndex(Number(usedLength / BigInt(PAGE_SIZE))) });
     sum += usedLength;
   }
   if (sum !== total) reader.fail(`RAM block lengths add up to ${hex(sum)}, the header says ${hex(total)}: the stream is corrupt`);

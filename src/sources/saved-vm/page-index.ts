@@ -1,59 +1,55 @@
 /**
- * Where each page of a RAM block lives in the stream. A stopped VM sends every page once in
- * ascending order (qemu-migration-stream.md §1), so runs of like records compress the index
- * to a handful of entries; a page sent again (a running VM's later pass) goes to an override
- * map, and the last record for a page wins.
+ * Where a RAM block's pages are in the stream, in memory that does not grow with what the
+ * pages hold: one checkpoint per group of 512 pages (2 MiB of guest RAM), the stream offset of
+ * the first record of that group. A stopped VM sends every page once, in ascending order
+ * (qemu-migration-stream.md §1), so a group's records follow its checkpoint; reading a group
+ * re-parses that stretch of the stream. A page sent again later (a running VM's next pass)
+ * goes to an override map, and the last record for a page wins.
+ *
+ * Cost: 8 bytes per 2 MiB of guest RAM (256 KiB for a 64 GiB guest), plus re-sent pages.
  */
 
 /** A page's content: bytes at a file offset, or one repeated byte (a ZERO record). */
 export type PageSource = { readonly kind: 'data'; readonly offset: number } | { readonly kind: 'fill'; readonly byte: number };
 
-interface Run {
-  readonly first: number;
-  count: number;
-  /** -1: data pages; 0..255: ZERO records with that fill byte. */
-  readonly fill: number;
-  readonly offset: number;
-  /** Distance between consecutive data pages' payloads (the record header sits between them). */
-  stride: number;
-}
+export const PAGES_PER_GROUP = 512;
 
 export class PageIndex {
-  private readonly runs: Run[] = [];
+  private readonly checkpoints: Float64Array;
   private readonly overrides = new Map<number, PageSource>();
+  private lastPage = -1;
 
-  add(page: number, source: PageSource): void {
-    const last = this.runs[this.runs.length - 1];
-    if (last !== undefined && page < last.first + last.count) {
+  constructor(readonly pageCount: number) {
+    this.checkpoints = new Float64Array(Math.ceil(pageCount / PAGES_PER_GROUP)).fill(-1);
+  }
+
+  /** Pass 1: a record for `page` starts at `recordOffset` (its be64 header) and holds `source`. */
+  note(page: number, recordOffset: number, source: PageSource): void {
+    if (page <= this.lastPage) {
       this.overrides.set(page, source);
       return;
     }
-    const fill = source.kind === 'fill' ? source.byte : -1;
-    const offset = source.kind === 'data' ? source.offset : 0;
-    if (last !== undefined && page === last.first + last.count && fill === last.fill) {
-      if (fill >= 0) { last.count += 1; return; }
-      const stride = offset - last.offset;
-      if (last.count === 1 && stride > 0) last.stride = stride;
-      if (last.offset + last.count * last.stride === offset) { last.count += 1; return; }
-    }
-    this.runs.push({ first: page, count: 1, fill, offset, stride: 0 });
+    const group = Math.floor(page / PAGES_PER_GROUP);
+    if (this.checkpoints[group] === -1) this.checkpoints[group] = recordOffset;
+    this.lastPage = page;
   }
 
-  /** undefined: the stream never sent this page. */
-  lookup(page: number): PageSource | undefined {
-    const override = this.overrides.get(page);
-    if (override !== undefined) return override;
-    let low = 0;
-    let high = this.runs.length - 1;
-    while (low <= high) {
-      const mid = (low + high) >> 1;
-      const run = this.runs[mid]!;
-      if (page < run.first) high = mid - 1;
-      else if (page >= run.first + run.count) low = mid + 1;
-      else return run.fill >= 0 ? { kind: 'fill', byte: run.fill } : { kind: 'data', offset: run.offset + (page - run.first) * run.stride };
-    }
-    return undefined;
+  /** Stream offset of the first record of `group`, or undefined when none of its pages was sent. */
+  checkpoint(group: number): number | undefined {
+    const offset = this.checkpoints[group];
+    return offset === undefined || offset === -1 ? undefined : offset;
   }
 
-  get runCount(): number { return this.runs.length; }
+  /** Bytes of stream from this group's checkpoint to the next group's, when both exist. */
+  extent(group: number): number | undefined {
+    const start = this.checkpoint(group);
+    const next = this.checkpoint(group + 1);
+    return start === undefined || next === undefined ? undefined : next - start;
+  }
+
+  override(page: number): PageSource | undefined {
+    return this.overrides.size === 0 ? undefined : this.overrides.get(page);
+  }
+
+  get overrideCount(): number { return this.overrides.size; }
 }

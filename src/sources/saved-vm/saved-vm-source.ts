@@ -61,10 +61,11 @@ export async function openSavedVm(file: string, options: SavedVmOptions = {}): P
     if (size === 0) throw new VmdumpError('bad-input', 'the saved VM is empty', label);
     const start = streamStart(fd, label);
     const stream = await parseMigrationStream(new ByteReader(fd, size, label, start), () => locateVmdesc(fd, size, label));
+    const streamFile = { fd, size, label };
     const cpus = stream.devices.filter((d) => d.name === 'cpu').map(vcpuFromSection).sort((a, b) => a.vcpu.index - b.vcpu.index);
     const ram: RamRange[] = mapPcMemory(stream.machineType, stream.blocks, stream.devices).map((m) => ({
       start: physAddr(m.start), size: m.end - m.start, label: `${m.block.id} at ${m.offset === 0n ? '0' : `0x${m.offset.toString(16)}`}`,
-      read: (offset, into) => readBlock(fd, m.block, m.offset + offset, into),
+      read: (offset, into) => readBlock(streamFile, m.block, m.offset + offset, into),
     }));
     const arch = x86Architecture(cpus[0]?.longMode ?? false, ram);
     const guestNote = await readGuestNote(stream.devices, ram);

@@ -1,15 +1,15 @@
 /**
- * Real QEMU for tests: boots a test guest, waits for its ready marker, stops it, and has QEMU
+ * Real QEMU for tests and benchmarks: boots a test guest, waits for its ready marker, stops it, and has QEMU
  * itself write `dump-guest-memory` (paging false) and a migration stream of the same paused state.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { QmpClient } from '../../src/qmp/qmp-client.js';
+import { repositoryRoot } from './repository-root.js';
+import { QmpClient } from '../src/qmp/qmp-client.js';
 
-export const GUEST_DIR = fileURLToPath(new URL('../../test-guests/', import.meta.url));
+export const GUEST_DIR = path.join(repositoryRoot(), 'test-guests');
 export const QEMU = 'qemu-system-x86_64';
 
 export function buildTinyGuests(): { tiny32: string; tiny64: string } {
