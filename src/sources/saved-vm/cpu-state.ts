@@ -3,7 +3,6 @@
  * Fields are read by their vmdesc names, so the same code serves qemu-system-x86_64 (64-bit
  * target_ulong) and qemu-system-i386 (32-bit, EFER in the cpu/efer32 subsection).
  */
-import { VmdumpError } from '../../model/errors.js';
 import type { Vcpu, X86CpuState, X86Segment } from '../../model/guest.js';
 import type { DeviceState } from './vmdesc.js';
 
@@ -44,6 +43,5 @@ export function vcpuFromSection(cpu: DeviceState): { vcpu: Vcpu; longMode: boole
     efer: cpu.has('env.efer') ? cpu.uint('env.efer') : optional('cpu/efer32:env.efer'),
     kernelGsBase: optional('env.kernelgsbase'),
   };
-  if (!Number.isSafeInteger(cpu.instance)) throw new VmdumpError('bad-input', `cpu section with instance ${cpu.instance}`);
   return { vcpu: { index: cpu.instance, state }, longMode: (cpu.uint('env.hflags') & HF_LMA) !== 0n };
 }

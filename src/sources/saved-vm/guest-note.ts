@@ -4,7 +4,6 @@
  * guest-physical address); the note is read from guest memory there. QEMU only warns about a
  * bad note and dumps without it; so do we, returning the reason.
  */
-import { NT_VMCOREINFO } from '../../model/elf-constants.js';
 import type { ElfNote, RamRange } from '../../model/guest.js';
 import { hex } from '../../model/errors.js';
 import type { DeviceState } from './vmdesc.js';
@@ -41,5 +40,5 @@ export async function readGuestNote(devices: readonly DeviceState[], ram: readon
   }
   const name = new TextDecoder('latin1').decode(bytes.subarray(12, 12 + Math.max(0, namesz - 1)));
   const descAt = 12 + align4(namesz);
-  return { note: { name, type: type === NT_VMCOREINFO ? NT_VMCOREINFO : type, desc: bytes.slice(descAt, descAt + descsz) } };
+  return { note: { name, type, desc: bytes.slice(descAt, descAt + descsz) } };
 }
