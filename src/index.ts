@@ -25,6 +25,7 @@ export { physAddr, type PhysAddr, type FileOffset, type VirtAddr } from './model
 export * as elf from './model/elf-constants.js';
 export { openRawImage } from './sources/raw-image.js';
 export { openSavedVm } from './sources/saved-vm/saved-vm-source.js';
+export { openLiveVm, type LiveGuest, type LiveOptions } from './sources/live/live-source.js';
 export { QmpClient, type QmpAddress, type QmpEvent } from './qmp/qmp-client.js';
 export { readDumpRecords, type PageChunk, type SourceRecord } from './sources/record-source.js';
 export { planDump, type DumpOptions, type DumpPlan, type DumpRecord, type LayoutKind } from './transforms/dump-plan.js';

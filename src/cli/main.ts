@@ -7,6 +7,7 @@ import { isatty } from 'node:tty';
 import { parseArgs } from 'node:util';
 import { VmdumpError, isVmdumpError } from '../model/errors.js';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, exitCodeFor } from './exit-codes.js';
+import type { QmpAddress } from '../qmp/qmp-client.js';
 import { runDump, type CliOptions } from './run-dump.js';
 import { USAGE } from './usage.js';
 
@@ -28,9 +29,10 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' {
   });
   if (values.help) return 'help';
   const [command, input, ...extra] = positionals;
-  if (command !== 'raw' && command !== 'saved') throw new VmdumpError('usage', command === undefined ? 'no command given' : `unknown command "${command}"`);
+  if (command !== 'raw' && command !== 'saved' && command !== 'qmp') throw new VmdumpError('usage', command === undefined ? 'no command given' : `unknown command "${command}"`);
   if (input === undefined) {
-    throw new VmdumpError('usage', command === 'raw' ? 'vmdump raw needs a machine description (MACHINE.json)' : 'vmdump saved needs a saved VM file (or - for standard input)');
+    const needs = { raw: 'a machine description (MACHINE.json)', saved: 'a saved VM file (or - for standard input)', qmp: 'a QMP socket path or HOST:PORT' };
+    throw new VmdumpError('usage', `vmdump ${command} needs ${needs[command]}`);
   }
   if (extra.length > 0) throw new VmdumpError('usage', `unexpected argument "${extra[0]}"`);
   if (values.layout !== 'qemu' && values.layout !== 'portable') throw new VmdumpError('usage', `--layout must be qemu or portable, not "${values.layout}"`);
@@ -38,10 +40,17 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' {
   const progress = values.progress ?? (isatty(2) ? 'bar' : 'none');
   if (progress !== 'bar' && progress !== 'json' && progress !== 'none') throw new VmdumpError('usage', `--progress must be bar, json or none, not "${progress}"`);
   return {
-    source: command === 'raw' ? { kind: 'raw', machine: input } : { kind: 'saved', file: input }, output: values.output, gzip: values.gzip, layout: values.layout, progress, fsync: values.fsync,
+    source: command === 'raw' ? { kind: 'raw', machine: input } : command === 'saved' ? { kind: 'saved', file: input } : { kind: 'qmp', address: qmpAddress(input) },
+    output: values.output, gzip: values.gzip, layout: values.layout, progress, fsync: values.fsync,
     filter: values.begin === undefined || values.length === undefined ? undefined
       : { begin: parseNumber(values.begin, '--begin'), length: parseNumber(values.length, '--length') },
   };
+}
+
+/** A unix socket path, or HOST:PORT (tcp:HOST:PORT also accepted). */
+function qmpAddress(text: string): QmpAddress {
+  const tcp = /^(?:tcp:)?([^/:]+|\[[^\]]+\]):(\d+)$/.exec(text);
+  return tcp === null ? { path: text.replace(/^unix:/, '') } : { host: tcp[1]!.replace(/^\[|\]$/g, ''), port: Number(tcp[2]) };
 }
 
 function parseNumber(text: string, option: string): bigint {

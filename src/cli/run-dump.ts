@@ -10,12 +10,17 @@ import { gzipSink } from '../sinks/gzip-sink.js';
 import type { Sink } from '../sinks/sink.js';
 import { openRawImage } from '../sources/raw-image.js';
 import { openSavedVm } from '../sources/saved-vm/saved-vm-source.js';
+import { openLiveVm } from '../sources/live/live-source.js';
+import type { QmpAddress } from '../qmp/qmp-client.js';
 import { planDump, type DumpPlan, type LayoutKind } from '../transforms/dump-plan.js';
 import type { MemoryFilter } from '../transforms/memory-mapping.js';
 import { formatBytes, formatRate, formatSeconds } from './format.js';
 import { showProgress, type ProgressMode } from './progress-view.js';
 
-export type CliSource = { readonly kind: 'raw'; readonly machine: string } | { readonly kind: 'saved'; readonly file: string };
+export type CliSource =
+  | { readonly kind: 'raw'; readonly machine: string }
+  | { readonly kind: 'saved'; readonly file: string }
+  | { readonly kind: 'qmp'; readonly address: QmpAddress };
 
 export interface CliOptions {
   readonly source: CliSource;
@@ -38,7 +43,8 @@ function chooseSink(options: CliOptions): Sink {
 
 function openGuest(source: CliSource, signal: AbortSignal): Promise<GuestModel> {
   if (source.kind === 'raw') return openRawImage(source.machine);
-  return openSavedVm(source.file, { signal });
+  if (source.kind === 'saved') return openSavedVm(source.file, { signal });
+  return openLiveVm(source.address);
 }
 
 export async function runDump(options: CliOptions, signal: AbortSignal, write: (text: string) => void): Promise<DumpSummary> {

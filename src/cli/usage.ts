@@ -1,11 +1,14 @@
 export const USAGE = `Usage: vmdump raw MACHINE.json [options]
        vmdump saved VM.STATE [options]
+       vmdump qmp SOCKET|HOST:PORT [options]
 
 Writes an ELF vmcore of a guest to a file, or to standard output when it is not a
 terminal. The guest comes from:
   raw MACHINE.json   RAM image files described by MACHINE.json (README "Machine description")
   saved VM.STATE     a saved QEMU VM: a migration stream (migrate "exec:cat > VM.STATE")
                      or a virsh save image
+  qmp SOCKET         a running QEMU's QMP monitor: the VM is paused while its memory
+                     is read and resumed afterwards if it was running (on every path)
 
 Options:
   -o, --output FILE     write the dump to FILE ('-' for standard output). FILE appears

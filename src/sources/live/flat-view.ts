@@ -1,0 +1,41 @@
+/**
+ * `info mtree -f` → the ranges QEMU's dump contains (qemu-live-source.md §4): the flat view of
+ * address space "memory" (root: system), lines of kind ram/rom (not nv-), merged when a line
+ * continues the previous one's region at the next offset.
+ */
+import { VmdumpError } from '../../model/errors.js';
+
+export interface FlatRange {
+  readonly start: bigint;
+  /** Exclusive. */
+  readonly end: bigint;
+  /** The (alias-resolved) memory region: a RAMBlock name such as `pc.ram`, `m0`, `vga.vram`. */
+  readonly region: string;
+  /** Offset inside `region` of `start`. */
+  readonly offset: bigint;
+}
+
+const LINE = /^\s+([0-9a-f]{16})-([0-9a-f]{16}) \(prio -?\d+, ([a-z/-]+)\): (.*?)(?: @([0-9a-f]{16}))?(?: (?:owner|parent):\{.*)?$/;
+
+export function parseFlatView(text: string): FlatRange[] {
+  const views = text.replace(/\r\n/g, '\n').split(/^FlatView #\d+\n/m).slice(1);
+  const system = views.find((view) => /^ AS "memory", root: system\b/m.test(view));
+  if (system === undefined) throw new VmdumpError('bad-input', 'info mtree -f shows no flat view for address space "memory" (root: system)');
+  const ranges: { start: bigint; end: bigint; region: string; offset: bigint }[] = [];
+  for (const line of system.split('\n')) {
+    const match = LINE.exec(line);
+    if (match === null) continue;
+    const [, startHex, endHex, kind, region, offsetHex] = match as unknown as [string, string, string, string, string, string | undefined];
+    if (kind !== 'ram' && kind !== 'rom') continue;
+    const start = BigInt(`0x${startHex}`);
+    const end = BigInt(`0x${endHex}`) + 1n;
+    const offset = offsetHex === undefined ? 0n : BigInt(`0x${offsetHex}`);
+    const last = ranges[ranges.length - 1];
+    if (last !== undefined && last.end === start && last.region === region && last.offset + (last.end - last.start) === offset) {
+      last.end = end;
+    } else {
+      ranges.push({ start, end, region, offset });
+    }
+  }
+  return ranges;
+}

@@ -1,0 +1,112 @@
+/**
+ * The live source: a running QEMU over QMP (qemu-live-source.md §8). It remembers the run state,
+ * stops the VM, takes the exact notes from a 4 KiB dump-guest-memory, the ranges from
+ * `info mtree -f`, and reads RAM from share=on backend files or through pmemsave. `close()`
+ * hands the VM back in the state it found it: it must be called on every path.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { VmdumpError } from '../../model/errors.js';
+import { x86Architecture, type GuestModel, type RamRange } from '../../model/guest.js';
+import { physAddr } from '../../model/units.js';
+import { QmpClient, type QmpAddress } from '../../qmp/qmp-client.js';
+import { parseCoreNotes } from './core-notes.js';
+import { parseFlatView, type FlatRange } from './flat-view.js';
+import { PmemsaveTransfer, fifoPath } from './pmemsave-range.js';
+
+export interface LiveOptions {
+  /** Where QEMU writes the small notes dump and the pmemsave FIFOs; QEMU must be able to write there (default $TMPDIR). */
+  readonly workDir?: string;
+  readonly timeoutMs?: number;
+}
+
+export interface LiveGuest extends GuestModel {
+  /** Whether the VM was running when vmdump found it (and so is resumed by close()). */
+  readonly wasRunning: boolean;
+}
+
+interface Memdev { readonly id: string; readonly share: boolean }
+
+/** Backend ids whose file can be read directly: share=on and a mem-path that is a file. */
+async function readableBackends(qmp: QmpClient): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for (const memdev of await qmp.execute<Memdev[]>('query-memdev')) {
+    if (!memdev.share) continue;
+    const memPath = await qmp.execute<string>('qom-get', { path: `/objects/${memdev.id}`, property: 'mem-path' }).catch(() => undefined);
+    if (memPath !== undefined && fs.statSync(memPath, { throwIfNoEntry: false })?.isFile() === true) files.set(memdev.id, memPath);
+  }
+  return files;
+}
+
+function fileRange(range: FlatRange, file: string, fds: number[]): RamRange {
+  const fd = fs.openSync(file, 'r');
+  fds.push(fd);
+  return {
+    start: physAddr(range.start), size: range.end - range.start, label: `${range.region} (${file})`,
+    async read(offset, into) {
+      let done = 0;
+      while (done < into.length) {
+        const n = await new Promise<number>((resolve, reject) => fs.read(fd, into, done, into.length - done, range.offset + offset + BigInt(done),
+          (error, bytes) => (error ? reject(error) : resolve(bytes))));
+        if (n === 0) throw new VmdumpError('short-read', `the backend file ended at ${range.offset + offset + BigInt(done)}`, file);
+        done += n;
+      }
+    },
+  };
+}
+
+export async function openLiveVm(address: QmpAddress, options: LiveOptions = {}): Promise<LiveGuest> {
+  const qmp = await QmpClient.connect(address, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
+  const target = await qmp.execute<{ arch: string }>('query-target').catch((error: unknown) => { qmp.close(); throw error; });
+  if (target.arch !== 'x86_64' && target.arch !== 'i386') {
+    qmp.close();
+    throw new VmdumpError('bad-input', `QEMU at ${qmp.where} emulates ${target.arch}; the live source reads x86 guests`);
+  }
+  const wasRunning = (await qmp.execute<{ running: boolean }>('query-status')).running;
+  const workDir = fs.mkdtempSync(path.join(options.workDir ?? os.tmpdir(), 'vmdump-live-'));
+  const transfers: PmemsaveTransfer[] = [];
+  const fds: number[] = [];
+  let closed = false;
+  // Resuming is not conditional on the rest of the clean-up going well: errors are collected, cont runs.
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    const problems: unknown[] = [];
+    for (const transfer of transfers) await transfer.abandon().catch((error: unknown) => problems.push(error));
+    for (const fd of fds) { try { fs.closeSync(fd); } catch (error) { problems.push(error); } }
+    try {
+      if (wasRunning) await qmp.execute('cont');
+    } finally {
+      qmp.close();
+      fs.rmSync(workDir, { recursive: true, force: true });
+    }
+    if (problems.length > 0) throw new VmdumpError('internal', `clean-up after the dump: ${(problems[0] as Error).message}`);
+  };
+  try {
+    if (wasRunning) await qmp.execute('stop');
+    const flat = parseFlatView(await qmp.hmp('info mtree -f'));
+    const first = flat[0];
+    if (first === undefined) throw new VmdumpError('bad-input', 'the guest has no RAM in its memory map');
+    const notesFile = path.join(workDir, 'notes.core');
+    // A 4 KiB dump gives QEMU's notes byte for byte (qemu-live-source.md §2, §3.4).
+    await qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${notesFile}`, begin: Number(first.start), length: 4096 });
+    const notes = parseCoreNotes(fs.readFileSync(notesFile));
+    fs.rmSync(notesFile);
+    const backends = await readableBackends(qmp);
+    const ram = flat.map((range, index): RamRange => {
+      const file = backends.get(range.region);
+      if (file !== undefined) return fileRange(range, file, fds);
+      const transfer = new PmemsaveTransfer(qmp, range.start, range.end - range.start, fifoPath(workDir, index), `${range.region} via pmemsave`);
+      transfers.push(transfer);
+      return { start: physAddr(range.start), size: range.end - range.start, label: transfer.label, read: (offset, into) => transfer.read(offset, into) };
+    });
+    return {
+      arch: x86Architecture(notes.longMode, ram), vcpus: notes.vcpus, ram, wasRunning, close,
+      ...(notes.vmcoreinfo === undefined ? {} : { vmcoreinfo: notes.vmcoreinfo }),
+    };
+  } catch (error) {
+    await close().catch(() => undefined);
+    throw error;
+  }
+}

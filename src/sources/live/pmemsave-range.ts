@@ -1,0 +1,93 @@
+/**
+ * Guest-physical bytes through QMP `pmemsave` into a FIFO vmdump reads (qemu-live-source.md §6).
+ * pmemsave blocks QEMU's main loop until its last byte is read, and QEMU's open() of the FIFO
+ * blocks until a reader exists, so the FIFO is opened while the command runs and read strictly
+ * in order. Abandoning a transfer opens (if needed) and closes the read end: QEMU's next write
+ * fails with EPIPE and the monitor is free again.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { VmdumpError, hex } from '../../model/errors.js';
+import type { QmpClient } from '../../qmp/qmp-client.js';
+
+const DAY_MS = 86_400_000;
+
+function openFifo(file: string): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(file, 'r', (error, fd) => (error ? reject(error) : resolve(fd))));
+}
+
+export class PmemsaveTransfer {
+  private fd: number | undefined;
+  private opening: Promise<number> | undefined;
+  private command: Promise<unknown> | undefined;
+  private position = 0n;
+  private failure: Error | undefined;
+  private finished = false;
+
+  constructor(private readonly qmp: QmpClient, private readonly start: bigint, private readonly size: bigint,
+    private readonly fifo: string, readonly label: string) {}
+
+  private begin(): Promise<number> {
+    const made = spawnSync('mkfifo', ['-m', '600', this.fifo], { encoding: 'utf8' });
+    if (made.status !== 0) throw new VmdumpError('bad-input', `cannot create a FIFO at ${this.fifo}: ${made.stderr.trim()}`);
+    this.command = this.qmp.execute('pmemsave', { val: Number(this.start), size: Number(this.size), filename: this.fifo }, { timeoutMs: DAY_MS });
+    this.command.catch((error: Error) => { this.failure ??= error; });
+    this.opening = openFifo(this.fifo);
+    return this.opening;
+  }
+
+  /** Reads the next `into.length` bytes; `offset` must continue where the previous read ended. */
+  async read(offset: bigint, into: Uint8Array): Promise<void> {
+    if (offset !== this.position) {
+      throw new VmdumpError('internal', `pmemsave delivers bytes in order: asked for ${hex(offset)}, next is ${hex(this.position)}`, this.label);
+    }
+    this.fd ??= await (this.opening ?? this.begin());
+    let done = 0;
+    while (done < into.length) {
+      const n = await new Promise<number>((resolve, reject) => fs.read(this.fd!, into, done, into.length - done, null,
+        (error, bytes) => (error ? reject(error) : resolve(bytes))));
+      if (n === 0) {
+        const why = this.failure?.message ?? 'QEMU closed the FIFO early';
+        throw new VmdumpError('bad-input', `pmemsave ended ${into.length - done} bytes short at ${hex(this.start + offset + BigInt(done))}: ${why}`, this.label);
+      }
+      done += n;
+    }
+    this.position += BigInt(into.length);
+    if (this.position === this.size) await this.finish();
+  }
+
+  private async finish(): Promise<void> {
+    this.finished = true;
+    this.release();
+    await this.command;
+  }
+
+  private release(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+    fs.rmSync(this.fifo, { force: true });
+  }
+
+  /** Ends an unfinished transfer without leaving QEMU blocked on the FIFO. */
+  async abandon(): Promise<void> {
+    if (this.command === undefined || this.finished) return;
+    this.finished = true;
+    if (this.fd === undefined) {
+      // QEMU may still be waiting in open(): give it a reader, then close it.
+      this.fd = await Promise.race([this.opening!, this.command.then(() => undefined, () => undefined)]) ?? undefined;
+      if (this.fd === undefined) {
+        // pmemsave ended without opening the FIFO; our own blocked open needs a writer to return.
+        try { fs.closeSync(fs.openSync(this.fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)); } catch { /* no reader left */ }
+        this.fd = await this.opening!.catch(() => undefined);
+      }
+    }
+    this.release();
+    await this.command.catch(() => undefined);
+  }
+}
+
+export function fifoPath(dir: string, index: number): string {
+  return path.join(dir, `range-${index}.fifo`);
+}
+
