@@ -56,6 +56,20 @@ function fileRange(range: FlatRange, file: string, fds: number[]): RamRange {
   };
 }
 
+/**
+ * `cont`, over a new connection if the first one was lost mid-dump (a monitor that went away
+ * does not stop QEMU): the VM must not stay paused because a socket broke.
+ */
+async function resume(qmp: QmpClient, address: QmpAddress, options: LiveOptions): Promise<void> {
+  try {
+    await qmp.execute('cont');
+  } catch (first) {
+    const again = await QmpClient.connect(address, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }).catch(() => undefined);
+    if (again === undefined) throw new VmdumpError('bad-input', `the VM was left paused: could not resume it (${(first as Error).message})`);
+    try { await again.execute('cont'); } finally { again.close(); }
+  }
+}
+
 export async function openLiveVm(address: QmpAddress, options: LiveOptions = {}): Promise<LiveGuest> {
   const qmp = await QmpClient.connect(address, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
   const target = await qmp.execute<{ arch: string }>('query-target').catch((error: unknown) => { qmp.close(); throw error; });
@@ -76,7 +90,7 @@ export async function openLiveVm(address: QmpAddress, options: LiveOptions = {})
     for (const transfer of transfers) await transfer.abandon().catch((error: unknown) => problems.push(error));
     for (const fd of fds) { try { fs.closeSync(fd); } catch (error) { problems.push(error); } }
     try {
-      if (wasRunning) await qmp.execute('cont');
+      if (wasRunning) await resume(qmp, address, options);
     } finally {
       qmp.close();
       fs.rmSync(workDir, { recursive: true, force: true });

@@ -1,0 +1,146 @@
+/**
+ * The live source against real QEMU: the dump equals QEMU's own dump-guest-memory of the same
+ * paused state (the tiny guests halt with interrupts off, so their state does not change between
+ * vmdump's pause and the test's), and the VM is handed back in the run state it had, on success
+ * and on every failure.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { CLI, runCli, tempDir } from './helpers/machines.js';
+import { buildTinyGuests, startGuest, QEMU, type GuestConfig, type RunningGuest } from '../scripts/qemu-harness.js';
+import { hasTool, itWithTool, run } from './helpers/tools.js';
+import { openLiveVm } from '../src/sources/live/live-source.js';
+
+const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
+const dir = tempDir('vmdump-live-');
+let guests: { tiny32: string; tiny64: string };
+beforeAll(() => { if (hasTool('as')) guests = buildTinyGuests(); });
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** A guest with a second QMP socket for vmdump (QMP serves one client per socket). */
+async function guestWithVmdumpSocket(name: string, config: Omit<GuestConfig, 'kernel'> & { bits: 32 | 64 }): Promise<{ guest: RunningGuest; socket: string; work: string }> {
+  const work = path.join(dir, name);
+  fs.mkdirSync(work, { recursive: true });
+  const socket = path.join(work, 'vmdump.sock');
+  const guest = await startGuest({
+    ...config, kernel: config.bits === 64 ? guests.tiny64 : guests.tiny32,
+    extra: [...(config.extra ?? []), '-qmp', `unix:${socket},server=on,wait=off`],
+  }, work);
+  return { guest, socket, work };
+}
+
+async function status(guest: RunningGuest): Promise<string> {
+  return (await guest.qmp.execute<{ status: string }>('query-status')).status;
+}
+
+async function qemuDump(guest: RunningGuest, file: string): Promise<void> {
+  await guest.qmp.execute('stop');
+  await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${file}` }, { timeoutMs: 120_000 });
+}
+
+const outputs = (work: string): string[] => fs.readdirSync(work).filter((f) => f.endsWith('.core') || f.includes('vmdump-partial'));
+
+describe('byte-identical to QEMU, and the VM keeps its run state', () => {
+  qemuIt.each([
+    { name: 'q35, 64-bit, 2 vCPUs, anonymous RAM (pmemsave)', machine: 'q35', bits: 64, smp: 2, backend: false },
+    { name: 'pc, 32-bit, 1 vCPU, share=on memory-backend-file', machine: 'pc', bits: 32, smp: 1, backend: true },
+  ] as const)('$name', async ({ name, machine, bits, smp, backend }) => {
+    const work = path.join(dir, name.replace(/\W+/g, '-'));
+    fs.mkdirSync(work, { recursive: true });
+    const extra = backend ? ['-machine', 'memory-backend=m0', '-object', `memory-backend-file,id=m0,size=128M,mem-path=${path.join(work, 'ram.backend')},share=on`] : [];
+    const { guest, socket } = await guestWithVmdumpSocket(path.basename(work), { machine, memory: '128M', smp, bits, extra });
+    try {
+      expect(await status(guest)).toBe('running');
+      const ours = path.join(work, 'vmdump.core');
+      const result = await runCli(['qmp', socket, '--layout', 'qemu', '-o', ours]);
+      expect(result.stderr).toMatch(/wrote/);
+      expect(result.code).toBe(0);
+      expect(await status(guest)).toBe('running');
+      if (backend) {
+        // Not vacuous: main RAM really comes from the backend file, the ROMs and VRAM through pmemsave.
+        const live = await openLiveVm({ path: socket });
+        expect(live.ram.map((r) => r.label.replace(/\(.*\)/, '(file)'))).toEqual(
+          expect.arrayContaining(['m0 (file)', 'pc.bios via pmemsave']));
+        await live.close();
+        expect(await status(guest)).toBe('running');
+      }
+      await qemuDump(guest, path.join(work, 'qemu.core'));
+      expect(run('cmp', [ours, path.join(work, 'qemu.core')]).stdout).toBe('');
+      // A VM that was paused stays paused.
+      const again = await runCli(['qmp', socket, '-o', path.join(work, 'paused.core')]);
+      expect(again.code).toBe(0);
+      expect(await status(guest)).toBe('paused');
+    } finally {
+      await guest.quit();
+    }
+  }, 120_000);
+});
+
+describe('faults: one line, non-zero exit, no output file, the VM running again', () => {
+  let setup: { guest: RunningGuest; socket: string; work: string };
+  beforeAll(async () => {
+    if (hasTool(QEMU)) setup = await guestWithVmdumpSocket('faults', { machine: 'q35', memory: '1536M', smp: 1, bits: 64 });
+  }, 60_000);
+  afterAll(async () => { await setup?.guest.quit(); });
+
+  qemuIt('the output pipe closes early', async () => {
+    const shell = run('bash', ['-c', `'${process.execPath}' '${CLI}' qmp '${setup.socket}' 2>'${setup.work}/err' | head -c 1000 > /dev/null; echo \${PIPESTATUS[0]}`]);
+    expect(shell.stdout.trim()).toBe('4');
+    expect(fs.readFileSync(path.join(setup.work, 'err'), 'utf8')).toMatch(/^vmdump: error: the output was closed before the dump was complete \(EPIPE\) \(stdout\)\n$/);
+    expect(await status(setup.guest)).toBe('running');
+  }, 60_000);
+
+  qemuIt('the destination cannot be written', async () => {
+    const result = await runCli(['qmp', setup.socket, '-o', path.join(setup.work, 'missing-dir', 'x.core')]);
+    expect([result.code, result.stderr.trim().split('\n').length]).toEqual([4, 1]);
+    expect(await status(setup.guest)).toBe('running');
+  }, 60_000);
+
+  qemuIt('SIGINT mid-dump', async () => {
+    const out = path.join(setup.work, 'sigint.core');
+    const child = spawn(process.execPath, [CLI, 'qmp', setup.socket, '-o', out, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes('"phase":"memory"')) resolve();
+    }));
+    child.kill('SIGINT');
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/vmdump: error: dump cancelled: interrupted by SIGINT/);
+    expect(outputs(setup.work)).toEqual([]);
+    expect(await status(setup.guest)).toBe('running');
+  }, 60_000);
+
+  qemuIt('the QMP connection is cut mid-dump', async () => {
+    // vmdump talks to QEMU through a TCP proxy the test cuts once memory is flowing.
+    const connections: net.Socket[] = [];
+    const proxy = net.createServer((client) => {
+      const upstream = net.connect({ path: setup.socket });
+      connections.push(client, upstream);
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const port = (proxy.address() as net.AddressInfo).port;
+    const out = path.join(setup.work, 'cut.core');
+    const child = spawn(process.execPath, [CLI, 'qmp', `127.0.0.1:${port}`, '-o', out, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes('"phase":"memory"')) resolve();
+    }));
+    for (const socket of connections) socket.destroy();
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    proxy.close();
+    expect(code).not.toBe(0);
+    expect(stderr.trim().split('\n').filter((l) => !l.startsWith('{'))).toHaveLength(1);
+    expect(stderr).toMatch(/vmdump: error: .*(QMP|pmemsave)/);
+    expect(outputs(setup.work)).toEqual([]);
+    expect(await status(setup.guest)).toBe('running');
+  }, 60_000);
+});
