@@ -26,6 +26,8 @@ export * as elf from './model/elf-constants.js';
 export { openRawImage } from './sources/raw-image.js';
 export { openSavedVm } from './sources/saved-vm/saved-vm-source.js';
 export { openLiveVm, type LiveGuest, type LiveOptions } from './sources/live/live-source.js';
+export { openLiveMigration, type LiveMigrationGuest } from './sources/live/live-migration.js';
+export { openSavedVmStream } from './sources/saved-vm/saved-vm-source.js';
 export { QmpClient, type QmpAddress, type QmpEvent } from './qmp/qmp-client.js';
 export { readDumpRecords, type PageChunk, type SourceRecord } from './sources/record-source.js';
 export { planDump, type DumpOptions, type DumpPlan, type DumpRecord, type LayoutKind } from './transforms/dump-plan.js';

@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { CLI, runCli, tempDir } from './helpers/machines.js';
-import { buildTinyGuests, startGuest, QEMU, type GuestConfig, type RunningGuest } from '../scripts/qemu-harness.js';
+import { buildLinuxGuest, buildTinyGuests, startGuest, QEMU, type GuestConfig, type RunningGuest } from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run } from './helpers/tools.js';
 import { openLiveVm } from '../src/sources/live/live-source.js';
 
@@ -143,4 +143,59 @@ describe('faults: one line, non-zero exit, no output file, the VM running again'
     expect(outputs(setup.work)).toEqual([]);
     expect(await status(setup.guest)).toBe('running');
   }, 60_000);
+});
+
+describe('--live: QEMU pauses the VM only for the switchover', () => {
+  qemuIt('a running 2 GiB Linux guest is paused for under a second, and the dump passes the readers', async () => {
+    const linux = buildLinuxGuest();
+    const work = path.join(dir, 'live-linux');
+    fs.mkdirSync(work, { recursive: true });
+    const socket = path.join(work, 'vmdump.sock');
+    const guest = await startGuest({
+      machine: 'q35', memory: '2048M', smp: 2, kernel: linux.kernel, initrd: linux.initrd, append: 'console=ttyS0 nokaslr',
+      extra: ['-device', 'vmcoreinfo', '-qmp', `unix:${socket},server=on,wait=off`], ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+    }, work);
+    try {
+      const core = path.join(work, 'live.core');
+      const result = await runCli(['qmp', socket, '--live', '-o', core]);
+      expect(result.code).toBe(0);
+      const paused = Number(/paused for (\d+) ms/.exec(result.stderr)?.[1]);
+      expect(paused).toBeGreaterThan(0);
+      expect(paused).toBeLessThan(1000);
+      expect(await status(guest)).toBe('running');
+      const readelf = run('readelf', ['-l', '-n', '-W', core]);
+      expect(readelf.stderr).toBe('');
+      expect(readelf.stdout).toMatch(/VMCOREINFO/);
+      const serial = guest.serialText();
+      const banner = BigInt(`0x${/VMDUMP-LINUX-BANNER=([0-9a-f]+)/.exec(serial)![1]}`) - 0xffffffff80000000n;
+      expect(run('gdb', ['-batch', '-nx', '-ex', `x/s 0x${banner.toString(16)}`, '-c', core]).stdout).toMatch(/Linux version 6\./);
+      if (hasTool('makedumpfile') || process.env.CI === 'true') {
+        const made = run('makedumpfile', ['--dump-dmesg', core, path.join(work, 'dmesg.txt')]);
+        expect(made.stdout + made.stderr).toMatch(/makedumpfile Completed/);
+        expect(fs.readFileSync(path.join(work, 'dmesg.txt'), 'utf8')).toMatch(/VMDUMP-KMSG-MARKER/);
+      }
+    } finally {
+      await guest.quit();
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  }, 300_000);
+
+  qemuIt('a VM with a migration blocker: says so, points to the default mode, stays running', async () => {
+    const work = path.join(dir, 'blocked');
+    fs.mkdirSync(work, { recursive: true });
+    // ivshmem without master=on blocks migration, as a passed-through device would.
+    const { guest, socket } = await guestWithVmdumpSocket('blocked', {
+      machine: 'q35', memory: '128M', smp: 1, bits: 64,
+      extra: ['-object', `memory-backend-file,id=shm,size=1M,mem-path=${path.join(work, 'shm')},share=on`, '-device', 'ivshmem-plain,memdev=shm'],
+    });
+    try {
+      const result = await runCli(['qmp', socket, '--live', '-o', path.join(work, 'x.core')]);
+      expect(result.code).toBe(3);
+      expect(result.stderr).toMatch(/^vmdump: error: this VM cannot be migrated, so --live cannot be used \(Migration is disabled .*ivshmem.*\); run vmdump qmp without --live/);
+      expect(await status(guest)).toBe('running');
+      expect(outputs(work)).toEqual([]);
+    } finally {
+      await guest.quit();
+    }
+  }, 120_000);
 });

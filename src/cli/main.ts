@@ -24,6 +24,7 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' {
       layout: { type: 'string', default: 'portable' },
       progress: { type: 'string' },
       fsync: { type: 'boolean', default: false },
+      live: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -35,12 +36,13 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' {
     throw new VmdumpError('usage', `vmdump ${command} needs ${needs[command]}`);
   }
   if (extra.length > 0) throw new VmdumpError('usage', `unexpected argument "${extra[0]}"`);
+  if (values.live && command !== 'qmp') throw new VmdumpError('usage', '--live goes with vmdump qmp');
   if (values.layout !== 'qemu' && values.layout !== 'portable') throw new VmdumpError('usage', `--layout must be qemu or portable, not "${values.layout}"`);
   if ((values.begin === undefined) !== (values.length === undefined)) throw new VmdumpError('usage', '--begin and --length go together');
   const progress = values.progress ?? (isatty(2) ? 'bar' : 'none');
   if (progress !== 'bar' && progress !== 'json' && progress !== 'none') throw new VmdumpError('usage', `--progress must be bar, json or none, not "${progress}"`);
   return {
-    source: command === 'raw' ? { kind: 'raw', machine: input } : command === 'saved' ? { kind: 'saved', file: input } : { kind: 'qmp', address: qmpAddress(input) },
+    source: command === 'raw' ? { kind: 'raw', machine: input } : command === 'saved' ? { kind: 'saved', file: input } : { kind: 'qmp', address: qmpAddress(input), live: values.live },
     output: values.output, gzip: values.gzip, layout: values.layout, progress, fsync: values.fsync,
     filter: values.begin === undefined || values.length === undefined ? undefined
       : { begin: parseNumber(values.begin, '--begin'), length: parseNumber(values.length, '--length') },

@@ -11,6 +11,7 @@ import type { Sink } from '../sinks/sink.js';
 import { openRawImage } from '../sources/raw-image.js';
 import { openSavedVm } from '../sources/saved-vm/saved-vm-source.js';
 import { openLiveVm } from '../sources/live/live-source.js';
+import { openLiveMigration } from '../sources/live/live-migration.js';
 import type { QmpAddress } from '../qmp/qmp-client.js';
 import { planDump, type DumpPlan, type LayoutKind } from '../transforms/dump-plan.js';
 import type { MemoryFilter } from '../transforms/memory-mapping.js';
@@ -20,7 +21,7 @@ import { showProgress, type ProgressMode } from './progress-view.js';
 export type CliSource =
   | { readonly kind: 'raw'; readonly machine: string }
   | { readonly kind: 'saved'; readonly file: string }
-  | { readonly kind: 'qmp'; readonly address: QmpAddress };
+  | { readonly kind: 'qmp'; readonly address: QmpAddress; readonly live: boolean };
 
 export interface CliOptions {
   readonly source: CliSource;
@@ -41,14 +42,17 @@ function chooseSink(options: CliOptions): Sink {
   return options.gzip ? gzipSink(base) : base;
 }
 
-function openGuest(source: CliSource, signal: AbortSignal): Promise<GuestModel> {
+async function openGuest(source: CliSource, signal: AbortSignal, write: (text: string) => void): Promise<GuestModel> {
   if (source.kind === 'raw') return openRawImage(source.machine);
   if (source.kind === 'saved') return openSavedVm(source.file, { signal });
-  return openLiveVm(source.address);
+  if (!source.live) return openLiveVm(source.address);
+  const guest = await openLiveMigration(source.address, { signal });
+  if (guest.pausedMs !== undefined) write(`vmdump: the VM was paused for ${guest.pausedMs.toFixed(0)} ms (live migration switchover) and is running again\n`);
+  return guest;
 }
 
 export async function runDump(options: CliOptions, signal: AbortSignal, write: (text: string) => void): Promise<DumpSummary> {
-  const guest = await openGuest(options.source, signal);
+  const guest = await openGuest(options.source, signal, write);
   for (const warning of guest.warnings ?? []) write(`vmdump: warning: ${warning}\n`);
   try {
     const plan = planDump(guest, { layout: options.layout, ...(options.filter === undefined ? {} : { filter: options.filter }) });

@@ -20,6 +20,8 @@ Options:
       --length LEN
       --progress MODE   bar (default on a terminal), json (lines on stderr), none
       --fsync           make the file durable before it appears
+      --live            (qmp) migrate the running VM into vmdump instead: QEMU pauses it
+                        only for the switchover; the dump is written afterwards
   -h, --help            this text
 
 Exit codes: 0 done, 1 internal error, 2 usage, 3 bad input, 4 output failed,

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { VmdumpError, errnoText } from '../../model/errors.js';
 import { x86Architecture, type GuestModel, type RamRange } from '../../model/guest.js';
@@ -52,10 +53,20 @@ export interface SavedVmOptions {
  * state and vmdesc come after RAM while the vmcore needs them first.
  */
 export async function openSavedVm(file: string, options: SavedVmOptions = {}): Promise<GuestModel> {
-  const fd = file === '-' || !fs.statSync(file, { throwIfNoEntry: false })?.isFile()
-    ? await spoolToTemporaryFile(file === '-' ? 0 : await openForReading(file), file === '-' ? 'standard input' : file, options)
-    : await openForReading(file);
   const label = file === '-' ? 'standard input' : file;
+  const fd = file === '-' || !fs.statSync(file, { throwIfNoEntry: false })?.isFile()
+    ? await spoolToTemporaryFile(fs.createReadStream('', { fd: file === '-' ? 0 : await openForReading(file), autoClose: file !== '-', highWaterMark: 1 << 20 }), label, options)
+    : await openForReading(file);
+  return openSavedVmFd(fd, label);
+}
+
+/** A stream received some other way (a live migration), spooled first; see openSavedVm. */
+export async function openSavedVmStream(input: Readable, label: string, options: SavedVmOptions = {}): Promise<GuestModel> {
+  return openSavedVmFd(await spoolToTemporaryFile(input, label, options), label);
+}
+
+/** Takes ownership of `fd` (a seekable stream file): closed by the model's close(), or on failure. */
+async function openSavedVmFd(fd: number, label: string): Promise<GuestModel> {
   try {
     const size = fs.fstatSync(fd).size;
     if (size === 0) throw new VmdumpError('bad-input', 'the saved VM is empty', label);
@@ -87,14 +98,13 @@ function openForReading(file: string): Promise<number> {
 }
 
 /** Copies a pipe (or other non-seekable input) into a temporary file that no longer has a name. */
-async function spoolToTemporaryFile(input: number, label: string, options: SavedVmOptions): Promise<number> {
+async function spoolToTemporaryFile(input: Readable, label: string, options: SavedVmOptions): Promise<number> {
   const dir = options.spoolDir ?? os.tmpdir();
   const name = path.join(dir, `.vmdump-spool-${process.pid}-${randomBytes(4).toString('hex')}`);
   const fd = fs.openSync(name, 'wx+', 0o600);
   fs.unlinkSync(name);
   try {
-    await pipeline(fs.createReadStream('', { fd: input, autoClose: false, highWaterMark: 1 << 20 }),
-      fs.createWriteStream('', { fd, autoClose: false }), options.signal === undefined ? {} : { signal: options.signal });
+    await pipeline(input, fs.createWriteStream('', { fd, autoClose: false }), options.signal === undefined ? {} : { signal: options.signal });
     return fd;
   } catch (error) {
     fs.closeSync(fd);
