@@ -6,6 +6,8 @@
  *   vmdump --gzip → file vs  gzip -6 -c IMAGE > file
  *   vmdump saved → file  vs  QEMU dump-guest-memory of the same paused guest (the tiny test
  *                            guest whose RAM is a private mapping of IMAGE, so every page counts)
+ *   vmdump qmp → file, vmdump qmp --live → file (same guest, running): time and guest pause,
+ *                            beside QEMU's dump, which keeps the guest paused throughout
  *
  * The image (BENCH_GIB GiB, default 2) mixes what guest RAM holds: zero pages, text-like
  * pages and random pages, so neither the reads nor gzip meet only holes. Each case runs
@@ -66,35 +68,67 @@ function best(run: () => Measured, cleanup: () => void = () => undefined): Measu
 const rate = (m: Measured): string => `${(size / m.seconds / 1e9).toFixed(2)} GB/s`;
 const mib = (bytes: number | undefined): string => (bytes === undefined ? '' : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
 
-/** QEMU's dump-guest-memory vs vmdump saved on a migration stream of the same paused guest. */
-async function savedVmRow(image: string, out: string): Promise<[string, Measured, string, Measured] | undefined> {
+interface Row { name: string; ours: Measured; refName: string; ref: Measured; pause?: string }
+
+/** One vmdump run against the guest's second QMP socket; the pause comes from vmdump's own report. */
+function timeVmdumpLive(args: string[]): Measured & { pausedMs?: number } {
+  const started = performance.now();
+  const result = spawnSync(process.execPath, [CLI, ...args, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`vmdump ${args.join(' ')} failed: ${result.stderr}`);
+  const done = JSON.parse(result.stderr.trim().split('\n').at(-1)!) as { peakRssBytes: number };
+  const paused = /paused for (\d+) ms/.exec(result.stderr);
+  return { seconds: (performance.now() - started) / 1000, peakRss: done.peakRssBytes, ...(paused ? { pausedMs: Number(paused[1]) } : {}) };
+}
+
+/**
+ * The tiny guest whose RAM is a private mapping of IMAGE (every page non-zero where IMAGE is):
+ * vmdump qmp --live and vmdump qmp while it runs, QEMU's dump-guest-memory of it paused, and
+ * vmdump saved on a migration stream of that paused state.
+ */
+async function qemuRows(image: string, out: string): Promise<Row[]> {
   if (spawnSync('sh', ['-c', 'command -v qemu-system-x86_64 && command -v as'], { stdio: 'ignore' }).status !== 0) {
-    console.log('(saved-VM case skipped: qemu-system-x86_64 or binutils missing)');
-    return undefined;
+    console.log('(QEMU cases skipped: qemu-system-x86_64 or binutils missing)');
+    return [];
   }
   const { tiny64 } = buildTinyGuests();
   const mib = size / 2 ** 20;
+  const work = path.join(dir, 'guest');
+  const socket = path.join(work, 'vmdump.sock');
   const guest = await startGuest({
     machine: 'q35', memory: `${mib}M`, smp: 1, kernel: tiny64,
-    extra: ['-machine', 'memory-backend=m0', '-object', `memory-backend-file,id=m0,size=${mib}M,mem-path=${image},share=off`],
-  }, path.join(dir, 'guest'));
+    extra: ['-machine', 'memory-backend=m0', '-object', `memory-backend-file,id=m0,size=${mib}M,mem-path=${image},share=off`,
+      '-qmp', `unix:${socket},server=on,wait=off`],
+  }, work);
   const stream = path.join(dir, 'vm.state');
+  const rm = () => fs.rmSync(out, { force: true });
+  let live: Measured & { pausedMs?: number };
+  let paused: Measured;
   let qemuDump: Measured;
   try {
+    live = timeVmdumpLive(['qmp', socket, '--live', '-o', out]);
+    rm();
+    paused = timeVmdumpLive(['qmp', socket, '-o', out]);
+    rm();
     await guest.qmp.execute('stop');
     const started = performance.now();
     await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${out}` }, { timeoutMs: 3_600_000 });
     qemuDump = { seconds: (performance.now() - started) / 1000 };
-    fs.rmSync(out, { force: true });
+    rm();
     await guest.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 107374182400 });
     await guest.qmp.execute('migrate', { uri: `exec:cat > '${stream}'` });
     while ((await guest.qmp.execute<{ status: string }>('query-migrate')).status !== 'completed') await new Promise((r) => setTimeout(r, 100));
   } finally {
     await guest.quit();
   }
-  const ours = best(() => timeVmdump(['saved', stream, '-o', out]), () => fs.rmSync(out, { force: true }));
-  process.stderr.write(`bench: stream ${(fs.statSync(stream).size / GiB).toFixed(2)} GiB\n`);
-  return ['vmdump saved → file', ours, 'QEMU dump-guest-memory', qemuDump];
+  const saved = best(() => timeVmdump(['saved', stream, '-o', out]), rm);
+  const qemuPause = `${(qemuDump.seconds * 1000).toFixed(0)} ms`;
+  return [
+    { name: 'vmdump saved → file', ours: saved, refName: 'QEMU dump-guest-memory', ref: qemuDump },
+    { name: 'vmdump qmp → file', ours: paused, refName: 'QEMU dump-guest-memory', ref: qemuDump,
+      pause: `guest paused ${(paused.seconds * 1000).toFixed(0)} ms (whole dump) vs QEMU ${qemuPause}` },
+    { name: 'vmdump qmp --live', ours: live, refName: 'QEMU dump-guest-memory', ref: qemuDump,
+      pause: `guest paused ${live.pausedMs ?? '?'} ms (switchover) vs QEMU ${qemuPause}` },
+  ];
 }
 
 async function main(): Promise<void> {
@@ -106,21 +140,21 @@ async function main(): Promise<void> {
   fs.writeFileSync(machine, JSON.stringify({ arch: 'x86_64', ram: [{ address: 0, size, file: 'ram.img' }] }));
   timeShell(`cat '${image}' > /dev/null`); // warm the page cache for everyone alike
   const rm = () => fs.rmSync(out, { force: true });
-  const rows: [string, Measured, string, Measured][] = [
-    ['vmdump → /dev/null', best(() => timeVmdump(['raw', machine, '-o', '/dev/null'])),
-      'cat > /dev/null', best(() => timeShell(`cat '${image}' > /dev/null`))],
-    ['vmdump → file', best(() => timeVmdump(['raw', machine, '-o', out]), rm),
-      'cat > file', best(() => timeShell(`cat '${image}' > '${out}'`), rm)],
-    ['vmdump --gzip → file', best(() => timeVmdump(['raw', machine, '--gzip', '-o', out]), rm),
-      'gzip -6 -c > file', best(() => timeShell(`gzip -6 -c '${image}' > '${out}'`), rm)],
+  const rows: Row[] = [
+    { name: 'vmdump → /dev/null', ours: best(() => timeVmdump(['raw', machine, '-o', '/dev/null'])),
+      refName: 'cat > /dev/null', ref: best(() => timeShell(`cat '${image}' > /dev/null`)) },
+    { name: 'vmdump → file', ours: best(() => timeVmdump(['raw', machine, '-o', out]), rm),
+      refName: 'cat > file', ref: best(() => timeShell(`cat '${image}' > '${out}'`), rm) },
+    { name: 'vmdump --gzip → file', ours: best(() => timeVmdump(['raw', machine, '--gzip', '-o', out]), rm),
+      refName: 'gzip -6 -c > file', ref: best(() => timeShell(`gzip -6 -c '${image}' > '${out}'`), rm) },
+    ...await qemuRows(image, out),
   ];
-  const saved = await savedVmRow(image, out);
-  if (saved !== undefined) rows.push(saved);
   console.log(`\nimage: ${size / GiB} GiB (1/4 zero, 1/4 random, 1/2 text pages), ${os.cpus().length} cores, node ${process.version}\n`);
   console.log('case                    time     throughput  peak RSS  | reference            time     throughput  | vmdump/reference');
-  for (const [name, m, refName, ref] of rows) {
+  for (const { name, ours: m, refName, ref, pause } of rows) {
     console.log(`${name.padEnd(22)} ${m.seconds.toFixed(2).padStart(6)} s ${rate(m).padStart(11)} ${mib(m.peakRss).padStart(9)}  | `
-      + `${refName.padEnd(18)} ${ref.seconds.toFixed(2).padStart(6)} s ${rate(ref).padStart(11)}  | ${(ref.seconds / m.seconds).toFixed(2)}× reference speed`);
+      + `${refName.padEnd(22)} ${ref.seconds.toFixed(2).padStart(6)} s ${rate(ref).padStart(11)}  | ${(ref.seconds / m.seconds).toFixed(2)}× reference speed`
+      + (pause === undefined ? '' : `\n${''.padEnd(24)}${pause}`));
   }
 }
 

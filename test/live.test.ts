@@ -47,7 +47,9 @@ describe('byte-identical to QEMU, and the VM keeps its run state', () => {
   qemuIt.each([
     { name: 'q35, 64-bit, 2 vCPUs, anonymous RAM (pmemsave)', machine: 'q35', bits: 64, smp: 2, backend: false },
     { name: 'pc, 32-bit, 1 vCPU, share=on memory-backend-file', machine: 'pc', bits: 32, smp: 1, backend: true },
-  ] as const)('$name', async ({ name, machine, bits, smp, backend }) => {
+    { name: 'q35, 64-bit, 2 vCPUs, --live (migration into vmdump)', machine: 'q35', bits: 64, smp: 2, backend: false, live: true },
+  ] as const)('$name', async ({ name, machine, bits, smp, backend, ...rest }) => {
+    const live = 'live' in rest ? ['--live'] : [];
     const work = path.join(dir, name.replace(/\W+/g, '-'));
     fs.mkdirSync(work, { recursive: true });
     const extra = backend ? ['-machine', 'memory-backend=m0', '-object', `memory-backend-file,id=m0,size=128M,mem-path=${path.join(work, 'ram.backend')},share=on`] : [];
@@ -55,7 +57,7 @@ describe('byte-identical to QEMU, and the VM keeps its run state', () => {
     try {
       expect(await status(guest)).toBe('running');
       const ours = path.join(work, 'vmdump.core');
-      const result = await runCli(['qmp', socket, '--layout', 'qemu', '-o', ours]);
+      const result = await runCli(['qmp', socket, ...live, '--layout', 'qemu', '-o', ours]);
       expect(result.stderr).toMatch(/wrote/);
       expect(result.code).toBe(0);
       expect(await status(guest)).toBe('running');
