@@ -13,6 +13,7 @@ import { CLI, runCli, tempDir } from './helpers/machines.js';
 import { buildLinuxGuest, buildTinyGuests, startGuest, QEMU, type GuestConfig, type RunningGuest } from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run } from './helpers/tools.js';
 import { openLiveVm } from '../src/sources/live/live-source.js';
+import { QmpClient } from '../src/qmp/qmp-client.js';
 
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
 const dir = tempDir('vmdump-live-');
@@ -101,19 +102,29 @@ describe('faults: one line, non-zero exit, no output file, the VM running again'
     expect(await status(setup.guest)).toBe('running');
   }, 60_000);
 
-  qemuIt('SIGINT mid-dump', async () => {
-    const out = path.join(setup.work, 'sigint.core');
+  qemuIt.each([['SIGINT', 130], ['SIGTERM', 143]] as const)('%s mid-dump', async (signal, exitCode) => {
+    const out = path.join(setup.work, `${signal}.core`);
     const child = spawn(process.execPath, [CLI, 'qmp', setup.socket, '-o', out, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
       if (stderr.includes('"phase":"memory"')) resolve();
     }));
-    child.kill('SIGINT');
+    child.kill(signal);
     const code = await new Promise((resolve) => child.on('close', resolve));
-    expect(code).toBe(130);
-    expect(stderr).toMatch(/vmdump: error: dump cancelled: interrupted by SIGINT/);
+    expect(code).toBe(exitCode);
+    expect(stderr).toMatch(new RegExp(`vmdump: error: dump cancelled: interrupted by ${signal}`));
     expect(outputs(setup.work)).toEqual([]);
+    expect(await status(setup.guest)).toBe('running');
+  }, 60_000);
+
+  qemuIt('a QMP socket another client holds: a clear "busy" error instead of a hang', async () => {
+    const holder = await QmpClient.connect({ path: setup.socket });
+    try {
+      await expect(QmpClient.connect({ path: setup.socket }, { timeoutMs: 1500 })).rejects.toThrow(/sent no greeting within 1500 ms: another client is probably connected/);
+    } finally {
+      holder.close();
+    }
     expect(await status(setup.guest)).toBe('running');
   }, 60_000);
 
@@ -145,6 +156,15 @@ describe('faults: one line, non-zero exit, no output file, the VM running again'
     expect(outputs(setup.work)).toEqual([]);
     expect(await status(setup.guest)).toBe('running');
   }, 60_000);
+});
+
+describe('QMP endpoints that are not there', () => {
+  itWithTool('node', 'nodejs')('a missing socket and a closed TCP port: one line, exit 3', async () => {
+    const missing = await runCli(['qmp', path.join(dir, 'no-such.sock'), '-o', path.join(dir, 'x.core')]);
+    expect([missing.code, missing.stderr.trim()]).toEqual([3, expect.stringMatching(/^vmdump: error: cannot connect to QMP at \S+no-such\.sock: no such file or directory \(ENOENT\)$/)]);
+    const refused = await runCli(['qmp', '127.0.0.1:1', '-o', path.join(dir, 'x.core')]);
+    expect([refused.code, refused.stderr.trim()]).toEqual([3, 'vmdump: error: cannot connect to QMP at 127.0.0.1:1: connection refused (ECONNREFUSED)']);
+  });
 });
 
 describe('--live: QEMU pauses the VM only for the switchover', () => {

@@ -40,10 +40,16 @@ export function hex(value: bigint | number): string {
   return `0x${value.toString(16)}`;
 }
 
-/** "no such file or directory (ENOENT)" from Node's "ENOENT: no such file or directory, open '/x'". */
+/** Wording for codes whose Node message is just "connect ECONNREFUSED 127.0.0.1:1" (sockets). */
+const plainWords: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or directory', ECONNREFUSED: 'connection refused', EACCES: 'permission denied',
+  ECONNRESET: 'connection reset', ETIMEDOUT: 'timed out', EHOSTUNREACH: 'host unreachable', EPIPE: 'broken pipe',
+};
+
+/** "no such file or directory (ENOENT)" from "ENOENT: no such file or directory, open '/x'" or "connect ENOENT /x". */
 export function errnoText(error: unknown): string {
   const e = error as NodeJS.ErrnoException;
   if (typeof e?.code !== 'string' || typeof e.message !== 'string') return String((error as Error)?.message ?? error);
-  const text = e.message.replace(/^[A-Z0-9_]+: /, '').replace(/, \w+ '.*'$/, '');
-  return `${text} (${e.code})`;
+  const fsStyle = /^[A-Z0-9_]+: (.*?)(?:, \w+ '.*')?$/.exec(e.message);
+  return `${fsStyle?.[1] ?? plainWords[e.code] ?? e.message} (${e.code})`;
 }
