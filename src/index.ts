@@ -35,6 +35,8 @@ export type { MemoryFilter, MemoryMapping } from './transforms/memory-mapping.js
 export { encodeDumpRecords } from './transforms/encode-records.js';
 export { writeDump, type DumpRun, type DumpSummary, type WriteDumpOptions } from './pipeline/write-dump.js';
 export { withRate, type DumpPhase, type DumpProgress, type RatedProgress } from './pipeline/progress.js';
+export { discoverLinuxLayout, readersFor, type LinuxLayoutDecision } from './pipeline/linux-layout.js';
+export type { LinuxMappingFacts } from './transforms/memory-mapping.js';
 export { writableSink, type OpenSink, type Sink } from './sinks/sink.js';
 export { fdSink, stdoutSink } from './sinks/fd-sink.js';
 export { fileSink, type FileSinkOptions } from './sinks/file-sink.js';

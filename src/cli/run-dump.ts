@@ -16,6 +16,7 @@ import type { QmpAddress } from '../qmp/qmp-client.js';
 import { planDump, type DumpPlan, type LayoutKind } from '../transforms/dump-plan.js';
 import type { MemoryFilter } from '../transforms/memory-mapping.js';
 import { formatBytes, formatRate, formatSeconds } from './format.js';
+import { discoverLinuxLayout, readersFor } from '../pipeline/linux-layout.js';
 import { showProgress, type ProgressMode } from './progress-view.js';
 
 export type CliSource =
@@ -55,11 +56,17 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: (
   const guest = await openGuest(options.source, signal, write);
   for (const warning of guest.warnings ?? []) write(`vmdump: warning: ${warning}\n`);
   try {
-    const plan = planDump(guest, { layout: options.layout, ...(options.filter === undefined ? {} : { filter: options.filter }) });
+    const linux = options.layout === 'portable' ? await discoverLinuxLayout(guest) : undefined;
+    if (linux !== undefined && 'reason' in linux) write(`vmdump: note: not the Linux /proc/vmcore layout (${linux.reason}); physical addresses only\n`);
+    const facts = linux !== undefined && 'facts' in linux ? linux.facts : undefined;
+    const plan = planDump(guest, {
+      layout: options.layout, ...(options.filter === undefined ? {} : { filter: options.filter }), ...(facts === undefined ? {} : { linux: facts }),
+    });
     const run = writeDump(plan, chooseSink(options), { signal });
     const shown = showProgress(run.progress$, options.progress, write);
     const summary = await run.result.finally(() => shown);
     report(summary, plan, guest, options.progress, write);
+    if (options.progress !== 'json') write(`vmdump: ${readersFor(plan.layout, facts !== undefined)}\n`);
     return summary;
   } finally {
     await guest.close();

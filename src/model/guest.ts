@@ -73,6 +73,11 @@ export interface RamRange {
   readonly size: bigint;
   /** Names the range in messages, e.g. "range 1 (ram.img at 0x100000)". */
   readonly label: string;
+  /**
+   * False for video RAM, firmware and option ROMs: memory the guest kernel does not map as RAM
+   * (they get no direct-map address). Absent means system RAM.
+   */
+  readonly systemRam?: boolean;
   read(offset: bigint, into: Uint8Array): Promise<void>;
 }
 

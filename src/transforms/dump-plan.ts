@@ -22,8 +22,8 @@ import {
   type ElfHeader, type ElfTarget, type ProgramHeader, type SectionHeader,
 } from './elf-structs.js';
 import {
-  checkMemoryFilter, filterMappings, locateMapping, planMemoryPayload, planPhysicalMappings,
-  type MemoryFilter, type MemoryMapping, type PayloadPiece,
+  checkMemoryFilter, filterMappings, locateMapping, planLinuxMappings, planMemoryPayload, planPhysicalMappings,
+  type LinuxMappingFacts, type MemoryFilter, type MemoryMapping, type PayloadPiece,
 } from './memory-mapping.js';
 
 export type LayoutKind = 'qemu' | 'portable';
@@ -32,6 +32,11 @@ export interface DumpOptions {
   /** Default `portable`. */
   readonly layout?: LayoutKind;
   readonly filter?: MemoryFilter;
+  /**
+   * With the portable layout: lay the dump out as Linux's /proc/vmcore (direct-map and kernel
+   * image virtual addresses), which every Linux dump reader opens. See discoverLinuxLayout().
+   */
+  readonly linux?: LinuxMappingFacts;
 }
 
 interface Placed { readonly offset: FileOffset; readonly size: bigint }
@@ -67,6 +72,8 @@ interface Contents {
   readonly mappings: readonly MemoryMapping[];
   readonly pieces: readonly PayloadPiece[];
   readonly memoryBytes: bigint;
+  /** QEMU writes the physical address where a mapping has virtual address 0; /proc/vmcore writes 0. */
+  readonly zeroVirtualIs: 'physical' | 'zero';
 }
 
 export function planDump(guest: Pick<GuestModel, 'arch' | 'vcpus' | 'ram' | 'vmcoreinfo'>, options: DumpOptions = {}): DumpPlan {
@@ -81,8 +88,10 @@ export function planDump(guest: Pick<GuestModel, 'arch' | 'vcpus' | 'ram' | 'vmc
   }
   const notes = buildNotes(guest);
   const noteBytes = BigInt(notes.reduce((sum, n) => sum + noteSize(n), 0));
-  const mappings = filterMappings(planPhysicalMappings(guest.ram), options.filter);
-  const base = { notes, noteBytes, mappings, pieces, memoryBytes };
+  const linux = layout === 'portable' ? options.linux : undefined;
+  const unfiltered = linux === undefined ? planPhysicalMappings(guest.ram) : planLinuxMappings(guest.ram, linux);
+  const mappings = filterMappings(unfiltered, options.filter);
+  const base = { notes, noteBytes, mappings, pieces, memoryBytes, zeroVirtualIs: linux === undefined ? 'physical' as const : 'zero' as const };
   const target = (elfClass: ElfClass): ElfTarget => ({ elfClass, endian: guest.arch.endian, machine: guest.arch.machine });
   if (layout === 'qemu') return checkFits(planQemuLayout({ ...base, target: target(guest.arch.elfClass) }));
   const narrow = planPortableLayout({ ...base, target: target(guest.arch.elfClass) });
@@ -100,7 +109,7 @@ function programHeaders(c: Contents, noteOffset: bigint, memoryOffset: bigint): 
       type: PT_LOAD, flags: 0,
       offset: located === undefined ? NOT_IN_FILE : memoryOffset + located.payloadOffset,
       // QEMU writes the physical address where the mapping has no virtual one (elf-vmcore.md §4).
-      vaddr: m.virt === 0n ? m.phys : m.virt,
+      vaddr: m.virt === 0n && c.zeroVirtualIs === 'physical' ? m.phys : m.virt,
       paddr: m.phys, filesz: located?.filesz ?? 0n, memsz: m.length, align: 0n,
     };
   })];

@@ -45,6 +45,32 @@ export function planPhysicalMappings(ram: readonly RamRange[]): MemoryMapping[] 
   return ram.map((range) => ({ phys: range.start, virt: virtAddr(0n), length: range.size }));
 }
 
+/** Where a Linux x86_64 kernel maps memory: its direct map and its own image (elf-vmcore.md §9.1). */
+export interface LinuxMappingFacts {
+  /** page_offset_base: the direct map's virtual address of physical 0. */
+  readonly directMapBase: bigint;
+  /** SYMBOL(_stext) and the physical address it is loaded at. */
+  readonly kernelTextVirtual: bigint;
+  readonly kernelTextPhysical: bigint;
+}
+
+/**
+ * The /proc/vmcore mappings: the kernel image first (from _stext to the end of the RAM range
+ * holding it, aliasing those bytes), then every range, system RAM at its direct-map address and
+ * the rest (VRAM, ROMs) with no virtual address.
+ */
+export function planLinuxMappings(ram: readonly RamRange[], facts: LinuxMappingFacts): MemoryMapping[] {
+  const holder = ram.find((r) => r.start <= facts.kernelTextPhysical && facts.kernelTextPhysical < r.start + r.size);
+  const image: MemoryMapping[] = holder === undefined ? [] : [{
+    phys: physAddr(facts.kernelTextPhysical), virt: virtAddr(facts.kernelTextVirtual),
+    length: holder.start + holder.size - facts.kernelTextPhysical,
+  }];
+  return [...image, ...ram.map((range) => ({
+    phys: range.start, length: range.size,
+    virt: virtAddr(range.systemRam === false ? 0n : facts.directMapBase + range.start),
+  }))];
+}
+
 /**
  * Drops mappings outside the filter and trims the rest to it; a mapping cut at its start
  * moves its virtual address along only when it has one (memory-mapping.md §7).

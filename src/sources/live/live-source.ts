@@ -14,6 +14,7 @@ import { QmpClient, type QmpAddress } from '../../qmp/qmp-client.js';
 import { parseCoreNotes } from './core-notes.js';
 import { parseFlatView, type FlatRange } from './flat-view.js';
 import { PmemsaveTransfer, fifoPath } from './pmemsave-range.js';
+import { isSpecialBlock } from '../saved-vm/pc-memory-map.js';
 
 export interface LiveOptions {
   /** Where QEMU writes the small notes dump and the pmemsave FIFOs; QEMU must be able to write there (default $TMPDIR). */
@@ -43,7 +44,7 @@ function fileRange(range: FlatRange, file: string, fds: number[]): RamRange {
   const fd = fs.openSync(file, 'r');
   fds.push(fd);
   return {
-    start: physAddr(range.start), size: range.end - range.start, label: `${range.region} (${file})`,
+    start: physAddr(range.start), size: range.end - range.start, label: `${range.region} (${file})`, systemRam: true,
     async read(offset, into) {
       let done = 0;
       while (done < into.length) {
@@ -113,7 +114,10 @@ export async function openLiveVm(address: QmpAddress, options: LiveOptions = {})
       if (file !== undefined) return fileRange(range, file, fds);
       const transfer = new PmemsaveTransfer(qmp, range.start, range.end - range.start, fifoPath(workDir, index), `${range.region} via pmemsave`);
       transfers.push(transfer);
-      return { start: physAddr(range.start), size: range.end - range.start, label: transfer.label, read: (offset, into) => transfer.read(offset, into) };
+      return {
+        start: physAddr(range.start), size: range.end - range.start, label: transfer.label, systemRam: !isSpecialBlock(range.region),
+        read: (offset, into) => transfer.read(offset, into),
+      };
     });
     return {
       arch: x86Architecture(notes.longMode, ram), vcpus: notes.vcpus, ram, wasRunning, close,

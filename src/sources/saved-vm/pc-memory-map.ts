@@ -23,7 +23,7 @@ const MIB = 1024n * KIB;
 type Chipset = { kind: 'q35'; config: Buffer } | { kind: 'i440fx'; config: Buffer };
 
 /** Blocks that are not main RAM; everything else is (a memory backend may have any id). */
-function isSpecialBlock(id: string): boolean {
+export function isSpecialBlock(id: string): boolean {
   return id.endsWith('.vram') || id.endsWith('.rom') || id === 'pc.bios' || id === 'isa-bios'
     || id.startsWith('/rom@') || id.startsWith('system.flash');
 }

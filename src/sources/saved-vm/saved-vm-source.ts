@@ -17,7 +17,7 @@ import { readBlock } from './block-reader.js';
 import { ByteReader } from './byte-reader.js';
 import { vcpuFromSection } from './cpu-state.js';
 import { parseMigrationStream } from './migration-stream.js';
-import { mapPcMemory } from './pc-memory-map.js';
+import { isSpecialBlock, mapPcMemory } from './pc-memory-map.js';
 import { locateVmdesc } from './vmdesc.js';
 import { readGuestNote } from './guest-note.js';
 
@@ -76,6 +76,7 @@ async function openSavedVmFd(fd: number, label: string): Promise<GuestModel> {
     const cpus = stream.devices.filter((d) => d.name === 'cpu').map(vcpuFromSection).sort((a, b) => a.vcpu.index - b.vcpu.index);
     const ram: RamRange[] = mapPcMemory(stream.machineType, stream.blocks, stream.devices).map((m) => ({
       start: physAddr(m.start), size: m.end - m.start, label: `${m.block.id} at ${m.offset === 0n ? '0' : `0x${m.offset.toString(16)}`}`,
+      systemRam: !isSpecialBlock(m.block.id),
       read: (offset, into) => readBlock(streamFile, m.block, m.offset + offset, into),
     }));
     const arch = x86Architecture(cpus[0]?.longMode ?? false, ram);

@@ -1,0 +1,33 @@
+/**
+ * Decides whether a dump can take Linux's /proc/vmcore layout (elf-vmcore.md §9.1) and gathers
+ * what it needs: VMCOREINFO that says x86_64 Linux, and the direct-map base found in the guest's
+ * own page tables (so KASLR is handled). Reads guest memory, hence a step before planning.
+ */
+import { EM_X86_64 } from '../model/elf-constants.js';
+import type { GuestModel } from '../model/guest.js';
+import { findDirectMapBase } from '../sources/direct-map.js';
+import type { LayoutKind } from '../transforms/dump-plan.js';
+import type { LinuxMappingFacts } from '../transforms/memory-mapping.js';
+import { kernelImagePhysical, parseLinuxVmcoreinfo } from '../transforms/vmcoreinfo.js';
+
+export type LinuxLayoutDecision = { readonly facts: LinuxMappingFacts; readonly osRelease: string } | { readonly reason: string };
+
+export async function discoverLinuxLayout(guest: GuestModel): Promise<LinuxLayoutDecision> {
+  if (guest.arch.machine !== EM_X86_64) return { reason: `the guest is ${guest.arch.name}, not x86_64 in long mode` };
+  if (guest.vmcoreinfo === undefined || guest.vmcoreinfo.name !== 'VMCOREINFO') return { reason: 'the guest gave no VMCOREINFO' };
+  const info = parseLinuxVmcoreinfo(guest.vmcoreinfo.desc);
+  if (info === undefined) return { reason: 'VMCOREINFO lacks _stext, init_top_pgt or phys_base' };
+  const directMapBase = await findDirectMapBase(guest.ram, kernelImagePhysical(info, info.initTopPgt), info.fiveLevel);
+  if (directMapBase === undefined) return { reason: "no direct map of physical 0 in the kernel's page tables" };
+  return {
+    osRelease: info.osRelease,
+    facts: { directMapBase, kernelTextVirtual: info.stext, kernelTextPhysical: kernelImagePhysical(info, info.stext) },
+  };
+}
+
+/** What the chosen layout is known to suit, for the end-of-run summary. */
+export function readersFor(layout: LayoutKind, linux: boolean): string {
+  if (layout === 'qemu') return "QEMU 7.2's own layout: readelf, gdb, crash; not makedumpfile or drgn";
+  if (linux) return 'Linux /proc/vmcore layout: readelf, gdb (kernel virtual addresses), makedumpfile (incl. -d filtering), crash, drgn';
+  return 'physical layout (virtual = physical addresses): readelf, gdb by physical address';
+}
