@@ -101,3 +101,10 @@ export async function saveReferences(guest: RunningGuest, names = { dump: 'qemu.
   }
   return { dump, stream };
 }
+
+/** The debug vmlinux of the Linux guest's kernel, for crash and drgn (fetched once; about 280 MB). */
+export function fetchLinuxVmlinux(): string {
+  const result = spawnSync('sh', [path.join(GUEST_DIR, 'fetch-vmlinux.sh')], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`fetching the debug vmlinux failed: ${result.stderr}`);
+  return path.join(GUEST_DIR, 'out', 'linux', 'vmlinux');
+}

@@ -37,9 +37,14 @@ export class PmemsaveTransfer {
     return this.opening;
   }
 
-  /** Reads the next `into.length` bytes; `offset` must continue where the previous read ended. */
+  /**
+   * Reads `into.length` bytes at `offset`. The dump reads in order, through one streaming
+   * pmemsave; a read elsewhere before streaming began (page tables, notes) is a pmemsave of just
+   * that span into a file. Once streaming, only the next bytes in order can be read.
+   */
   async read(offset: bigint, into: Uint8Array): Promise<void> {
     if (offset !== this.position) {
+      if (this.command === undefined) { await this.readOnce(offset, into); return; }
       throw new VmdumpError('internal', `pmemsave delivers bytes in order: asked for ${hex(offset)}, next is ${hex(this.position)}`, this.label);
     }
     this.fd ??= await (this.opening ?? this.begin());
@@ -55,6 +60,18 @@ export class PmemsaveTransfer {
     }
     this.position += BigInt(into.length);
     if (this.position === this.size) await this.finish();
+  }
+
+  private async readOnce(offset: bigint, into: Uint8Array): Promise<void> {
+    const file = `${this.fifo}.span`;
+    try {
+      await this.qmp.execute('pmemsave', { val: Number(this.start + offset), size: into.length, filename: file });
+      const bytes = fs.readFileSync(file);
+      if (bytes.length !== into.length) throw new VmdumpError('short-read', `pmemsave wrote ${bytes.length} of ${into.length} bytes at ${hex(this.start + offset)}`, this.label);
+      into.set(bytes);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
   }
 
   private async finish(): Promise<void> {

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Fetches the debug vmlinux matching the Linux test guest's kernel (for crash and drgn):
+#   out/linux/vmlinux   from linux-image-<version>-dbg (about 280 MB to download, 590 MB unpacked)
+# Usage: test-guests/fetch-vmlinux.sh   (after build-linux.sh; skips the work when present)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+out="$here/out/linux"
+[ -s "$out/vmlinux" ] && exit 0
+version=$(cat "$out/version")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+apt-get download "linux-image-$version-dbg" >/dev/null 2>&1 || { apt-get update -qq && apt-get download "linux-image-$version-dbg" >/dev/null; }
+dpkg-deb --fsys-tarfile linux-image-*-dbg_*.deb | tar -x --wildcards "./usr/lib/debug/boot/vmlinux-$version"
+mv "usr/lib/debug/boot/vmlinux-$version" "$out/vmlinux.tmp"
+mv "$out/vmlinux.tmp" "$out/vmlinux"
