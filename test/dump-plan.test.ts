@@ -115,3 +115,29 @@ describe('guest checks', () => {
     expect(() => planDump(guestOf({ ram: [] }))).toThrow('no guest memory to dump');
   });
 });
+
+describe('Linux /proc/vmcore mappings (elf-vmcore.md §9.1)', () => {
+  const facts = { directMapBase: 0xffff888000000000n, kernelTextVirtual: 0xffffffff81000000n, kernelTextPhysical: 0x1000000n, kernelImageEnd: 0xffffffffc0000000n };
+  const ram = () => [patternRange(0n, 0xa0000n), patternRange(0xc0000n, 0x80000000n - 0xc0000n), { ...patternRange(0xfd000000n, 0x1000000n), systemRam: false }];
+
+  it('kernel image first (aliasing the RAM bytes), RAM at the direct map, VRAM at virtual 0', () => {
+    const plan = planDump(guestOf({ ram: ram() }), { linux: facts });
+    const loads = phdrs(plan).slice(1);
+    expect(loads.map((l) => [l.vaddr, l.paddr])).toEqual([
+      [0xffffffff81000000n, 0x1000000n], [0xffff888000000000n, 0n], [0xffff8880000c0000n, 0xc0000n], [0n, 0xfd000000n],
+    ]);
+    // The image segment's bytes are the RAM segment's: same file offset for the same physical address.
+    expect(loads[0]!.offset).toBe(loads[2]!.offset + 0x1000000n - 0xc0000n);
+  });
+
+  it("stops the kernel image segment at the image window's end, never past 2^64 (2 GiB guest)", () => {
+    const image = phdrs(planDump(guestOf({ ram: ram() }), { linux: facts }))[1]!;
+    expect(image.vaddr + image.memsz).toBe(0xffffffffc0000000n);
+    expect(image.memsz).toBe(image.filesz);
+  });
+
+  it('the qemu layout ignores the Linux facts', () => {
+    expect(phdrs(planDump(guestOf({ ram: ram() }), { layout: 'qemu', linux: facts })).slice(1).map((l) => l.vaddr))
+      .toEqual([0n, 0xc0000n, 0xfd000000n]);
+  });
+});

@@ -68,8 +68,9 @@ describe('backpressure', () => {
     await expect(run.result).rejects.toMatchObject({ code: 'cancelled' });
     clearInterval(watch);
     await guest.close();
-    // At most one chunk being read, one queued in the readable, one in the sink's buffer, one being written.
-    expect(maxInFlight).toBeLessThanOrEqual(4 * DEFAULT_CHUNK_SIZE);
+    // At most: one chunk being read ahead, one handed on and queued in the readable, one in the
+    // sink's buffer, one being written, and one between the source's await and its yield.
+    expect(maxInFlight).toBeLessThanOrEqual(5 * DEFAULT_CHUNK_SIZE);
     expect(log.bytes).toBeLessThan(60 * MiB);
   });
 });

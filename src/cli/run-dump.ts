@@ -57,7 +57,6 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: (
   for (const warning of guest.warnings ?? []) write(`vmdump: warning: ${warning}\n`);
   try {
     const linux = options.layout === 'portable' ? await discoverLinuxLayout(guest) : undefined;
-    if (linux !== undefined && 'reason' in linux) write(`vmdump: note: not the Linux /proc/vmcore layout (${linux.reason}); physical addresses only\n`);
     const facts = linux !== undefined && 'facts' in linux ? linux.facts : undefined;
     const plan = planDump(guest, {
       layout: options.layout, ...(options.filter === undefined ? {} : { filter: options.filter }), ...(facts === undefined ? {} : { linux: facts }),
@@ -66,7 +65,10 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: (
     const shown = showProgress(run.progress$, options.progress, write);
     const summary = await run.result.finally(() => shown);
     report(summary, plan, guest, options.progress, write);
-    if (options.progress !== 'json') write(`vmdump: ${readersFor(plan.layout, facts !== undefined)}\n`);
+    if (options.progress !== 'json') {
+      const why = linux !== undefined && 'reason' in linux ? ` (not the Linux /proc/vmcore layout: ${linux.reason})` : '';
+      write(`vmdump: ${readersFor(plan.layout, facts !== undefined)}${why}\n`);
+    }
     return summary;
   } finally {
     await guest.close();

@@ -8,7 +8,7 @@ import type { GuestModel } from '../model/guest.js';
 import { findDirectMapBase } from '../sources/direct-map.js';
 import type { LayoutKind } from '../transforms/dump-plan.js';
 import type { LinuxMappingFacts } from '../transforms/memory-mapping.js';
-import { kernelImagePhysical, parseLinuxVmcoreinfo } from '../transforms/vmcoreinfo.js';
+import { START_KERNEL_MAP, kernelImagePhysical, parseLinuxVmcoreinfo } from '../transforms/vmcoreinfo.js';
 
 export type LinuxLayoutDecision = { readonly facts: LinuxMappingFacts; readonly osRelease: string } | { readonly reason: string };
 
@@ -21,7 +21,10 @@ export async function discoverLinuxLayout(guest: GuestModel): Promise<LinuxLayou
   if (directMapBase === undefined) return { reason: "no direct map of physical 0 in the kernel's page tables" };
   return {
     osRelease: info.osRelease,
-    facts: { directMapBase, kernelTextVirtual: info.stext, kernelTextPhysical: kernelImagePhysical(info, info.stext) },
+    facts: {
+      directMapBase, kernelTextVirtual: info.stext, kernelTextPhysical: kernelImagePhysical(info, info.stext),
+      kernelImageEnd: START_KERNEL_MAP + info.kernelImageSize,
+    },
   };
 }
 

@@ -30,7 +30,6 @@ export class QmpClient {
   private queue: Promise<unknown> = Promise.resolve();
   private closedError: Error | undefined;
   private readonly eventWaiters = new Set<{ name: string; resolve: (event: QmpEvent) => void }>();
-  readonly events: QmpEvent[] = [];
 
   private constructor(private readonly socket: net.Socket, readonly where: string, private readonly timeoutMs: number) {}
 
@@ -84,7 +83,6 @@ export class QmpClient {
       resolve(message);
     } else if (typeof message.event === 'string') {
       const event = message as unknown as QmpEvent;
-      this.events.push(event);
       for (const waiter of this.eventWaiters) {
         if (waiter.name === event.event) { this.eventWaiters.delete(waiter); waiter.resolve(event); }
       }

@@ -15,6 +15,7 @@ import { physAddr, type PhysAddr } from '../model/units.js';
 import { FieldReader, type Json, type JsonObject } from './description-fields.js';
 import { parseVmcoreinfo } from './vmcoreinfo-file.js';
 import { parseX86Registers } from './x86-registers.js';
+import { readExactly } from './read-exactly.js';
 
 interface RangeSpec { start: PhysAddr; size: bigint; file: string; fileOffset: bigint; field: string }
 
@@ -112,19 +113,7 @@ async function openRange(spec: RangeSpec, files: OpenFiles): Promise<RamRange> {
     throw new VmdumpError('bad-input',
       `range ends at file offset ${hex(spec.fileOffset + spec.size)} but ${spec.file} has only ${hex(stat.size)} bytes`, spec.field);
   }
-  return { start: spec.start, size: spec.size, label, read: (offset, into) => readFully(fd, spec.fileOffset + offset, into, label) };
-}
-
-async function readFully(fd: number, position: bigint, into: Uint8Array, label: string): Promise<void> {
-  let done = 0;
-  while (done < into.length) {
-    const n = await new Promise<number>((resolve, reject) =>
-      fs.read(fd, into, done, into.length - done, position + BigInt(done), (error, bytesRead) => (error ? reject(error) : resolve(bytesRead))));
-    if (n === 0) {
-      throw new VmdumpError('short-read', `the file ended at offset ${hex(position + BigInt(done))}, ${into.length - done} bytes short`, label);
-    }
-    done += n;
-  }
+  return { start: spec.start, size: spec.size, label, read: (offset, into) => readExactly(fd, spec.fileOffset + offset, into, label) };
 }
 
 async function readVmcoreinfo(file: string, arch: Architecture): Promise<ElfNote> {

@@ -52,6 +52,8 @@ export interface LinuxMappingFacts {
   /** SYMBOL(_stext) and the physical address it is loaded at. */
   readonly kernelTextVirtual: bigint;
   readonly kernelTextPhysical: bigint;
+  /** End of the kernel image mapping (__START_KERNEL_map + KERNEL_IMAGE_SIZE): nothing maps past it. */
+  readonly kernelImageEnd: bigint;
 }
 
 /**
@@ -61,9 +63,11 @@ export interface LinuxMappingFacts {
  */
 export function planLinuxMappings(ram: readonly RamRange[], facts: LinuxMappingFacts): MemoryMapping[] {
   const holder = ram.find((r) => r.start <= facts.kernelTextPhysical && facts.kernelTextPhysical < r.start + r.size);
+  // The image mapping ends where the RAM holding it ends or where the kernel's image window does,
+  // whichever is first (a 2 GiB guest would otherwise run the segment past 2^64).
   const image: MemoryMapping[] = holder === undefined ? [] : [{
     phys: physAddr(facts.kernelTextPhysical), virt: virtAddr(facts.kernelTextVirtual),
-    length: holder.start + holder.size - facts.kernelTextPhysical,
+    length: minBig(holder.start + holder.size - facts.kernelTextPhysical, facts.kernelImageEnd - facts.kernelTextVirtual),
   }];
   return [...image, ...ram.map((range) => ({
     phys: range.start, length: range.size,

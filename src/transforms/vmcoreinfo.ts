@@ -9,6 +9,8 @@ export interface LinuxKernelInfo {
   readonly physBase: bigint;
   readonly kernelOffset: bigint;
   readonly fiveLevel: boolean;
+  /** NUMBER(KERNEL_IMAGE_SIZE): the kernel image mapping spans [__START_KERNEL_map, + this). */
+  readonly kernelImageSize: bigint;
 }
 
 /** __START_KERNEL_map: where x86_64 maps the kernel image (arch/x86/include/asm/page_64_types.h). */
@@ -38,6 +40,7 @@ export function parseLinuxVmcoreinfo(desc: Uint8Array): LinuxKernelInfo | undefi
     osRelease, stext, initTopPgt, physBase,
     kernelOffset: hexOf('KERNELOFFSET') ?? 0n,
     fiveLevel: decOf('NUMBER(pgtable_l5_enabled)') === 1n,
+    kernelImageSize: decOf('NUMBER(KERNEL_IMAGE_SIZE)') ?? 1n << 30n,
   };
 }
 

@@ -15,6 +15,7 @@ import { parseCoreNotes } from './core-notes.js';
 import { parseFlatView, type FlatRange } from './flat-view.js';
 import { PmemsaveTransfer, fifoPath } from './pmemsave-range.js';
 import { isSpecialBlock } from '../saved-vm/pc-memory-map.js';
+import { readExactly } from '../read-exactly.js';
 
 export interface LiveOptions {
   /** Where QEMU writes the small notes dump and the pmemsave FIFOs; QEMU must be able to write there (default $TMPDIR). */
@@ -45,15 +46,7 @@ function fileRange(range: FlatRange, file: string, fds: number[]): RamRange {
   fds.push(fd);
   return {
     start: physAddr(range.start), size: range.end - range.start, label: `${range.region} (${file})`, systemRam: true,
-    async read(offset, into) {
-      let done = 0;
-      while (done < into.length) {
-        const n = await new Promise<number>((resolve, reject) => fs.read(fd, into, done, into.length - done, range.offset + offset + BigInt(done),
-          (error, bytes) => (error ? reject(error) : resolve(bytes))));
-        if (n === 0) throw new VmdumpError('short-read', `the backend file ended at ${range.offset + offset + BigInt(done)}`, file);
-        done += n;
-      }
-    },
+    read: (offset, into) => readExactly(fd, range.offset + offset, into, file),
   };
 }
 
