@@ -14,7 +14,9 @@ import { openLiveVm } from '../sources/live/live-source.js';
 import { openLiveMigration } from '../sources/live/live-migration.js';
 import type { QmpAddress } from '../qmp/qmp-client.js';
 import { planDump, type DumpPlan, type LayoutKind } from '../transforms/dump-plan.js';
-import type { MemoryFilter } from '../transforms/memory-mapping.js';
+import type { MemoryFilter, MemoryMapping } from '../transforms/memory-mapping.js';
+import { planPagingMappings } from '../transforms/x86-paging.js';
+import { PhysicalReader } from '../sources/physical-reader.js';
 import { formatBytes, formatRate, formatSeconds } from './format.js';
 import { discoverLinuxLayout, readersFor } from '../pipeline/linux-layout.js';
 import { showProgress, type ProgressMode } from './progress-view.js';
@@ -32,6 +34,8 @@ export interface CliOptions {
   readonly progress: ProgressMode;
   readonly fsync: boolean;
   readonly filter: MemoryFilter | undefined;
+  /** Virtual addresses from the guest's page tables (QEMU's paging=true). */
+  readonly paging: boolean;
 }
 
 function chooseSink(options: CliOptions): Sink {
@@ -56,10 +60,12 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: (
   const guest = await openGuest(options.source, signal, write);
   for (const warning of guest.warnings ?? []) write(`vmdump: warning: ${warning}\n`);
   try {
-    const linux = options.layout === 'portable' ? await discoverLinuxLayout(guest) : undefined;
+    const mappings = options.paging ? await pagingMappings(guest) : undefined;
+    const linux = options.layout === 'portable' && mappings === undefined ? await discoverLinuxLayout(guest) : undefined;
     const facts = linux !== undefined && 'facts' in linux ? linux.facts : undefined;
     const plan = planDump(guest, {
       layout: options.layout, ...(options.filter === undefined ? {} : { filter: options.filter }), ...(facts === undefined ? {} : { linux: facts }),
+      ...(mappings === undefined ? {} : { mappings }),
     });
     const run = writeDump(plan, chooseSink(options), { signal });
     const shown = showProgress(run.progress$, options.progress, write);
@@ -73,6 +79,13 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: (
   } finally {
     await guest.close();
   }
+}
+
+async function pagingMappings(guest: GuestModel): Promise<MemoryMapping[]> {
+  if (!guest.vcpus.some((v) => (v.state.cr0 & (1n << 31n)) !== 0n)) {
+    throw new VmdumpError('usage', '--paging needs a vCPU with paging on (CR0.PG); every vCPU here runs without paging');
+  }
+  return planPagingMappings(guest.ram, guest.vcpus, new PhysicalReader(guest.ram));
 }
 
 function report(summary: DumpSummary, plan: DumpPlan, guest: GuestModel, mode: ProgressMode, write: (text: string) => void): void {

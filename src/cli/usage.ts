@@ -18,6 +18,8 @@ Options:
                         reader expects; qemu: QEMU 7.2's dump-guest-memory bytes exactly
       --begin ADDR      dump only guest-physical [ADDR, ADDR+LEN) (QEMU's begin/length)
       --length LEN
+      --paging          PT_LOADs at the virtual addresses of the guest's page tables
+                        (QEMU's paging=true; x86 guests with paging on)
       --progress MODE   bar (default on a terminal), json (lines on stderr), none
       --fsync           make the file durable before it appears
       --live            (qmp) migrate the running VM into vmdump instead: QEMU pauses it

@@ -5,31 +5,12 @@
  * no constant is assumed. Tables are read through the guest model, one 4 KiB page at a time.
  */
 import type { RamRange } from '../model/guest.js';
+import { PhysicalReader } from './physical-reader.js';
 
 const ADDRESS_MASK = 0x000f_ffff_ffff_f000n;
 const PRESENT = 1n;
 const HUGE = 1n << 7n;
 const GIB = 1n << 30n;
-
-export class PhysicalReader {
-  private readonly cache = new Map<bigint, DataView>();
-  constructor(private readonly ram: readonly RamRange[]) {}
-
-  /** A u64 at a guest-physical address, or undefined outside RAM. */
-  async u64(address: bigint): Promise<bigint | undefined> {
-    const page = address & ~0xfffn;
-    let view = this.cache.get(page);
-    if (view === undefined) {
-      const range = this.ram.find((r) => r.start <= page && page + 4096n <= r.start + r.size);
-      if (range === undefined) return undefined;
-      const bytes = new Uint8Array(4096);
-      await range.read(page - range.start, bytes);
-      view = new DataView(bytes.buffer);
-      this.cache.set(page, view);
-    }
-    return view.getBigUint64(Number(address & 0xfffn), true);
-  }
-}
 
 /** Physical address `virtual` maps to under the tables at `root`, or undefined. */
 async function translate(reader: PhysicalReader, root: bigint, virtual: bigint, levels: 4 | 5): Promise<bigint | undefined> {

@@ -37,6 +37,8 @@ export interface DumpOptions {
    * image virtual addresses), which every Linux dump reader opens. See discoverLinuxLayout().
    */
   readonly linux?: LinuxMappingFacts;
+  /** A mapping list planned from the guest's page tables (planPagingMappings); replaces the others. */
+  readonly mappings?: readonly MemoryMapping[];
 }
 
 interface Placed { readonly offset: FileOffset; readonly size: bigint }
@@ -89,9 +91,9 @@ export function planDump(guest: Pick<GuestModel, 'arch' | 'vcpus' | 'ram' | 'vmc
   const notes = buildNotes(guest);
   const noteBytes = BigInt(notes.reduce((sum, n) => sum + noteSize(n), 0));
   const linux = layout === 'portable' ? options.linux : undefined;
-  const unfiltered = linux === undefined ? planPhysicalMappings(guest.ram) : planLinuxMappings(guest.ram, linux);
+  const unfiltered = options.mappings ?? (linux === undefined ? planPhysicalMappings(guest.ram) : planLinuxMappings(guest.ram, linux));
   const mappings = filterMappings(unfiltered, options.filter);
-  const base = { notes, noteBytes, mappings, pieces, memoryBytes, zeroVirtualIs: linux === undefined ? 'physical' as const : 'zero' as const };
+  const base = { notes, noteBytes, mappings, pieces, memoryBytes, zeroVirtualIs: linux === undefined || options.mappings !== undefined ? 'physical' as const : 'zero' as const };
   const target = (elfClass: ElfClass): ElfTarget => ({ elfClass, endian: guest.arch.endian, machine: guest.arch.machine });
   if (layout === 'qemu') return checkFits(planQemuLayout({ ...base, target: target(guest.arch.elfClass) }));
   const narrow = planPortableLayout({ ...base, target: target(guest.arch.elfClass) });
