@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Vcpu } from '../src/model/guest.js';
 import { planPagingMappings, type PhysicalMemory } from '../src/transforms/x86-paging.js';
-import { buildLinuxGuest, buildTinyGuests, startGuest, QEMU, type GuestConfig } from '../scripts/qemu-harness.js';
+import { buildLinuxGuest, buildTinyGuests, fetchLinuxVmlinux, startGuest, QEMU, type GuestConfig } from '../scripts/qemu-harness.js';
 import { patternRange, x86State } from './helpers/guests.js';
 import { runCli, tempDir } from './helpers/machines.js';
 import { hasTool, itWithTool, run } from './helpers/tools.js';
@@ -57,6 +57,24 @@ describe('32-bit paging with PSE (memory-mapping.md §6, verified against QEMU 7
   });
 });
 
+describe('4-level: QEMU quirks for --layout qemu, fixed otherwise (memory-mapping.md §4.3-4.4)', () => {
+  // PML4[0] → PDPT → PD → PT: PTE0 → 0x200000, PTE1 → 0x201000 with protection-key bits 62:59 set.
+  const w = new Map<bigint, bigint>([
+    [0x10000n, 0x11000n | 3n], [0x11000n, 0x12000n | 3n], [0x12000n, 0x13000n | 3n],
+    [0x13000n, 0x200000n | 3n], [0x13008n, 0x201000n | 3n | (0xfn << 59n)],
+  ]);
+  const cpu: Vcpu = { index: 0, state: x86State({ cr0: 0x80000011n, cr3: 0x10000n, cr4: 0x20n, efer: 0x500n }) };
+  const walk = (qemuQuirks: boolean) => planPagingMappings([patternRange(0n, 0x4000000n)], [cpu], syntheticMemory(w), { qemuQuirks })
+    .then((list) => list.map((m) => [m.phys, m.virt, m.length]));
+
+  it('QEMU: the 0xFFFF prefix on a lower-half address, and the page with software bits dropped', async () => {
+    expect(await walk(true)).toEqual([[0x200000n, 0xffff000000000000n, 0x1000n]]);
+  });
+  it('default: canonical address, and the page kept', async () => {
+    expect(await walk(false)).toEqual([[0x200000n, 0n, 0x2000n]]);
+  });
+});
+
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
 const dir = tempDir('vmdump-paging-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -89,6 +107,18 @@ describe('--paging --layout qemu against QEMU paging=true', () => {
     expect(run('cmp', [ours, qemu]).stdout).toBe('');
     const loads = run('readelf', ['-l', '-W', ours]).stdout.match(/^\s+LOAD\s/gm)?.length ?? 0;
     expect(loads).toBeGreaterThan(linux ? 100 : 1);
+    if (linux !== undefined) {
+      // The default layout (canonical addresses): gdb reads linux_banner by its virtual address, crash opens it.
+      const portable = path.join(work, 'portable.core');
+      expect((await runCli(['saved', stream, '--paging', '-o', portable])).code).toBe(0);
+      const banner = /VMDUMP-LINUX-BANNER=([0-9a-f]+)/.exec(guest.serialText())![1]!;
+      expect(run('gdb', ['-batch', '-nx', '-ex', `x/s 0x${banner}`, '-c', portable]).stdout).toMatch(/Linux version 6\./);
+      if (hasTool('crash') || process.env.CI === 'true') {
+        const vmlinux = fetchLinuxVmlinux();
+        const crash = run('sh', ['-c', `printf 'sys\\nquit\\n' | crash -s '${vmlinux}' '${portable}'`]);
+        expect(crash.stdout).toMatch(/RELEASE: 6\./);
+      }
+    }
     fs.rmSync(work, { recursive: true, force: true });
   }, 300_000);
 

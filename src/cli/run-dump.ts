@@ -60,7 +60,7 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: (
   const guest = await openGuest(options.source, signal, write);
   for (const warning of guest.warnings ?? []) write(`vmdump: warning: ${warning}\n`);
   try {
-    const mappings = options.paging ? await pagingMappings(guest) : undefined;
+    const mappings = options.paging ? await pagingMappings(guest, options.layout) : undefined;
     const linux = options.layout === 'portable' && mappings === undefined ? await discoverLinuxLayout(guest) : undefined;
     const facts = linux !== undefined && 'facts' in linux ? linux.facts : undefined;
     const plan = planDump(guest, {
@@ -81,11 +81,12 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: (
   }
 }
 
-async function pagingMappings(guest: GuestModel): Promise<MemoryMapping[]> {
+async function pagingMappings(guest: GuestModel, layout: LayoutKind): Promise<MemoryMapping[]> {
   if (!guest.vcpus.some((v) => (v.state.cr0 & (1n << 31n)) !== 0n)) {
     throw new VmdumpError('usage', '--paging needs a vCPU with paging on (CR0.PG); every vCPU here runs without paging');
   }
-  return planPagingMappings(guest.ram, guest.vcpus, new PhysicalReader(guest.ram));
+  // QEMU's quirks only where its bytes are the point.
+  return planPagingMappings(guest.ram, guest.vcpus, new PhysicalReader(guest.ram), { qemuQuirks: layout === 'qemu' });
 }
 
 function report(summary: DumpSummary, plan: DumpPlan, guest: GuestModel, mode: ProgressMode, write: (text: string) => void): void {

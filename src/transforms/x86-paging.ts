@@ -65,84 +65,98 @@ export class MappingList {
   }
 }
 
-type Add = (phys: bigint, virt: bigint, length: bigint) => void;
-
-async function walkPte(memory: PhysicalMemory, table: bigint, line: bigint, add: Add, wide: boolean): Promise<void> {
-  for (let j = 0n; j < (wide ? 512n : 1024n); j += 1n) {
-    const pte = wide ? await memory.u64(table + j * 8n) : BigInt(await memory.u32(table + j * 4n) ?? 0);
-    if (pte === undefined || (pte & PRESENT) === 0n) continue;
-    const phys = wide ? (pte & ~0xfffn) & ~NX : pte & ~0xfffn;
-    if (memory.isMemory(phys)) add(phys, line | (j << 12n), 0x1000n);
-  }
+/**
+ * QEMU's quirks (memory-mapping.md §4.3-4.5), reproduced for --layout qemu and fixed otherwise:
+ * every 4-level address gets the 0xFFFF prefix (canonical: sign-extend bit 47, or 56 for
+ * 5-level), and a leaf keeps bits 62:52 of its entry as "physical" bits, so a page with
+ * software-available bits set fails the I/O check and vanishes (fixed: the architectural mask).
+ */
+export interface WalkRules {
+  readonly qemuQuirks: boolean;
 }
 
-/** PD of PAE and IA-32e (512 × u64): 2 MiB leaves or page tables. */
-async function walkPde(memory: PhysicalMemory, table: bigint, parent: bigint, add: Add): Promise<void> {
-  for (let i = 0n; i < 512n; i += 1n) {
-    const pde = await memory.u64(table + i * 8n);
-    if (pde === undefined || (pde & PRESENT) === 0n) continue;
-    const line = parent | (i << 21n);
-    if ((pde & PS) !== 0n) {
-      const phys = (pde & ~0x1f_ffffn) & ~NX;
-      if (memory.isMemory(phys)) add(phys, line, 0x20_0000n);
-    } else {
-      await walkPte(memory, pde & ADDR_MASK, line, add, true);
+/** One walk over one guest's tables into one mapping list. */
+class PageWalker {
+  readonly mappings = new MappingList();
+  constructor(private readonly memory: PhysicalMemory, private readonly rules: WalkRules) {}
+
+  private leaf(entry: bigint, size: bigint, virt: bigint): void {
+    const phys = this.rules.qemuQuirks ? (entry & ~(size - 1n)) & ~NX : entry & ADDR_MASK & ~(size - 1n);
+    if (this.memory.isMemory(phys)) this.mappings.add(phys, virt, size);
+  }
+
+  private async pte(table: bigint, line: bigint, wide: boolean): Promise<void> {
+    for (let j = 0n; j < (wide ? 512n : 1024n); j += 1n) {
+      const entry = wide ? await this.memory.u64(table + j * 8n) : BigInt(await this.memory.u32(table + j * 4n) ?? 0);
+      if (entry === undefined || (entry & PRESENT) === 0n) continue;
+      if (wide) this.leaf(entry, 0x1000n, line | (j << 12n));
+      else if (this.memory.isMemory(entry & ~0xfffn)) this.mappings.add(entry & ~0xfffn, line | (j << 12n), 0x1000n);
     }
   }
-}
 
-async function walkPdpte4(memory: PhysicalMemory, table: bigint, parent: bigint, add: Add): Promise<void> {
-  for (let i = 0n; i < 512n; i += 1n) {
-    const pdpte = await memory.u64(table + i * 8n);
-    if (pdpte === undefined || (pdpte & PRESENT) === 0n) continue;
-    const line = parent | (i << 30n);
-    if ((pdpte & PS) !== 0n) {
-      const phys = (pdpte & ~0x3fff_ffffn) & ~NX;
-      if (memory.isMemory(phys)) add(phys, line, 0x4000_0000n);
-    } else {
-      await walkPde(memory, pdpte & ADDR_MASK, line, add);
+  /** PD of PAE and IA-32e (512 × u64): 2 MiB leaves or page tables. */
+  private async pde(table: bigint, parent: bigint): Promise<void> {
+    for (let i = 0n; i < 512n; i += 1n) {
+      const entry = await this.memory.u64(table + i * 8n);
+      if (entry === undefined || (entry & PRESENT) === 0n) continue;
+      const line = parent | (i << 21n);
+      if ((entry & PS) !== 0n) this.leaf(entry, 0x20_0000n, line);
+      else await this.pte(entry & ADDR_MASK, line, true);
     }
   }
-}
 
-async function walkPml4(memory: PhysicalMemory, table: bigint, prefix: bigint, add: Add): Promise<void> {
-  for (let i = 0n; i < 512n; i += 1n) {
-    const pml4e = await memory.u64(table + i * 8n);
-    if (pml4e === undefined || (pml4e & PRESENT) === 0n) continue;
-    await walkPdpte4(memory, pml4e & ADDR_MASK, prefix | (i << 39n), add);
+  private async pdpte(table: bigint, parent: bigint): Promise<void> {
+    for (let i = 0n; i < 512n; i += 1n) {
+      const entry = await this.memory.u64(table + i * 8n);
+      if (entry === undefined || (entry & PRESENT) === 0n) continue;
+      const line = parent | (i << 30n);
+      if ((entry & PS) !== 0n) this.leaf(entry, 0x4000_0000n, line);
+      else await this.pde(entry & ADDR_MASK, line);
+    }
   }
-}
 
-async function walkVcpu(memory: PhysicalMemory, vcpu: Vcpu, add: Add): Promise<void> {
-  const { cr3, cr4, efer } = vcpu.state;
-  if ((cr4 & CR4_PAE) === 0n) {
-    const pd = cr3 & ~0xfffn;
-    for (let i = 0n; i < 1024n; i += 1n) {
-      const pde = BigInt(await memory.u32(pd + i * 4n) ?? 0);
-      if ((pde & PRESENT) === 0n) continue;
-      const line = i << 22n;
-      if ((pde & PS) !== 0n && (cr4 & CR4_PSE) !== 0n) {
-        const phys = (pde & 0xffc0_0000n) | ((pde & 0x001f_e000n) << 19n); // PSE-36: bits 20:13 → 39:32
-        if (memory.isMemory(phys)) add(phys, line, 0x40_0000n);
-      } else {
-        await walkPte(memory, pde & ~0xfffn, line, add, false);
+  /** `prefix` undefined: 4-level, where the high bits are QEMU's 0xFFFF or the canonical sign extension. */
+  private async pml4(table: bigint, prefix: bigint | undefined): Promise<void> {
+    for (let i = 0n; i < 512n; i += 1n) {
+      const entry = await this.memory.u64(table + i * 8n);
+      if (entry === undefined || (entry & PRESENT) === 0n) continue;
+      const high = prefix ?? (this.rules.qemuQuirks || i >= 256n ? 0xffff_0000_0000_0000n : 0n);
+      await this.pdpte(entry & ADDR_MASK, high | (i << 39n));
+    }
+  }
+
+  async vcpu(vcpu: Vcpu): Promise<void> {
+    const { cr3, cr4, efer } = vcpu.state;
+    if ((cr4 & CR4_PAE) === 0n) {
+      await this.legacy32(cr3 & ~0xfffn, (cr4 & CR4_PSE) !== 0n);
+    } else if ((efer & EFER_LMA) === 0n) {
+      for (let i = 0n; i < 4n; i += 1n) {
+        const entry = await this.memory.u64((cr3 & ~0x1fn) + i * 8n);
+        if (entry !== undefined && (entry & PRESENT) !== 0n) await this.pde(entry & ~0xfffn, i << 30n);
+      }
+    } else if ((cr4 & CR4_LA57) === 0n) {
+      await this.pml4(cr3 & ADDR_MASK, undefined);
+    } else {
+      for (let i = 0n; i < 512n; i += 1n) {
+        const entry = await this.memory.u64((cr3 & ADDR_MASK) + i * 8n);
+        if (entry === undefined || (entry & PRESENT) === 0n) continue;
+        const high = this.rules.qemuQuirks || i >= 256n ? 0xfe00_0000_0000_0000n : 0n;
+        await this.pml4(entry & ADDR_MASK, high | (i << 48n));
       }
     }
-  } else if ((efer & EFER_LMA) === 0n) {
-    const pdpt = cr3 & ~0x1fn;
-    for (let i = 0n; i < 4n; i += 1n) {
-      const pdpte = await memory.u64(pdpt + i * 8n);
-      if (pdpte === undefined || (pdpte & PRESENT) === 0n) continue;
-      await walkPde(memory, pdpte & ~0xfffn, i << 30n, add);
-    }
-  } else if ((cr4 & CR4_LA57) === 0n) {
-    await walkPml4(memory, cr3 & ADDR_MASK, 0xffff_0000_0000_0000n, add);
-  } else {
-    const pml5 = cr3 & ADDR_MASK;
-    for (let i = 0n; i < 512n; i += 1n) {
-      const pml5e = await memory.u64(pml5 + i * 8n);
-      if (pml5e === undefined || (pml5e & PRESENT) === 0n) continue;
-      await walkPml4(memory, pml5e & ADDR_MASK, 0xfe00_0000_0000_0000n | (i << 48n), add);
+  }
+
+  /** 32-bit paging: 4 KiB pages, and 4 MiB pages with PSE (PSE-36: PDE bits 20:13 are physical bits 39:32). */
+  private async legacy32(pd: bigint, pse: boolean): Promise<void> {
+    for (let i = 0n; i < 1024n; i += 1n) {
+      const entry = BigInt(await this.memory.u32(pd + i * 4n) ?? 0);
+      if ((entry & PRESENT) === 0n) continue;
+      if ((entry & PS) !== 0n && pse) {
+        const phys = (entry & 0xffc0_0000n) | ((entry & 0x001f_e000n) << 19n);
+        if (this.memory.isMemory(phys)) this.mappings.add(phys, i << 22n, 0x40_0000n);
+      } else {
+        await this.pte(entry & ~0xfffn, i << 22n, false);
+      }
     }
   }
 }
@@ -151,13 +165,13 @@ async function walkVcpu(memory: PhysicalMemory, vcpu: Vcpu, add: Add): Promise<v
  * The paging=true list: from the first vCPU with paging on, that vCPU and every later one
  * (earlier ones are skipped); with no such vCPU, identity mappings (virt = phys) per range.
  */
-export async function planPagingMappings(ram: readonly RamRange[], vcpus: readonly Vcpu[], memory: PhysicalMemory): Promise<MemoryMapping[]> {
+export async function planPagingMappings(ram: readonly RamRange[], vcpus: readonly Vcpu[], memory: PhysicalMemory,
+  rules: WalkRules = { qemuQuirks: true }): Promise<MemoryMapping[]> {
   const first = vcpus.findIndex((v) => (v.state.cr0 & CR0_PG) !== 0n);
   if (first < 0) return ram.map((r) => ({ phys: r.start, virt: virtAddr(r.start), length: r.size }));
-  const list = new MappingList();
-  const add: Add = (phys, virt, length) => list.add(phys, virt, length);
+  const walker = new PageWalker(memory, rules);
   for (const vcpu of vcpus.slice(first)) {
-    if ((vcpu.state.cr0 & CR0_PG) !== 0n) await walkVcpu(memory, vcpu, add);
+    if ((vcpu.state.cr0 & CR0_PG) !== 0n) await walker.vcpu(vcpu);
   }
-  return list.list.map((m) => ({ phys: physAddr(m.phys), virt: virtAddr(m.virt), length: m.length }));
+  return walker.mappings.list.map((m) => ({ phys: physAddr(m.phys), virt: virtAddr(m.virt), length: m.length }));
 }
