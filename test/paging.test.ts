@@ -75,6 +75,26 @@ describe('4-level: QEMU quirks for --layout qemu, fixed otherwise (memory-mappin
   });
 });
 
+describe('hostile page tables end in bounded time with a clear error', () => {
+  it('a PML4 whose 512 entries all point back at itself (512^4 leaves, all at one physical page) stops at a budget', async () => {
+    const self = { u64: async () => 0x10000n | 3n, u32: async () => 0x10003, isMemory: () => true };
+    const cpu: Vcpu = { index: 0, state: x86State({ cr0: 0x80000011n, cr3: 0x10000n, cr4: 0x20n, efer: 0x500n }) };
+    const started = performance.now();
+    // Every leaf maps the same page at a new address: QEMU's merge-insert is quadratic here, so the scan budget trips first.
+    await expect(planPagingMappings([patternRange(0n, 0x4000000n)], [cpu], self, { qemuQuirks: true, maxScanSteps: 2_000_000 }))
+      .rejects.toMatchObject({ code: 'bad-input', message: expect.stringMatching(/took more than 2000000 steps/) });
+    expect(performance.now() - started).toBeLessThan(30_000);
+  });
+
+  it('every PML4 entry present over one PDPT of 1 GiB leaves (262 656 entries) stops at the entry budget', async () => {
+    // PML4 at 0x10000 → PDPT at 0x20000; PDPT entry j is a 1 GiB leaf at j GiB (these merge, so only entries count).
+    const memory = { u64: async (a: bigint) => (a < 0x20000n ? 0x20000n | 3n : ((a - 0x20000n) / 8n) << 30n | 0x83n), u32: async () => 0, isMemory: () => true };
+    const cpu: Vcpu = { index: 0, state: x86State({ cr0: 0x80000011n, cr3: 0x10000n, cr4: 0x20n, efer: 0x500n }) };
+    await expect(planPagingMappings([patternRange(0n, 0x4000000n)], [cpu], memory, { qemuQuirks: true, maxPresentEntries: 100_000 }))
+      .rejects.toMatchObject({ code: 'bad-input', message: expect.stringMatching(/more than 100000 present entries \(a loop or corrupt tables\?\)/) });
+  });
+});
+
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
 const dir = tempDir('vmdump-paging-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

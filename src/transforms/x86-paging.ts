@@ -4,6 +4,7 @@
  * QEMU's memory_mapping_list_add_merge_sorted does, quirks included (the 0xFFFF prefix on every
  * 4-level address, leaf addresses keeping bits 62:52 and then failing the I/O check).
  */
+import { VmdumpError } from '../model/errors.js';
 import type { RamRange, Vcpu } from '../model/guest.js';
 import { physAddr, virtAddr } from '../model/units.js';
 import type { MemoryMapping } from './memory-mapping.js';
@@ -26,8 +27,18 @@ const CR4_PAE = 1n << 5n;
 const CR4_LA57 = 1n << 12n;
 const EFER_LMA = 1n << 10n;
 
-/** Refuse page tables that would make the list explode (QEMU warns paging can allocate gigabytes). */
-export const MAX_MAPPINGS = 1_000_000;
+/**
+ * Limits that keep hostile or corrupt tables (loops, every entry present) bounded in time and
+ * memory; QEMU itself warns paging can make it allocate gigabytes. Insertion is QEMU's linear
+ * scan, so the mapping cap also bounds the quadratic worst case.
+ */
+export const MAX_MAPPINGS = 262_144;
+export const MAX_PRESENT_ENTRIES = 16_000_000;
+/**
+ * Entries QEMU's merge-insert may scan in one walk, summed over all insertions: about a minute
+ * of bigint comparisons at worst; the Linux test guest's tables need a few thousand.
+ */
+export const MAX_SCAN_STEPS = 50_000_000;
 
 interface Entry { phys: bigint; virt: bigint; length: bigint }
 
@@ -35,6 +46,9 @@ interface Entry { phys: bigint; virt: bigint; length: bigint }
 export class MappingList {
   readonly list: Entry[] = [];
   private last: Entry | undefined;
+  private steps = 0;
+
+  constructor(private readonly maxSteps = MAX_SCAN_STEPS) {}
 
   add(phys: bigint, virt: bigint, length: bigint): void {
     const last = this.last;
@@ -44,6 +58,9 @@ export class MappingList {
     }
     let index = 0;
     for (; index < this.list.length; index += 1) {
+      if ((this.steps += 1) > this.maxSteps) {
+        throw new VmdumpError('bad-input', `merging the page-table mappings took more than ${this.maxSteps} steps (${this.list.length} mappings so far); dump without --paging`);
+      }
       const m = this.list[index]!;
       if (phys === m.phys + m.length && virt === m.virt + m.length) { m.length += length; this.last = m; return; }
       if (phys + length < m.phys) break;
@@ -56,7 +73,9 @@ export class MappingList {
         return;
       }
     }
-    if (this.list.length >= MAX_MAPPINGS) throw new Error(`more than ${MAX_MAPPINGS} mappings`);
+    if (this.list.length >= MAX_MAPPINGS) {
+      throw new VmdumpError('bad-input', `the page tables give more than ${MAX_MAPPINGS} separate mappings; dump without --paging`);
+    }
     const created = { phys, virt, length };
     // Inserted before the first entry whose phys >= P (so after the scan position's predecessors).
     const at = this.list.findIndex((m) => m.phys >= phys);
@@ -73,12 +92,27 @@ export class MappingList {
  */
 export interface WalkRules {
   readonly qemuQuirks: boolean;
+  /** Present entries visited before the walk gives up (default MAX_PRESENT_ENTRIES). */
+  readonly maxPresentEntries?: number;
+  /** Merge-insert scan steps before the walk gives up (default MAX_SCAN_STEPS). */
+  readonly maxScanSteps?: number;
 }
 
 /** One walk over one guest's tables into one mapping list. */
 class PageWalker {
-  readonly mappings = new MappingList();
-  constructor(private readonly memory: PhysicalMemory, private readonly rules: WalkRules) {}
+  readonly mappings: MappingList;
+  private visited = 0;
+  constructor(private readonly memory: PhysicalMemory, private readonly rules: WalkRules) {
+    this.mappings = new MappingList(rules.maxScanSteps);
+  }
+
+  /** Counts a present entry; loops and all-present tables end here instead of running for hours. */
+  private count(): void {
+    this.visited += 1;
+    if (this.visited > (this.rules.maxPresentEntries ?? MAX_PRESENT_ENTRIES)) {
+      throw new VmdumpError('bad-input', `the page tables have more than ${this.rules.maxPresentEntries ?? MAX_PRESENT_ENTRIES} present entries (a loop or corrupt tables?); dump without --paging`);
+    }
+  }
 
   private leaf(entry: bigint, size: bigint, virt: bigint): void {
     const phys = this.rules.qemuQuirks ? (entry & ~(size - 1n)) & ~NX : entry & ADDR_MASK & ~(size - 1n);
@@ -89,6 +123,7 @@ class PageWalker {
     for (let j = 0n; j < (wide ? 512n : 1024n); j += 1n) {
       const entry = wide ? await this.memory.u64(table + j * 8n) : BigInt(await this.memory.u32(table + j * 4n) ?? 0);
       if (entry === undefined || (entry & PRESENT) === 0n) continue;
+      this.count();
       if (wide) this.leaf(entry, 0x1000n, line | (j << 12n));
       else if (this.memory.isMemory(entry & ~0xfffn)) this.mappings.add(entry & ~0xfffn, line | (j << 12n), 0x1000n);
     }
@@ -99,6 +134,7 @@ class PageWalker {
     for (let i = 0n; i < 512n; i += 1n) {
       const entry = await this.memory.u64(table + i * 8n);
       if (entry === undefined || (entry & PRESENT) === 0n) continue;
+      this.count();
       const line = parent | (i << 21n);
       if ((entry & PS) !== 0n) this.leaf(entry, 0x20_0000n, line);
       else await this.pte(entry & ADDR_MASK, line, true);
@@ -109,6 +145,7 @@ class PageWalker {
     for (let i = 0n; i < 512n; i += 1n) {
       const entry = await this.memory.u64(table + i * 8n);
       if (entry === undefined || (entry & PRESENT) === 0n) continue;
+      this.count();
       const line = parent | (i << 30n);
       if ((entry & PS) !== 0n) this.leaf(entry, 0x4000_0000n, line);
       else await this.pde(entry & ADDR_MASK, line);
@@ -120,6 +157,7 @@ class PageWalker {
     for (let i = 0n; i < 512n; i += 1n) {
       const entry = await this.memory.u64(table + i * 8n);
       if (entry === undefined || (entry & PRESENT) === 0n) continue;
+      this.count();
       const high = prefix ?? (this.rules.qemuQuirks || i >= 256n ? 0xffff_0000_0000_0000n : 0n);
       await this.pdpte(entry & ADDR_MASK, high | (i << 39n));
     }
@@ -151,6 +189,7 @@ class PageWalker {
     for (let i = 0n; i < 1024n; i += 1n) {
       const entry = BigInt(await this.memory.u32(pd + i * 4n) ?? 0);
       if ((entry & PRESENT) === 0n) continue;
+      this.count();
       if ((entry & PS) !== 0n && pse) {
         const phys = (entry & 0xffc0_0000n) | ((entry & 0x001f_e000n) << 19n);
         if (this.memory.isMemory(phys)) this.mappings.add(phys, i << 22n, 0x40_0000n);
