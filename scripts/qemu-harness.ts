@@ -12,12 +12,13 @@ import { QmpClient } from '../src/qmp/qmp-client.js';
 export const GUEST_DIR = path.join(repositoryRoot(), 'test-guests');
 export const QEMU = 'qemu-system-x86_64';
 
-export function buildTinyGuests(): { tiny32: string; tiny64: string } {
-  const tiny32 = path.join(GUEST_DIR, 'out', 'tiny32.elf');
-  const tiny64 = path.join(GUEST_DIR, 'out', 'tiny64.elf');
+export interface TinyGuests { tiny32: string; tiny64: string; paging32: string; pagingPae: string }
+
+export function buildTinyGuests(): TinyGuests {
+  const out = (name: string): string => path.join(GUEST_DIR, 'out', `${name}.elf`);
   const result = spawnSync('sh', [path.join(GUEST_DIR, 'build.sh')], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`building the tiny guests failed: ${result.stderr}`);
-  return { tiny32, tiny64 };
+  return { tiny32: out('tiny32'), tiny64: out('tiny64'), paging32: out('paging32'), pagingPae: out('pagingpae') };
 }
 
 export interface GuestConfig {

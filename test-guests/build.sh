@@ -1,6 +1,7 @@
 #!/bin/sh
-# Builds the tiny test guests with the GNU assembler and linker (binutils):
+# Builds the bare-metal test guests with the GNU assembler and linker (binutils):
 #   out/tiny32.elf  32-bit protected mode        out/tiny64.elf  long mode
+#   out/paging32.elf  32-bit paging (4 KiB, 4 MiB PSE)   out/pagingpae.elf  PAE (4 KiB, 2 MiB, NX)
 # Both are ELF32 Multiboot kernels for QEMU's -kernel. Usage: test-guests/build.sh
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,4 +11,10 @@ for mode in 32 64; do
   as --32 --defsym LONG_MODE=$long -o "$here/out/tiny$mode.o" "$here/tiny.S"
   ld -m elf_i386 -N --no-warn-rwx-segments -nostdlib -Ttext=0x100000 -e _start -o "$here/out/tiny$mode.elf" "$here/out/tiny$mode.o"
   rm "$here/out/tiny$mode.o"
+done
+for mode in 1 2; do
+  name=paging32; [ "$mode" = 2 ] && name=pagingpae
+  as --32 --defsym MODE=$mode -o "$here/out/$name.o" "$here/paging.S"
+  ld -m elf_i386 -N --no-warn-rwx-segments -nostdlib -Ttext=0x100000 -e _start -o "$here/out/$name.elf" "$here/out/$name.o"
+  rm "$here/out/$name.o"
 done

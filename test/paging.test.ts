@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Vcpu } from '../src/model/guest.js';
 import { planPagingMappings, type PhysicalMemory } from '../src/transforms/x86-paging.js';
-import { buildLinuxGuest, buildTinyGuests, fetchLinuxVmlinux, startGuest, QEMU, type GuestConfig } from '../scripts/qemu-harness.js';
+import { buildLinuxGuest, buildTinyGuests, fetchLinuxVmlinux, startGuest, QEMU, type GuestConfig, type TinyGuests } from '../scripts/qemu-harness.js';
 import { patternRange, x86State } from './helpers/guests.js';
 import { runCli, tempDir } from './helpers/machines.js';
 import { hasTool, itWithTool, run } from './helpers/tools.js';
@@ -98,17 +98,23 @@ describe('hostile page tables end in bounded time with a clear error', () => {
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
 const dir = tempDir('vmdump-paging-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-let guests: { tiny64: string } | undefined;
+let guests: TinyGuests | undefined;
 beforeAll(() => { if (hasTool('as')) guests = buildTinyGuests(); });
 
 describe('--paging --layout qemu against QEMU paging=true', () => {
-  qemuIt.each(['tiny 64-bit guest (2 MiB identity pages, 2 vCPUs, one without paging)', 'Linux guest (the kernel\'s own tables)'])('%s', async (name) => {
+  qemuIt.each([
+    '32-bit paging (4 KiB pages and an alias, 4 MiB PSE pages, a higher-half alias)',
+    'PAE (4 KiB pages, 2 MiB pages with NX, a higher-half alias)',
+    '4-level, tiny 64-bit guest (2 MiB identity pages, 2 vCPUs, one without paging)',
+    'Linux guest (the kernel\'s own tables)',
+  ])('%s', async (name) => {
     const linux = name.startsWith('Linux') ? buildLinuxGuest() : undefined;
+    const kernel = name.startsWith('32-bit') ? guests!.paging32 : name.startsWith('PAE') ? guests!.pagingPae : guests!.tiny64;
     const config: GuestConfig = linux === undefined
-      ? { machine: 'q35', memory: '256M', smp: 2, kernel: guests!.tiny64 }
+      ? { machine: 'q35', memory: '256M', smp: name.startsWith('4-level') ? 2 : 1, kernel }
       : { machine: 'q35', memory: '512M', smp: 2, kernel: linux.kernel, initrd: linux.initrd, append: 'console=ttyS0 nokaslr',
         extra: ['-device', 'vmcoreinfo'], ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' } };
-    const work = path.join(dir, linux ? 'linux' : 'tiny');
+    const work = path.join(dir, name.replace(/\W+/g, '-').slice(0, 40));
     const guest = await startGuest(config, work);
     const qemu = path.join(work, 'qemu.core');
     const stream = path.join(work, 'vm.state');
@@ -125,8 +131,11 @@ describe('--paging --layout qemu against QEMU paging=true', () => {
     const result = await runCli(['saved', stream, '--paging', '--layout', 'qemu', '-o', ours]);
     expect(result.code).toBe(0);
     expect(run('cmp', [ours, qemu]).stdout).toBe('');
-    const loads = run('readelf', ['-l', '-W', ours]).stdout.match(/^\s+LOAD\s/gm)?.length ?? 0;
+    const table = run('readelf', ['-l', '-W', ours]).stdout;
+    const loads = table.match(/^\s+LOAD\s/gm)?.length ?? 0;
     expect(loads).toBeGreaterThan(linux ? 100 : 1);
+    // Not vacuous: the virtual addresses are the page tables' (QEMU's 0xFFFF prefix in 4-level mode, the 0xC0000000 alias otherwise).
+    if (linux === undefined) expect(table).toMatch(name.startsWith('4-level') ? /0xffff000000000000/ : /0x00000000c0000000/);
     if (linux !== undefined) {
       // The default layout (canonical addresses): gdb reads linux_banner by its virtual address, crash opens it.
       const portable = path.join(work, 'portable.core');
