@@ -12,13 +12,16 @@ import { QmpClient } from '../src/qmp/qmp-client.js';
 export const GUEST_DIR = path.join(repositoryRoot(), 'test-guests');
 export const QEMU = 'qemu-system-x86_64';
 
-export interface TinyGuests { tiny32: string; tiny64: string; paging32: string; pagingPae: string }
+export interface TinyGuests { tiny32: string; tiny64: string; paging32: string; pagingPae: string; paging4: string; paging5: string }
 
 export function buildTinyGuests(): TinyGuests {
   const out = (name: string): string => path.join(GUEST_DIR, 'out', `${name}.elf`);
   const result = spawnSync('sh', [path.join(GUEST_DIR, 'build.sh')], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`building the tiny guests failed: ${result.stderr}`);
-  return { tiny32: out('tiny32'), tiny64: out('tiny64'), paging32: out('paging32'), pagingPae: out('pagingpae') };
+  return {
+    tiny32: out('tiny32'), tiny64: out('tiny64'), paging32: out('paging32'), pagingPae: out('pagingpae'),
+    paging4: out('paging4'), paging5: out('paging5'),
+  };
 }
 
 export interface GuestConfig {

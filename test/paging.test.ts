@@ -105,13 +105,19 @@ describe('--paging --layout qemu against QEMU paging=true', () => {
   qemuIt.each([
     '32-bit paging (4 KiB pages and an alias, 4 MiB PSE pages, a higher-half alias)',
     'PAE (4 KiB pages, 2 MiB pages with NX, a higher-half alias)',
+    '4-level (4 KiB, 2 MiB and 1 GiB pages, a 1 GiB alias, the kernel-style higher half; -cpu max)',
+    '5-level (LA57, the same tables at PML5[0] and PML5[1], above 2^47; -cpu max)',
     '4-level, tiny 64-bit guest (2 MiB identity pages, 2 vCPUs, one without paging)',
     'Linux guest (the kernel\'s own tables)',
   ])('%s', async (name) => {
     const linux = name.startsWith('Linux') ? buildLinuxGuest() : undefined;
-    const kernel = name.startsWith('32-bit') ? guests!.paging32 : name.startsWith('PAE') ? guests!.pagingPae : guests!.tiny64;
+    const kernels: Record<string, string> = {
+      '32-bit': guests!.paging32, 'PAE': guests!.pagingPae, '4-level (': guests!.paging4, '5-level': guests!.paging5, '4-level,': guests!.tiny64,
+    };
+    const kernel = Object.entries(kernels).find(([prefix]) => name.startsWith(prefix))?.[1] ?? guests!.tiny64;
+    const maxCpu = name.includes('-cpu max') ? ['-cpu', 'max'] : [];
     const config: GuestConfig = linux === undefined
-      ? { machine: 'q35', memory: '256M', smp: name.startsWith('4-level') ? 2 : 1, kernel }
+      ? { machine: 'q35', memory: '256M', smp: name.startsWith('4-level,') ? 2 : 1, kernel, extra: maxCpu }
       : { machine: 'q35', memory: '512M', smp: 2, kernel: linux.kernel, initrd: linux.initrd, append: 'console=ttyS0 nokaslr',
         extra: ['-device', 'vmcoreinfo'], ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' } };
     const work = path.join(dir, name.replace(/\W+/g, '-').slice(0, 40));
@@ -135,7 +141,8 @@ describe('--paging --layout qemu against QEMU paging=true', () => {
     const loads = table.match(/^\s+LOAD\s/gm)?.length ?? 0;
     expect(loads).toBeGreaterThan(linux ? 100 : 1);
     // Not vacuous: the virtual addresses are the page tables' (QEMU's 0xFFFF prefix in 4-level mode, the 0xC0000000 alias otherwise).
-    if (linux === undefined) expect(table).toMatch(name.startsWith('4-level') ? /0xffff000000000000/ : /0x00000000c0000000/);
+    const expected = name.startsWith('5-level') ? /0xfe01000000000000/ : name.startsWith('4-level') ? /0xffff000000000000/ : /0x00000000c0000000/;
+    if (linux === undefined) expect(table).toMatch(expected);
     if (linux !== undefined) {
       // The default layout (canonical addresses): gdb reads linux_banner by its virtual address, crash opens it.
       const portable = path.join(work, 'portable.core');
