@@ -8,6 +8,8 @@
  *                            guest whose RAM is a private mapping of IMAGE, so every page counts)
  *   vmdump qmp → file, vmdump qmp --live → file (same guest, running): time and guest pause,
  *                            beside QEMU's dump, which keeps the guest paused throughout
+ *   vmdump saved --paging → file  vs  QEMU dump-guest-memory paging=true (the Linux test guest,
+ *                            1 GiB: page-table walk and merge on a real kernel's tables)
  *
  * The image (BENCH_GIB GiB, default 2) mixes what guest RAM holds: zero pages, text-like
  * pages and random pages, so neither the reads nor gzip meet only holes. Each case runs
@@ -19,7 +21,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildTinyGuests, startGuest } from '../scripts/qemu-harness.js';
+import { buildLinuxGuest, buildTinyGuests, startGuest } from '../scripts/qemu-harness.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const GiB = 1024 ** 3;
@@ -65,10 +67,10 @@ function best(run: () => Measured, cleanup: () => void = () => undefined): Measu
   return runs.reduce((a, b) => (a.seconds <= b.seconds ? a : b));
 }
 
-const rate = (m: Measured): string => `${(size / m.seconds / 1e9).toFixed(2)} GB/s`;
+const rate = (m: Measured, bytes = size): string => `${(bytes / m.seconds / 1e9).toFixed(2)} GB/s`;
 const mib = (bytes: number | undefined): string => (bytes === undefined ? '' : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
 
-interface Row { name: string; ours: Measured; refName: string; ref: Measured; pause?: string }
+interface Row { name: string; ours: Measured; refName: string; ref: Measured; pause?: string; bytes?: number }
 
 /** One vmdump run against the guest's second QMP socket; the pause comes from vmdump's own report. */
 function timeVmdumpLive(args: string[]): Measured & { pausedMs?: number } {
@@ -131,6 +133,32 @@ async function qemuRows(image: string, out: string): Promise<Row[]> {
   ];
 }
 
+/** The Linux test guest: QEMU's paging=true dump vs vmdump saved --paging on a stream of the same paused state. */
+async function linuxPagingRow(out: string): Promise<Row[]> {
+  if (spawnSync('sh', ['-c', 'command -v qemu-system-x86_64 && command -v apt-get'], { stdio: 'ignore' }).status !== 0) return [];
+  const linux = buildLinuxGuest();
+  const guest = await startGuest({
+    machine: 'q35', memory: '1024M', smp: 2, kernel: linux.kernel, initrd: linux.initrd, append: 'console=ttyS0',
+    extra: ['-device', 'vmcoreinfo'], ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+  }, path.join(dir, 'linux'));
+  const stream = path.join(dir, 'linux.state');
+  let qemuDump: Measured;
+  try {
+    await guest.qmp.execute('stop');
+    const started = performance.now();
+    await guest.qmp.execute('dump-guest-memory', { paging: true, protocol: `file:${out}` }, { timeoutMs: 3_600_000 });
+    qemuDump = { seconds: (performance.now() - started) / 1000 };
+    fs.rmSync(out, { force: true });
+    await guest.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 107374182400 });
+    await guest.qmp.execute('migrate', { uri: `exec:cat > '${stream}'` });
+    while ((await guest.qmp.execute<{ status: string }>('query-migrate')).status !== 'completed') await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    await guest.quit();
+  }
+  const ours = best(() => timeVmdump(['saved', stream, '--paging', '-o', out]), () => fs.rmSync(out, { force: true }));
+  return [{ name: 'Linux 1 GiB --paging', ours, refName: 'QEMU paging=true', ref: qemuDump, bytes: 2 ** 30 }];
+}
+
 async function main(): Promise<void> {
   const image = path.join(dir, 'ram.img');
   const machine = path.join(dir, 'machine.json');
@@ -148,12 +176,13 @@ async function main(): Promise<void> {
     { name: 'vmdump --gzip → file', ours: best(() => timeVmdump(['raw', machine, '--gzip', '-o', out]), rm),
       refName: 'gzip -6 -c > file', ref: best(() => timeShell(`gzip -6 -c '${image}' > '${out}'`), rm) },
     ...await qemuRows(image, out),
+    ...await linuxPagingRow(out),
   ];
   console.log(`\nimage: ${size / GiB} GiB (1/4 zero, 1/4 random, 1/2 text pages), ${os.cpus().length} cores, node ${process.version}\n`);
   console.log('case                    time     throughput  peak RSS  | reference            time     throughput  | vmdump/reference');
-  for (const { name, ours: m, refName, ref, pause } of rows) {
-    console.log(`${name.padEnd(22)} ${m.seconds.toFixed(2).padStart(6)} s ${rate(m).padStart(11)} ${mib(m.peakRss).padStart(9)}  | `
-      + `${refName.padEnd(22)} ${ref.seconds.toFixed(2).padStart(6)} s ${rate(ref).padStart(11)}  | ${(ref.seconds / m.seconds).toFixed(2)}× reference speed`
+  for (const { name, ours: m, refName, ref, pause, bytes } of rows) {
+    console.log(`${name.padEnd(22)} ${m.seconds.toFixed(2).padStart(6)} s ${rate(m, bytes).padStart(11)} ${mib(m.peakRss).padStart(9)}  | `
+      + `${refName.padEnd(22)} ${ref.seconds.toFixed(2).padStart(6)} s ${rate(ref, bytes).padStart(11)}  | ${(ref.seconds / m.seconds).toFixed(2)}× reference speed`
       + (pause === undefined ? '' : `\n${''.padEnd(24)}${pause}`));
   }
 }
