@@ -10,14 +10,14 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { CLI, runCli, tempDir } from './helpers/machines.js';
-import { buildLinuxGuest, buildTinyGuests, startGuest, QEMU, type GuestConfig, type RunningGuest } from '../scripts/qemu-harness.js';
+import { buildLinuxGuest, buildTinyGuests, startGuest, QEMU, type GuestConfig, type RunningGuest, type TinyGuests } from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run } from './helpers/tools.js';
 import { openLiveVm } from '../src/sources/live/live-source.js';
 import { QmpClient } from '../src/qmp/qmp-client.js';
 
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
 const dir = tempDir('vmdump-live-');
-let guests: { tiny32: string; tiny64: string };
+let guests: TinyGuests;
 beforeAll(() => { if (hasTool('as')) guests = buildTinyGuests(); });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -76,6 +76,25 @@ describe('byte-identical to QEMU, and the VM keeps its run state', () => {
       const again = await runCli(['qmp', socket, '-o', path.join(work, 'paused.core')]);
       expect(again.code).toBe(0);
       expect(await status(guest)).toBe('paused');
+    } finally {
+      await guest.quit();
+    }
+  }, 120_000);
+});
+
+describe('--paging through the live source', () => {
+  qemuIt('the 4-level paging guest: byte-identical to QEMU paging=true (page tables read by one-off pmemsaves)', async () => {
+    const work = path.join(dir, 'live-paging');
+    fs.mkdirSync(work, { recursive: true });
+    const socket = path.join(work, 'vmdump.sock');
+    const guest = await startGuest({ machine: 'q35', memory: '128M', smp: 1, kernel: guests.paging4, extra: ['-cpu', 'max', '-qmp', `unix:${socket},server=on,wait=off`] }, work);
+    try {
+      const ours = path.join(work, 'live.core');
+      expect((await runCli(['qmp', socket, '--paging', '--layout', 'qemu', '-o', ours])).code).toBe(0);
+      expect(await status(guest)).toBe('running');
+      await guest.qmp.execute('stop');
+      await guest.qmp.execute('dump-guest-memory', { paging: true, protocol: `file:${path.join(work, 'qemu.core')}` });
+      expect(run('cmp', [ours, path.join(work, 'qemu.core')]).stdout).toBe('');
     } finally {
       await guest.quit();
     }
