@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildLinuxGuest, buildTinyGuests, startGuest } from '../scripts/qemu-harness.js';
+import { buildLinuxGuest, buildTinyGuests, saveStream, startGuest } from '../scripts/qemu-harness.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const GiB = 1024 ** 3;
@@ -116,9 +116,7 @@ async function qemuRows(image: string, out: string): Promise<Row[]> {
     await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${out}` }, { timeoutMs: 3_600_000 });
     qemuDump = { seconds: (performance.now() - started) / 1000 };
     rm();
-    await guest.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 107374182400 });
-    await guest.qmp.execute('migrate', { uri: `exec:cat > '${stream}'` });
-    while ((await guest.qmp.execute<{ status: string }>('query-migrate')).status !== 'completed') await new Promise((r) => setTimeout(r, 100));
+    await saveStream(guest, stream);
   } finally {
     await guest.quit();
   }
@@ -149,9 +147,7 @@ async function linuxPagingRow(out: string): Promise<Row[]> {
     await guest.qmp.execute('dump-guest-memory', { paging: true, protocol: `file:${out}` }, { timeoutMs: 3_600_000 });
     qemuDump = { seconds: (performance.now() - started) / 1000 };
     fs.rmSync(out, { force: true });
-    await guest.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 107374182400 });
-    await guest.qmp.execute('migrate', { uri: `exec:cat > '${stream}'` });
-    while ((await guest.qmp.execute<{ status: string }>('query-migrate')).status !== 'completed') await new Promise((r) => setTimeout(r, 100));
+    await saveStream(guest, stream);
   } finally {
     await guest.quit();
   }

@@ -88,21 +88,25 @@ export async function startGuest(config: GuestConfig, dir: string): Promise<Runn
   };
 }
 
-/** Stops the guest and writes QEMU's own dump and a migration stream of that paused state. */
-export async function saveReferences(guest: RunningGuest, names = { dump: 'qemu.core', stream: 'vm.state' }):
-  Promise<{ dump: string; stream: string }> {
-  const dump = path.join(guest.dir, names.dump);
-  const stream = path.join(guest.dir, names.stream);
-  await guest.qmp.execute('stop');
-  await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${dump}` }, { timeoutMs: 300_000 });
+/** Saves the (stopped) guest as a migration stream in `file`, unthrottled, and waits for it. */
+export async function saveStream(guest: RunningGuest, file: string): Promise<void> {
   await guest.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 107374182400 });
-  await guest.qmp.execute('migrate', { uri: `exec:cat > '${stream}'` });
+  await guest.qmp.execute('migrate', { uri: `exec:cat > '${file}'` });
   for (;;) {
     const status = await guest.qmp.execute<{ status: string; 'error-desc'?: string }>('query-migrate');
-    if (status.status === 'completed') break;
+    if (status.status === 'completed') return;
     if (status.status === 'failed') throw new Error(`migration failed: ${status['error-desc'] ?? ''}`);
     await sleep(50);
   }
+}
+
+/** Stops the guest and writes QEMU's own dump (paging false, or true) and a migration stream of that paused state. */
+export async function saveReferences(guest: RunningGuest, options: { paging?: boolean } = {}): Promise<{ dump: string; stream: string }> {
+  const dump = path.join(guest.dir, 'qemu.core');
+  const stream = path.join(guest.dir, 'vm.state');
+  await guest.qmp.execute('stop');
+  await guest.qmp.execute('dump-guest-memory', { paging: options.paging ?? false, protocol: `file:${dump}` }, { timeoutMs: 300_000 });
+  await saveStream(guest, stream);
   return { dump, stream };
 }
 

@@ -37,6 +37,8 @@ export { writeDump, type DumpRun, type DumpSummary, type WriteDumpOptions } from
 export { withRate, type DumpPhase, type DumpProgress, type RatedProgress } from './pipeline/progress.js';
 export { discoverLinuxLayout, readersFor, type LinuxLayoutDecision } from './pipeline/linux-layout.js';
 export type { LinuxMappingFacts } from './transforms/memory-mapping.js';
+export { planPagingMappings, type PhysicalMemory, type WalkRules } from './transforms/x86-paging.js';
+export { PhysicalReader } from './sources/physical-reader.js';
 export { writableSink, type OpenSink, type Sink } from './sinks/sink.js';
 export { fdSink, stdoutSink } from './sinks/fd-sink.js';
 export { fileSink, type FileSinkOptions } from './sinks/file-sink.js';

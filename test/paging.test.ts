@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Vcpu } from '../src/model/guest.js';
 import { planPagingMappings, type PhysicalMemory } from '../src/transforms/x86-paging.js';
-import { buildLinuxGuest, buildTinyGuests, fetchLinuxVmlinux, startGuest, QEMU, type GuestConfig, type TinyGuests } from '../scripts/qemu-harness.js';
+import { buildLinuxGuest, buildTinyGuests, fetchLinuxVmlinux, saveReferences, startGuest, QEMU, type GuestConfig, type TinyGuests } from '../scripts/qemu-harness.js';
 import { patternRange, x86State } from './helpers/guests.js';
 import { runCli, tempDir } from './helpers/machines.js';
 import { hasTool, itWithTool, run } from './helpers/tools.js';
@@ -122,17 +122,13 @@ describe('--paging --layout qemu against QEMU paging=true', () => {
         extra: ['-device', 'vmcoreinfo'], ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' } };
     const work = path.join(dir, name.replace(/\W+/g, '-').slice(0, 40));
     const guest = await startGuest(config, work);
-    const qemu = path.join(work, 'qemu.core');
-    const stream = path.join(work, 'vm.state');
+    let refs: { dump: string; stream: string };
     try {
-      await guest.qmp.execute('stop');
-      await guest.qmp.execute('dump-guest-memory', { paging: true, protocol: `file:${qemu}` }, { timeoutMs: 300_000 });
-      await guest.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 107374182400 });
-      await guest.qmp.execute('migrate', { uri: `exec:cat > '${stream}'` });
-      while ((await guest.qmp.execute<{ status: string }>('query-migrate')).status !== 'completed') await new Promise((r) => setTimeout(r, 50));
+      refs = await saveReferences(guest, { paging: true });
     } finally {
       await guest.quit();
     }
+    const { dump: qemu, stream } = refs;
     const ours = path.join(work, 'ours.core');
     const result = await runCli(['saved', stream, '--paging', '--layout', 'qemu', '-o', ours]);
     expect(result.code).toBe(0);
