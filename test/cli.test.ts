@@ -111,6 +111,22 @@ describe('output destinations', () => {
     for (const f of [plain, gz, path.join(dir, 'flag.core.gz')]) fs.rmSync(f);
   });
 
+  it('an existing output file is refused (exit 4, untouched) unless --force; a symlink is refused', async () => {
+    const existing = path.join(dir, 'existing.core');
+    fs.writeFileSync(existing, 'an earlier dump');
+    const refused = await runCli(['raw', machine, '-o', existing]);
+    expect([refused.code, refused.stderr.trim()]).toEqual([4, `vmdump: error: ${existing} already exists; use --force to replace it`]);
+    expect(fs.readFileSync(existing, 'utf8')).toBe('an earlier dump');
+    expect((await runCli(['raw', machine, '--force', '-o', existing])).code).toBe(0);
+    expect(readElfFile(existing).phdrs.length).toBe(3);
+    const link = path.join(dir, 'link.core');
+    fs.symlinkSync(existing, link);
+    const viaLink = await runCli(['raw', machine, '--force', '-o', link]);
+    expect(viaLink.code).toBe(4);
+    expect(viaLink.stderr).toMatch(/is a symbolic link/);
+    for (const f of [existing, link]) fs.rmSync(f);
+  });
+
   it('-o /dev/null writes to the device and leaves it a device (a rename would replace it with a file)', async () => {
     const result = await runCli(['raw', machine, '-o', '/dev/null']);
     expect(result.code).toBe(0);

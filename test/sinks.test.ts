@@ -41,16 +41,32 @@ describe('file and memfs sinks', () => {
     expect(volume.statSync('/dumps/core.elf').mode & 0o777).toBe(0o600);
   });
 
-  it('a failure mid-way removes the partial file and leaves an existing destination untouched', async () => {
+  it('with overwrite (--force), a failure mid-way removes the partial file and leaves the existing destination untouched', async () => {
     const { volume, fileSystem } = memfs();
     volume.writeFileSync('/dumps/core.elf', 'the previous dump');
     const failing = guestOf({ ram: [{ ...patternRange(0n, 8n << 20n), read: async (offset, into) => {
       if (offset > 2n << 20n) throw new Error('disk vanished');
       into.fill(7);
     } }] });
-    await expect(writeDump(planDump(failing), fileSink('/dumps/core.elf', { fileSystem })).result).rejects.toThrow('disk vanished');
+    await expect(writeDump(planDump(failing), fileSink('/dumps/core.elf', { fileSystem, overwrite: true })).result).rejects.toThrow('disk vanished');
     expect(volume.readdirSync('/dumps')).toEqual(['core.elf']);
     expect(volume.readFileSync('/dumps/core.elf', 'utf8')).toBe('the previous dump');
+  });
+
+  it('an existing file is refused without overwrite, replaced with it; a symlink is refused either way', async () => {
+    const { volume, fileSystem } = memfs();
+    volume.writeFileSync('/dumps/old.elf', 'precious');
+    await expect(writeDump(planDump(guest()), fileSink('/dumps/old.elf', { fileSystem })).result)
+      .rejects.toMatchObject({ code: 'output', message: '/dumps/old.elf already exists; use --force to replace it' });
+    expect(volume.readFileSync('/dumps/old.elf', 'utf8')).toBe('precious');
+    await writeDump(planDump(guest()), fileSink('/dumps/old.elf', { fileSystem, overwrite: true })).result;
+    expect(parseElf(volume.readFileSync('/dumps/old.elf') as Buffer).phdrs.length).toBe(3);
+    volume.writeFileSync('/dumps/target', 'not yours');
+    volume.symlinkSync('/dumps/target', '/dumps/link.elf');
+    await expect(writeDump(planDump(guest()), fileSink('/dumps/link.elf', { fileSystem, overwrite: true })).result)
+      .rejects.toMatchObject({ code: 'output', message: expect.stringMatching(/link.elf is a symbolic link; vmdump does not write through links/) });
+    expect(volume.readFileSync('/dumps/target', 'utf8')).toBe('not yours');
+    expect(volume.readdirSync('/dumps').sort()).toEqual(['link.elf', 'old.elf', 'target']);
   });
 
   it('an unwritable destination is an output error before anything is read', async () => {
@@ -84,6 +100,7 @@ describe('gzip sink', () => {
   const plainAndGzip = async () => {
     const plain = path.join(dir, 'plain.core');
     const gz = path.join(dir, 'core.gz');
+    for (const f of [plain, gz]) fs.rmSync(f, { force: true });
     await writeDump(planDump(guest()), fileSink(plain)).result;
     const summary = await writeDump(planDump(guest()), gzipSink(fileSink(gz))).result;
     return { plain, gz, summary };

@@ -26,6 +26,7 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' {
       fsync: { type: 'boolean', default: false },
       live: { type: 'boolean', default: false },
       paging: { type: 'boolean', default: false },
+      force: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -44,7 +45,7 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' {
   if (progress !== 'bar' && progress !== 'json' && progress !== 'none') throw new VmdumpError('usage', `--progress must be bar, json or none, not "${progress}"`);
   return {
     source: command === 'raw' ? { kind: 'raw', machine: input } : command === 'saved' ? { kind: 'saved', file: input } : { kind: 'qmp', address: qmpAddress(input), live: values.live },
-    output: values.output, paging: values.paging, gzip: values.gzip, layout: values.layout, progress, fsync: values.fsync,
+    output: values.output, paging: values.paging, force: values.force, gzip: values.gzip, layout: values.layout, progress, fsync: values.fsync,
     filter: values.begin === undefined || values.length === undefined ? undefined
       : { begin: parseNumber(values.begin, '--begin'), length: parseNumber(values.length, '--length') },
   };

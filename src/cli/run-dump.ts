@@ -36,6 +36,8 @@ export interface CliOptions {
   readonly filter: MemoryFilter | undefined;
   /** Virtual addresses from the guest's page tables (QEMU's paging=true). */
   readonly paging: boolean;
+  /** Replace an existing output file. */
+  readonly force: boolean;
 }
 
 function chooseSink(options: CliOptions): Sink {
@@ -43,7 +45,7 @@ function chooseSink(options: CliOptions): Sink {
   if (toStdout && isatty(1)) {
     throw new VmdumpError('usage', 'refusing to write a binary dump to a terminal; use -o FILE or redirect standard output');
   }
-  const base = toStdout ? fdSink(1) : fileSink(options.output!, { fsync: options.fsync });
+  const base = toStdout ? fdSink(1) : fileSink(options.output!, { fsync: options.fsync, overwrite: options.force });
   return options.gzip ? gzipSink(base) : base;
 }
 

@@ -21,6 +21,8 @@ Options:
       --paging          PT_LOADs at the virtual addresses of the guest's page tables
                         (QEMU's paging=true; x86 guests with paging on)
       --progress MODE   bar (default on a terminal), json (lines on stderr), none
+      --force           replace FILE if it exists (without it vmdump refuses; it never
+                        writes through a symbolic link)
       --fsync           make the file durable before it appears
       --live            (qmp) migrate the running VM into vmdump instead: QEMU pauses it
                         only for the switchover; the dump is written afterwards

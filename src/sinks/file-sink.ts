@@ -5,7 +5,10 @@
  * is removed and an existing destination is left untouched.
  *
  * A destination that exists and is not a regular file (/dev/null, a FIFO, a tape) is written
- * in place: renaming over a device node would replace it with a plain file.
+ * in place: renaming over a device node would replace it with a plain file. An existing file is
+ * replaced only with `overwrite` (the CLI's --force): otherwise the finished file is linked into
+ * place, which fails rather than clobbers if the name appeared meanwhile. A symbolic link at the
+ * destination is refused: vmdump never writes through one.
  */
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -22,6 +25,8 @@ export interface FileSinkOptions {
   readonly fileSystem?: FileSystem;
   /** Default 0o600. */
   readonly mode?: number;
+  /** Replace an existing regular file (default: refuse). */
+  readonly overwrite?: boolean;
 }
 
 /** The name a dump has while it is being written; never mistaken for a finished dump. */
@@ -37,7 +42,12 @@ export function fileSink(destination: string, options: FileSinkOptions = {}): Si
     seekable: false,
     async open(openOptions?: SinkOpenOptions) {
       const recycle = openOptions?.recycle;
-      if (await isSpecialFile(fileSystem, destination)) return openInPlace(fileSystem, destination, recycle);
+      const existing = await classify(fileSystem, destination);
+      if (existing === 'symlink') {
+        throw new VmdumpError('output', `${destination} is a symbolic link; vmdump does not write through links (name the target, or use -o - for standard output)`);
+      }
+      if (existing === 'special') return openInPlace(fileSystem, destination, recycle);
+      if (existing === 'file' && options.overwrite !== true) throw new VmdumpError('output', `${destination} already exists; use --force to replace it`);
       const temporary = partialName(destination);
       const fd = await call<number>((cb) => fileSystem.open(temporary, 'wx', options.mode ?? 0o600, cb))
         .catch((error: NodeJS.ErrnoException) => {
@@ -52,7 +62,14 @@ export function fileSink(destination: string, options: FileSinkOptions = {}): Si
         async commit() {
           if (options.fsync === true) await callVoid((cb) => fileSystem.fsync(fd, cb));
           await close();
-          await callVoid((cb) => fileSystem.rename(temporary, destination, cb));
+          if (options.overwrite === true) {
+            await callVoid((cb) => fileSystem.rename(temporary, destination, cb));
+          } else {
+            await callVoid((cb) => fileSystem.link(temporary, destination, cb)).catch((error: NodeJS.ErrnoException) => {
+              throw new VmdumpError('output', `cannot put the dump at ${destination}: ${errnoText(error)}`, undefined, { cause: error });
+            });
+            await callVoid((cb) => fileSystem.unlink(temporary, cb));
+          }
           if (options.fsync === true && fileSystem === fs) await syncDirectory(path.dirname(destination));
         },
         async abort() {
@@ -64,12 +81,13 @@ export function fileSink(destination: string, options: FileSinkOptions = {}): Si
   };
 }
 
-async function isSpecialFile(fileSystem: FileSystem, destination: string): Promise<boolean> {
+/** What the destination name is now, without following a link. */
+async function classify(fileSystem: FileSystem, destination: string): Promise<'absent' | 'file' | 'special' | 'symlink'> {
   try {
-    const stat = await call<{ isFile(): boolean }>((cb) => fileSystem.stat(destination, cb));
-    return !stat.isFile();
+    const stat = await call<{ isFile(): boolean; isSymbolicLink(): boolean }>((cb) => fileSystem.lstat(destination, cb));
+    return stat.isSymbolicLink() ? 'symlink' : stat.isFile() ? 'file' : 'special';
   } catch {
-    return false; // absent (the usual case) or unreadable: the temporary-file path reports it
+    return 'absent'; // absent (the usual case) or unreadable: creating the temporary file reports it
   }
 }
 

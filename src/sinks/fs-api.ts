@@ -6,7 +6,8 @@ type Callback<T = void> = (error: NodeJS.ErrnoException | null, value: T) => voi
 
 export interface FileSystem {
   open(path: string, flags: string, mode: number, callback: Callback<number>): void;
-  stat(path: string, callback: Callback<{ isFile(): boolean }>): void;
+  lstat(path: string, callback: Callback<{ isFile(): boolean; isSymbolicLink(): boolean }>): void;
+  link(existing: string, created: string, callback: (error: NodeJS.ErrnoException | null) => void): void;
   write(fd: number, buffer: Uint8Array, offset: number, length: number, position: null, callback: Callback<number>): void;
   fsync(fd: number, callback: (error: NodeJS.ErrnoException | null) => void): void;
   close(fd: number, callback: (error: NodeJS.ErrnoException | null) => void): void;
