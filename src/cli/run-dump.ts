@@ -2,7 +2,7 @@
 import { isatty } from 'node:tty';
 import { machineNames } from '../model/elf-constants.js';
 import { VmdumpError } from '../model/errors.js';
-import type { GuestModel } from '../model/guest.js';
+import { pagingEnabled, type GuestModel } from '../model/guest.js';
 import { writeDump, type DumpSummary } from '../pipeline/write-dump.js';
 import { fdSink } from '../sinks/fd-sink.js';
 import { fileSink } from '../sinks/file-sink.js';
@@ -84,7 +84,7 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: (
 }
 
 async function pagingMappings(guest: GuestModel, layout: LayoutKind): Promise<MemoryMapping[]> {
-  if (!guest.vcpus.some((v) => (v.state.cr0 & (1n << 31n)) !== 0n)) {
+  if (!guest.vcpus.some((v) => pagingEnabled(v.state))) {
     throw new VmdumpError('usage', '--paging needs a vCPU with paging on (CR0.PG); every vCPU here runs without paging');
   }
   // QEMU's quirks only where its bytes are the point.

@@ -103,6 +103,9 @@ export interface GuestModel {
 }
 
 export const X86_PAGE_SIZE = 4096;
+/** Architectural x86 control-register bits vmdump looks at (Intel SDM vol. 3, §2.5, §2.2.1). */
+export const CR0_PG = 1n << 31n;
+export const EFER_LME = 1n << 8n;
 export const EFER_LMA = 1n << 10n;
 
 /**
@@ -118,8 +121,9 @@ export function x86Architecture(firstCpuLongMode: boolean, ram: readonly RamRang
   return { name: 'i386', machine: EM_386, elfClass: reachesAbove4G ? 64 : 32, endian: 'little', pageSize: X86_PAGE_SIZE };
 }
 
-export function isLongMode(state: CpuState): boolean {
-  return (state.efer & EFER_LMA) !== 0n;
+/** The vCPU translates addresses through page tables (CR0.PG). */
+export function pagingEnabled(state: CpuState): boolean {
+  return (state.cr0 & CR0_PG) !== 0n;
 }
 
 /** Rejects empty, unordered or overlapping range lists: the layout relies on ascending order. */

@@ -3,7 +3,7 @@
  * register is optional and defaults to 0, except rflags (0x2: bit 1 always reads 1) and, on
  * x86_64, EFER (LME|LMA: the machine is x86_64 because the vCPU is in long mode).
  */
-import { EFER_LMA, type X86CpuState, type X86DescriptorTable, type X86Segment } from '../model/guest.js';
+import { EFER_LMA, EFER_LME, type X86CpuState, type X86DescriptorTable, type X86Segment } from '../model/guest.js';
 import { U32_MAX } from '../model/units.js';
 import type { FieldReader, Json, JsonObject } from './description-fields.js';
 
@@ -17,7 +17,6 @@ const aliases: Readonly<Record<string, (typeof gprs)[number]>> = {
 };
 export const x86RegisterNames: readonly string[] = [...gprs, ...Object.keys(aliases), ...segments, ...tables];
 
-const EFER_LME = 1n << 8n;
 
 function segment(fields: FieldReader, value: Json | undefined, field: string): X86Segment {
   if (value === undefined) return { selector: 0, limit: 0, flags: 0, base: 0n };

@@ -5,7 +5,7 @@
  * 4-level address, leaf addresses keeping bits 62:52 and then failing the I/O check).
  */
 import { VmdumpError } from '../model/errors.js';
-import type { RamRange, Vcpu } from '../model/guest.js';
+import { EFER_LMA, pagingEnabled, type RamRange, type Vcpu } from '../model/guest.js';
 import { physAddr, virtAddr } from '../model/units.js';
 import type { MemoryMapping } from './memory-mapping.js';
 
@@ -21,11 +21,9 @@ const ADDR_MASK = 0x000f_ffff_ffff_f000n;
 const NX = 1n << 63n;
 const PRESENT = 1n;
 const PS = 1n << 7n;
-const CR0_PG = 1n << 31n;
 const CR4_PSE = 1n << 4n;
 const CR4_PAE = 1n << 5n;
 const CR4_LA57 = 1n << 12n;
-const EFER_LMA = 1n << 10n;
 
 /**
  * Limits that keep hostile or corrupt tables (loops, every entry present) bounded in time and
@@ -124,8 +122,7 @@ class PageWalker {
       const entry = wide ? await this.memory.u64(table + j * 8n) : BigInt(await this.memory.u32(table + j * 4n) ?? 0);
       if (entry === undefined || (entry & PRESENT) === 0n) continue;
       this.count();
-      if (wide) this.leaf(entry, 0x1000n, line | (j << 12n));
-      else if (this.memory.isMemory(entry & ~0xfffn)) this.mappings.add(entry & ~0xfffn, line | (j << 12n), 0x1000n);
+      this.leaf(entry, 0x1000n, line | (j << 12n)); // a 32-bit entry has no bits that either mask would clear
     }
   }
 
@@ -206,11 +203,11 @@ class PageWalker {
  */
 export async function planPagingMappings(ram: readonly RamRange[], vcpus: readonly Vcpu[], memory: PhysicalMemory,
   rules: WalkRules = { qemuQuirks: true }): Promise<MemoryMapping[]> {
-  const first = vcpus.findIndex((v) => (v.state.cr0 & CR0_PG) !== 0n);
+  const first = vcpus.findIndex((v) => pagingEnabled(v.state));
   if (first < 0) return ram.map((r) => ({ phys: r.start, virt: virtAddr(r.start), length: r.size }));
   const walker = new PageWalker(memory, rules);
   for (const vcpu of vcpus.slice(first)) {
-    if ((vcpu.state.cr0 & CR0_PG) !== 0n) await walker.vcpu(vcpu);
+    if (pagingEnabled(vcpu.state)) await walker.vcpu(vcpu);
   }
   return walker.mappings.list.map((m) => ({ phys: physAddr(m.phys), virt: virtAddr(m.virt), length: m.length }));
 }

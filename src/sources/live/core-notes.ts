@@ -6,7 +6,7 @@
  */
 import { EM_X86_64 } from '../../model/elf-constants.js';
 import { VmdumpError } from '../../model/errors.js';
-import { EFER_LMA, type ElfNote, type Vcpu, type X86Segment } from '../../model/guest.js';
+import { EFER_LMA, EFER_LME, type ElfNote, type Vcpu, type X86Segment } from '../../model/guest.js';
 
 export interface CoreNotes {
   readonly longMode: boolean;
@@ -14,7 +14,6 @@ export interface CoreNotes {
   readonly vmcoreinfo: ElfNote | undefined;
 }
 
-const EFER_LME = 1n << 8n;
 
 function notesOf(core: Buffer): { name: string; type: number; desc: Buffer }[] {
   if (core.length < 64 || core.readUInt32BE(0) !== 0x7f454c46 || core[5] !== 1) throw new VmdumpError('bad-input', 'QEMU wrote no little-endian ELF core for the notes');
