@@ -100,14 +100,23 @@ export async function saveStream(guest: RunningGuest, file: string): Promise<voi
   }
 }
 
-/** Stops the guest and writes QEMU's own dump (paging false, or true) and a migration stream of that paused state. */
-export async function saveReferences(guest: RunningGuest, options: { paging?: boolean } = {}): Promise<{ dump: string; stream: string }> {
+/**
+ * Stops the guest and writes QEMU's own dump (paging false, or true), optionally its
+ * kdump-zlib dump (the flattened stream QEMU 7.2 always writes), and a migration stream of that
+ * paused state.
+ */
+export async function saveReferences(guest: RunningGuest, options: { paging?: boolean; kdump?: boolean } = {}): Promise<{ dump: string; stream: string; kdump?: string }> {
   const dump = path.join(guest.dir, 'qemu.core');
   const stream = path.join(guest.dir, 'vm.state');
   await guest.qmp.execute('stop');
   await guest.qmp.execute('dump-guest-memory', { paging: options.paging ?? false, protocol: `file:${dump}` }, { timeoutMs: 300_000 });
+  let kdump: string | undefined;
+  if (options.kdump === true) {
+    kdump = path.join(guest.dir, 'qemu.kdump-zlib.flat');
+    await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${kdump}`, format: 'kdump-zlib' }, { timeoutMs: 300_000 });
+  }
   await saveStream(guest, stream);
-  return { dump, stream };
+  return { dump, stream, ...(kdump === undefined ? {} : { kdump }) };
 }
 
 /** The debug vmlinux of the Linux guest's kernel, for crash and drgn (fetched once; about 280 MB). */

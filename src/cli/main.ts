@@ -8,7 +8,8 @@ import { parseArgs } from 'node:util';
 import { VmdumpError, isVmdumpError } from '../model/errors.js';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, exitCodeFor } from './exit-codes.js';
 import type { QmpAddress } from '../qmp/qmp-client.js';
-import { runDump, type CliOptions } from './run-dump.js';
+import { runDump, type CliOptions, type OutputFormat } from './run-dump.js';
+import type { KdumpCodec } from '../transforms/kdump-format.js';
 import { USAGE } from './usage.js';
 
 const write = (text: string): void => { process.stderr.write(text); };
@@ -27,6 +28,9 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' {
       live: { type: 'boolean', default: false },
       paging: { type: 'boolean', default: false },
       force: { type: 'boolean', default: false },
+      format: { type: 'string', default: 'elf' },
+      threads: { type: 'string' },
+      flattened: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -41,14 +45,29 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' {
   if (values.live && command !== 'qmp') throw new VmdumpError('usage', '--live goes with vmdump qmp');
   if (values.layout !== 'qemu' && values.layout !== 'portable') throw new VmdumpError('usage', `--layout must be qemu or portable, not "${values.layout}"`);
   if ((values.begin === undefined) !== (values.length === undefined)) throw new VmdumpError('usage', '--begin and --length go together');
+  const format = parseFormat(values.format);
+  if (format !== 'elf' && (values.paging || values.begin !== undefined)) {
+    throw new VmdumpError('usage', `--format ${values.format} writes physical memory whole; --paging, --begin and --length go with --format elf`);
+  }
+  if (format === 'elf' && (values.threads !== undefined || values.flattened)) throw new VmdumpError('usage', '--threads and --flattened go with a kdump --format');
+  const threads = values.threads === undefined ? undefined : Number(parseNumber(values.threads, '--threads'));
+  if (threads !== undefined && (threads < 1 || threads > 256)) throw new VmdumpError('usage', '--threads must be between 1 and 256');
   const progress = values.progress ?? (isatty(2) ? 'bar' : 'none');
   if (progress !== 'bar' && progress !== 'json' && progress !== 'none') throw new VmdumpError('usage', `--progress must be bar, json or none, not "${progress}"`);
   return {
     source: command === 'raw' ? { kind: 'raw', machine: input } : command === 'saved' ? { kind: 'saved', file: input } : { kind: 'qmp', address: qmpAddress(input), live: values.live },
+    format, flattened: values.flattened, ...(threads === undefined ? {} : { threads }),
     output: values.output, paging: values.paging, force: values.force, gzip: values.gzip, layout: values.layout, progress, fsync: values.fsync,
     filter: values.begin === undefined || values.length === undefined ? undefined
       : { begin: parseNumber(values.begin, '--begin'), length: parseNumber(values.length, '--length') },
   };
+}
+
+function parseFormat(text: string): OutputFormat {
+  if (text === 'elf') return 'elf';
+  const codec = /^kdump-(zlib|lzo|snappy|zstd)$/.exec(text)?.[1];
+  if (codec === undefined) throw new VmdumpError('usage', `--format must be elf, kdump-zlib, kdump-lzo, kdump-snappy or kdump-zstd, not "${text}"`);
+  return { codec: codec as KdumpCodec };
 }
 
 /** A unix socket path, or HOST:PORT (tcp:HOST:PORT also accepted). */

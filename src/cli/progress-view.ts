@@ -35,6 +35,7 @@ function bar(p: RatedProgress): string {
   const fraction = p.totalBytes === 0 ? 1 : p.bytesWritten / p.totalBytes;
   const filled = Math.round(fraction * width);
   const eta = p.bytesPerSecond > 0 ? ` ETA ${Math.ceil((p.totalBytes - p.bytesWritten) / p.bytesPerSecond)} s` : '';
+  const pages = p.pagesTotal === undefined ? '' : ` (${p.pagesDone ?? 0} / ${p.pagesTotal} pages → ${formatBytes(p.outputBytes ?? 0)})`;
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% `
-    + `${formatBytes(p.bytesWritten)} / ${formatBytes(p.totalBytes)} ${formatRate(p.bytesPerSecond)}${eta} ${p.phase}`;
+    + `${formatBytes(p.bytesWritten)} / ${formatBytes(p.totalBytes)}${pages} ${formatRate(p.bytesPerSecond)}${eta} ${p.phase}`;
 }

@@ -1,11 +1,15 @@
 /** `vmdump raw`: open the guest, plan, pick the sink, write, report. */
+import * as fs from 'node:fs';
 import { isatty } from 'node:tty';
 import { machineNames } from '../model/elf-constants.js';
 import { VmdumpError } from '../model/errors.js';
 import { pagingEnabled, type GuestModel } from '../model/guest.js';
 import { writeDump, type DumpSummary } from '../pipeline/write-dump.js';
+import { writeKdump, type KdumpDestination, type KdumpSummary } from '../pipeline/write-kdump.js';
+import type { KdumpCodec } from '../transforms/kdump-format.js';
+import { planKdump } from '../transforms/kdump-plan.js';
 import { fdSink } from '../sinks/fd-sink.js';
-import { fileSink } from '../sinks/file-sink.js';
+import { fileSink, placedFileSink } from '../sinks/file-sink.js';
 import { gzipSink } from '../sinks/gzip-sink.js';
 import type { Sink } from '../sinks/sink.js';
 import { openRawImage } from '../sources/raw-image.js';
@@ -38,7 +42,13 @@ export interface CliOptions {
   readonly paging: boolean;
   /** Replace an existing output file. */
   readonly force: boolean;
+  readonly format: OutputFormat;
+  /** kdump: the flattened form even into a file. */
+  readonly flattened: boolean;
+  readonly threads?: number;
 }
+
+export type OutputFormat = 'elf' | { readonly codec: KdumpCodec };
 
 function chooseSink(options: CliOptions): Sink {
   const toStdout = options.output === undefined || options.output === '-';
@@ -58,10 +68,11 @@ async function openGuest(source: CliSource, signal: AbortSignal, write: (text: s
   return guest;
 }
 
-export async function runDump(options: CliOptions, signal: AbortSignal, write: (text: string) => void): Promise<DumpSummary> {
+export async function runDump(options: CliOptions, signal: AbortSignal, write: (text: string) => void): Promise<DumpSummary | KdumpSummary> {
   const guest = await openGuest(options.source, signal, write);
   for (const warning of guest.warnings ?? []) write(`vmdump: warning: ${warning}\n`);
   try {
+    if (options.format !== 'elf') return await runKdump(guest, options, options.format.codec, signal, write);
     const mappings = options.paging ? await pagingMappings(guest, options.layout) : undefined;
     const linux = options.layout === 'portable' && mappings === undefined ? await discoverLinuxLayout(guest) : undefined;
     const facts = linux !== undefined && 'facts' in linux ? linux.facts : undefined;
@@ -80,6 +91,47 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: (
     return summary;
   } finally {
     await guest.close();
+  }
+}
+
+async function runKdump(guest: GuestModel, options: CliOptions, codec: KdumpCodec, signal: AbortSignal,
+  write: (text: string) => void): Promise<KdumpSummary> {
+  const plan = planKdump(guest, { codec, layout: options.layout });
+  const destination = chooseKdumpDestination(options);
+  const run = writeKdump(plan, destination, { signal, ...(options.threads === undefined ? {} : { threads: options.threads }) });
+  const shown = showProgress(run.progress$, options.progress, write);
+  const summary = await run.result.finally(() => shown);
+  const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+  if (options.progress === 'json') {
+    write(`${JSON.stringify({ event: 'done', format: `kdump-${codec}`, ...summary, elapsedMs: Math.round(summary.elapsedMs), peakRssBytes })}\n`);
+    return summary;
+  }
+  const rate = summary.elapsedMs > 0 ? summary.memoryBytes / (summary.elapsedMs / 1000) : 0;
+  write(`vmdump: wrote ${summary.destination}: ${formatBytes(summary.bytesWritten)} (kdump-${codec}, `
+    + `${summary.flattened ? 'flattened' : 'plain'}, ${summary.pages} pages: ${summary.zeroPages} zero, ${summary.compressedPages} compressed, `
+    + `${summary.rawPages} raw; ${summary.threads} thread${summary.threads === 1 ? '' : 's'}) in ${formatSeconds(summary.elapsedMs)}, `
+    + `${formatRate(rate)} of guest RAM, peak RSS ${formatBytes(peakRssBytes)}\n`);
+  write(summary.flattened
+    ? 'vmdump: crash opens it as it is; makedumpfile -R FILE < DUMP turns it into the plain file other readers need\n'
+    : 'vmdump: opens in crash and makedumpfile\n');
+  return summary;
+}
+
+/** Plain into a file; flattened wherever the bytes must go in order (stdout, a pipe, gzip) or when asked. */
+function chooseKdumpDestination(options: CliOptions): KdumpDestination {
+  const output = options.output;
+  const sequential = output === undefined || output === '-' || options.gzip || options.flattened || isSequentialDevice(output);
+  if (sequential) return { kind: 'flattened', sink: chooseSink(options) };
+  return { kind: 'plain', sink: placedFileSink(output, { fsync: options.fsync, overwrite: options.force }) };
+}
+
+/** A FIFO or socket cannot take out-of-order writes; /dev/null and block devices can. */
+function isSequentialDevice(output: string): boolean {
+  try {
+    const stat = fs.statSync(output);
+    return stat.isFIFO() || stat.isSocket();
+  } catch {
+    return false;
   }
 }
 

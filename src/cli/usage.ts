@@ -2,8 +2,8 @@ export const USAGE = `Usage: vmdump raw MACHINE.json [options]
        vmdump saved VM.STATE [options]
        vmdump qmp SOCKET|HOST:PORT [options]
 
-Writes an ELF vmcore of a guest to a file, or to standard output when it is not a
-terminal. The guest comes from:
+Writes an ELF vmcore (or a kdump-compressed dump) of a guest to a file, or to standard
+output when it is not a terminal. The guest comes from:
   raw MACHINE.json   RAM image files described by MACHINE.json (README "Machine description")
   saved VM.STATE     a saved QEMU VM: a migration stream (migrate "exec:cat > VM.STATE")
                      or a virsh save image
@@ -13,6 +13,13 @@ terminal. The guest comes from:
 Options:
   -o, --output FILE     write the dump to FILE ('-' for standard output). FILE appears
                         only when the dump is complete; it is created with mode 0600.
+      --format FORMAT   elf (default); kdump-zlib, kdump-lzo, kdump-snappy, kdump-zstd:
+                        makedumpfile's compressed format, zero pages shared, pages
+                        compressed in parallel. A file gets the plain form; standard
+                        output, a pipe or --gzip the flattened form (makedumpfile -R
+                        turns it into the plain file; crash reads both)
+      --threads N       (kdump) compression threads; default: the machine's cores
+      --flattened       (kdump) write the flattened form to FILE too, as QEMU does
       --gzip            gzip the output
       --layout KIND     portable (default): program headers at offset 64, as every
                         reader expects; qemu: QEMU 7.2's dump-guest-memory bytes exactly

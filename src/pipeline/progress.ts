@@ -10,6 +10,10 @@ export interface DumpProgress {
   readonly phase: DumpPhase;
   readonly bytesWritten: number;
   readonly totalBytes: number;
+  /** kdump-compressed dumps: pages placed so far and in all (zero pages included), and the compressed bytes written. */
+  readonly pagesDone?: number;
+  readonly pagesTotal?: number;
+  readonly outputBytes?: number;
 }
 
 export interface RatedProgress extends DumpProgress {

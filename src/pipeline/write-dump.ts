@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ReplaySubject, from, type Observable } from 'rxjs';
-import { VmdumpError, isVmdumpError } from '../model/errors.js';
+import { cancelled, describeFailure, tap } from './failures.js';
 import { DEFAULT_CHUNK_SIZE, readDumpRecords, type SourceRecord } from '../sources/record-source.js';
 import type { DumpPlan, DumpRecord } from '../transforms/dump-plan.js';
 import { encodeDumpRecords } from '../transforms/encode-records.js';
@@ -91,36 +91,3 @@ async function run(plan: DumpPlan, sink: Sink, options: WriteDumpOptions,
   };
 }
 
-async function* tap<T>(source: AsyncIterable<T>, see: (item: T) => void): AsyncGenerator<T> {
-  for await (const item of source) {
-    see(item);
-    yield item;
-  }
-}
-
-function cancelled(signal: AbortSignal): VmdumpError {
-  const reason: unknown = signal.reason;
-  const why = reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'aborted';
-  return new VmdumpError('cancelled', `dump cancelled: ${why}`);
-}
-
-const outputErrors: Readonly<Record<string, string>> = {
-  EPIPE: 'the output was closed before the dump was complete (EPIPE)',
-  ENOSPC: 'no space left on the output device (ENOSPC)',
-  EDQUOT: 'disk quota exceeded on the output device (EDQUOT)',
-  EFBIG: 'the output file grew beyond what the file system allows (EFBIG)',
-  EIO: 'I/O error on the output (EIO)',
-  ECONNRESET: 'the output connection was reset (ECONNRESET)',
-};
-
-function describeFailure(error: unknown, sink: Sink, signal: AbortSignal | undefined): VmdumpError {
-  if (signal?.aborted) return cancelled(signal);
-  if (isVmdumpError(error)) return error;
-  const code = (error as NodeJS.ErrnoException).code;
-  const known = code === undefined ? undefined : outputErrors[code];
-  if (known !== undefined || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'EBADF' || code === 'EACCES') {
-    const message = known ?? `cannot write the output: ${(error as Error).message}`;
-    return new VmdumpError('output', message, sink.description, { cause: error });
-  }
-  return new VmdumpError('internal', `unexpected failure: ${(error as Error).message ?? String(error)}`, undefined, { cause: error });
-}

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { VmdumpError, errnoText } from '../model/errors.js';
 import { FdWritable } from './fd-writable.js';
 import { call, callVoid, type FileSystem } from './fs-api.js';
-import type { OpenSink, Sink, SinkOpenOptions } from './sink.js';
+import type { PlacedSink, Sink, SinkOpenOptions } from './sink.js';
 
 export interface FileSinkOptions {
   /** fsync the file before renaming it into place (and the folder after). */
@@ -36,47 +36,81 @@ export function partialName(destination: string): string {
 }
 
 export function fileSink(destination: string, options: FileSinkOptions = {}): Sink {
-  const fileSystem = options.fileSystem ?? fs;
   return {
     description: destination,
     seekable: false,
     async open(openOptions?: SinkOpenOptions) {
-      const recycle = openOptions?.recycle;
-      const existing = await classify(fileSystem, destination);
-      if (existing === 'symlink') {
-        throw new VmdumpError('output', `${destination} is a symbolic link; vmdump does not write through links (name the target, or use -o - for standard output)`);
-      }
-      if (existing === 'special') return openInPlace(fileSystem, destination, recycle);
-      if (existing === 'file' && options.overwrite !== true) throw new VmdumpError('output', `${destination} already exists; use --force to replace it`);
-      const temporary = partialName(destination);
-      const fd = await call<number>((cb) => fileSystem.open(temporary, 'wx', options.mode ?? 0o600, cb))
-        .catch((error: NodeJS.ErrnoException) => {
-          throw new VmdumpError('output', `cannot create ${destination}: ${errnoText(error)}`, undefined, { cause: error });
+      const fileSystem = options.fileSystem ?? fs;
+      const target = await openDestination(destination, options);
+      return { writable: new FdWritable(target.fd, fileSystem, openOptions?.recycle), commit: target.commit, abort: target.abort };
+    },
+  };
+}
+
+/**
+ * The plain kdump file (kdump-compressed.md §8): the project's only positional writer. Its
+ * parts are written where they belong, out of order (descriptors after the data they point
+ * at), with the same temporary name, mode and commit as the sequential file sink. Holes it
+ * skips read as zeros. A destination that cannot seek (a FIFO) fails with ESPIPE.
+ */
+export function placedFileSink(destination: string, options: FileSinkOptions = {}): PlacedSink {
+  return {
+    description: destination,
+    async open() {
+      const fileSystem = options.fileSystem ?? fs;
+      const target = await openDestination(destination, options);
+      const write = async (bytes: Uint8Array, position: number): Promise<void> => {
+        for (let done = 0; done < bytes.length;) {
+          done += await call<number>((cb) => fileSystem.write(target.fd, bytes, done, bytes.length - done, position + done, cb));
+        }
+      };
+      return { write, commit: target.commit, abort: target.abort };
+    },
+  };
+}
+
+interface OpenDestination {
+  readonly fd: number;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+/** Refuses links and (without overwrite) existing files; opens a device in place, anything else as a temporary file. */
+async function openDestination(destination: string, options: FileSinkOptions): Promise<OpenDestination> {
+  const fileSystem = options.fileSystem ?? fs;
+  const existing = await classify(fileSystem, destination);
+  if (existing === 'symlink') {
+    throw new VmdumpError('output', `${destination} is a symbolic link; vmdump does not write through links (name the target, or use -o - for standard output)`);
+  }
+  if (existing === 'special') return openInPlace(fileSystem, destination);
+  if (existing === 'file' && options.overwrite !== true) throw new VmdumpError('output', `${destination} already exists; use --force to replace it`);
+  const temporary = partialName(destination);
+  const fd = await call<number>((cb) => fileSystem.open(temporary, 'wx', options.mode ?? 0o600, cb))
+    .catch((error: NodeJS.ErrnoException) => {
+      throw new VmdumpError('output', `cannot create ${destination}: ${errnoText(error)}`, undefined, { cause: error });
+    });
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (!closed) { closed = true; await callVoid((cb) => fileSystem.close(fd, cb)); }
+  };
+  return {
+    fd,
+    async commit() {
+      if (options.fsync === true) await callVoid((cb) => fileSystem.fsync(fd, cb));
+      await close();
+      if (options.overwrite === true) {
+        await callVoid((cb) => fileSystem.rename(temporary, destination, cb));
+      } else {
+        await callVoid((cb) => fileSystem.link(temporary, destination, cb)).catch((error: NodeJS.ErrnoException) => {
+          throw new VmdumpError('output', `cannot put the dump at ${destination}: ${errnoText(error)}`, undefined, { cause: error });
         });
-      let closed = false;
-      const close = async (): Promise<void> => {
-        if (!closed) { closed = true; await callVoid((cb) => fileSystem.close(fd, cb)); }
-      };
-      return {
-        writable: new FdWritable(fd, fileSystem, recycle),
-        async commit() {
-          if (options.fsync === true) await callVoid((cb) => fileSystem.fsync(fd, cb));
-          await close();
-          if (options.overwrite === true) {
-            await callVoid((cb) => fileSystem.rename(temporary, destination, cb));
-          } else {
-            await callVoid((cb) => fileSystem.link(temporary, destination, cb)).catch((error: NodeJS.ErrnoException) => {
-              throw new VmdumpError('output', `cannot put the dump at ${destination}: ${errnoText(error)}`, undefined, { cause: error });
-            });
-            await callVoid((cb) => fileSystem.unlink(temporary, cb));
-          }
-          if (options.fsync === true && fileSystem === fs) await syncDirectory(path.dirname(destination));
-        },
-        async abort() {
-          await close().catch(() => undefined);
-          await callVoid((cb) => fileSystem.unlink(temporary, cb)).catch(() => undefined);
-        },
-      };
+        await callVoid((cb) => fileSystem.unlink(temporary, cb));
+      }
+      if (options.fsync === true && fileSystem === fs) await syncDirectory(path.dirname(destination));
+    },
+    async abort() {
+      await close().catch(() => undefined);
+      await callVoid((cb) => fileSystem.unlink(temporary, cb)).catch(() => undefined);
     },
   };
 }
@@ -92,17 +126,12 @@ async function classify(fileSystem: FileSystem, destination: string): Promise<'a
 }
 
 /** Devices and FIFOs: nothing to rename or remove; a partial write cannot be mistaken for a file. */
-async function openInPlace(fileSystem: FileSystem, destination: string,
-  recycle: ((chunk: Uint8Array) => void) | undefined): Promise<OpenSink> {
+async function openInPlace(fileSystem: FileSystem, destination: string): Promise<OpenDestination> {
   const fd = await call<number>((cb) => fileSystem.open(destination, 'w', 0o600, cb)).catch((error: NodeJS.ErrnoException) => {
     throw new VmdumpError('output', `cannot open ${destination}: ${errnoText(error)}`, undefined, { cause: error });
   });
   const close = (): Promise<void> => callVoid((cb) => fileSystem.close(fd, cb));
-  return {
-    writable: new FdWritable(fd, fileSystem, recycle),
-    commit: close,
-    abort: () => close().catch(() => undefined),
-  };
+  return { fd, commit: close, abort: () => close().catch(() => undefined) };
 }
 
 /** Makes the rename itself durable. */

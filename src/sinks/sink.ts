@@ -38,3 +38,18 @@ export function writableSink(writable: Writable, description = 'writable'): Sink
     open: async () => ({ writable, commit: async () => undefined, abort: async () => undefined }),
   };
 }
+
+/**
+ * A destination for a dump whose parts are placed at offsets out of order (the plain kdump
+ * file). Each write completes before the next is issued, which is its backpressure.
+ */
+export interface PlacedSink {
+  readonly description: string;
+  open(): Promise<OpenPlacedSink>;
+}
+
+export interface OpenPlacedSink {
+  write(bytes: Uint8Array, position: number): Promise<void>;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}

@@ -5,6 +5,7 @@
  */
 import { VmdumpError, errnoText, hex } from '../model/errors.js';
 import { fileOffset, minBig, type FileOffset } from '../model/units.js';
+import type { RamRange } from '../model/guest.js';
 import type { DumpPlan, DumpRecord } from '../transforms/dump-plan.js';
 
 /** Guest bytes at a planned file offset; part of one memory record. */
@@ -34,6 +35,17 @@ export async function* readDumpRecords(plan: DumpPlan, options: RecordSourceOpti
   }
 }
 
+/** range.read(), with a failure that is not already a VmdumpError named as unreadable guest memory. */
+export async function readGuestBytes(range: RamRange, offset: bigint, into: Uint8Array): Promise<void> {
+  try {
+    await range.read(offset, into);
+  } catch (error) {
+    if (error instanceof VmdumpError) throw error;
+    throw new VmdumpError('bad-input', `cannot read guest memory: ${errnoText(error)}`,
+      `${range.label}, range offset ${hex(offset)}`, { cause: error });
+  }
+}
+
 type MemoryRecord = Extract<DumpRecord, { kind: 'memory' }>;
 
 /**
@@ -47,13 +59,7 @@ async function* readMemory(record: MemoryRecord, options: RecordSourceOptions): 
   const read = async (done: bigint): Promise<PageChunk> => {
     options.signal?.throwIfAborted();
     const bytes = allocate(Number(minBig(chunkSize, record.size - done)));
-    try {
-      await range.read(rangeOffset + done, bytes);
-    } catch (error) {
-      if (error instanceof VmdumpError) throw error;
-      throw new VmdumpError('bad-input', `cannot read guest memory: ${errnoText(error)}`,
-        `${range.label}, range offset ${hex(rangeOffset + done)}`, { cause: error });
-    }
+    await readGuestBytes(range, rangeOffset + done, bytes);
     return { kind: 'page-chunk', offset: fileOffset(record.offset + done), bytes };
   };
   let ahead: Promise<PageChunk> | undefined = read(0n);

@@ -1,0 +1,173 @@
+/**
+ * Writes a planned kdump-compressed dump: pages read in pfn order, compressed in worker
+ * threads, placed in order (kdump-compressed.md §5), then either framed as the flattened
+ * stream for any sequential sink, or written at their offsets into a plain file. Reading,
+ * compression and writing overlap, but at most `threads × 2` batches are between source and
+ * sink: a slow sink parks the reader.
+ */
+import { availableParallelism } from 'node:os';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ReplaySubject, type Observable } from 'rxjs';
+import { readPageBatches } from '../sources/page-batches.js';
+import { codecFlags } from '../transforms/kdump-format.js';
+import type { KdumpPlan } from '../transforms/kdump-plan.js';
+import { PageRecordAssembler, kdumpHeadRecords, type PlacedBytes } from '../transforms/kdump-records.js';
+import { flattenRecords } from '../transforms/flattened.js';
+import { PageCompressionPool, RAW_PAGE_SIZE, ZERO_PAGE_SIZE, type CompressedBatch } from '../transforms/page-compression.js';
+import type { PlacedSink, Sink } from '../sinks/sink.js';
+import { cancelled, describeFailure, tap } from './failures.js';
+import { withRate, type DumpPhase, type DumpProgress, type RatedProgress } from './progress.js';
+
+export interface WriteKdumpOptions {
+  readonly signal?: AbortSignal;
+  /** Compression threads (default: the machine's cores). The output does not depend on it. */
+  readonly threads?: number;
+  /** Pages per batch handed to a thread (default 256: 1 MiB of 4 KiB pages). */
+  readonly batchPages?: number;
+}
+
+/** Flattened through a sequential sink (stdout, pipe, gzip), or plain into a seekable file. */
+export type KdumpDestination =
+  | { readonly kind: 'flattened'; readonly sink: Sink }
+  | { readonly kind: 'plain'; readonly sink: PlacedSink };
+
+export interface KdumpSummary {
+  readonly destination: string;
+  readonly flattened: boolean;
+  /** Bytes of the output: the flattened stream, or the plain file's size. */
+  readonly bytesWritten: number;
+  readonly memoryBytes: number;
+  readonly pages: number;
+  readonly zeroPages: number;
+  readonly rawPages: number;
+  readonly compressedPages: number;
+  readonly threads: number;
+  readonly elapsedMs: number;
+}
+
+export interface KdumpRun {
+  readonly plan: KdumpPlan;
+  /** bytesWritten/totalBytes count guest page bytes done (before compression); pages and output bytes too. */
+  readonly progress$: Observable<RatedProgress>;
+  readonly result: Promise<KdumpSummary>;
+}
+
+interface Counters { zero: number; raw: number; compressed: number; output: number }
+
+export function writeKdump(plan: KdumpPlan, destination: KdumpDestination, options: WriteKdumpOptions = {}): KdumpRun {
+  const progress = new ReplaySubject<DumpProgress>(1);
+  const totalBytes = plan.pageCount * plan.blockSize;
+  const report = (phase: DumpPhase, pagesDone: number, outputBytes: number): void => progress.next({
+    phase, bytesWritten: pagesDone * plan.blockSize, totalBytes, pagesDone, pagesTotal: plan.pageCount, outputBytes,
+  });
+  report('planned', 0, 0);
+  const result = run(plan, destination, options, report);
+  result.then(() => progress.complete(), (error: unknown) => progress.error(error));
+  return { plan, progress$: progress.pipe(withRate()), result };
+}
+
+async function run(plan: KdumpPlan, destination: KdumpDestination, options: WriteKdumpOptions,
+  report: (phase: DumpPhase, pagesDone: number, outputBytes: number) => void): Promise<KdumpSummary> {
+  const started = performance.now();
+  const { signal } = options;
+  if (signal?.aborted) throw cancelled(signal);
+  const threads = options.threads ?? availableParallelism();
+  const pool = await PageCompressionPool.start(plan.codec, threads, plan.blockSize);
+  const counters: Counters = { zero: 0, raw: 0, compressed: 0, output: 0 };
+  let phase: DumpPhase = 'headers';
+  const onPages = (done: number): void => { phase = 'memory'; report(phase, done, counters.output); };
+  try {
+    const records = placeRecords(plan, pool, threads, options, counters, onPages);
+    if (destination.kind === 'flattened') await writeFlattened(records, destination.sink, counters, signal);
+    else await writePlain(records, destination.sink, counters, signal);
+  } catch (error) {
+    throw describeFailure(error, destination.sink, signal);
+  } finally {
+    await pool.close();
+  }
+  report('done', plan.pageCount, counters.output);
+  return {
+    destination: destination.sink.description, flattened: destination.kind === 'flattened', bytesWritten: counters.output,
+    memoryBytes: Number(plan.memoryBytes), pages: plan.pageCount, zeroPages: counters.zero, rawPages: counters.raw,
+    compressedPages: counters.compressed, threads, elapsedMs: performance.now() - started,
+  };
+}
+
+/** Every record of the dump in QEMU's order: headers and bitmaps, then descriptors and data as their caches fill. */
+async function* placeRecords(plan: KdumpPlan, pool: PageCompressionPool, threads: number, options: WriteKdumpOptions,
+  counters: Counters, onPages: (done: number) => void): AsyncGenerator<PlacedBytes> {
+  yield* kdumpHeadRecords(plan);
+  const assembler = new PageRecordAssembler(plan);
+  const batches = readPageBatches(plan.ram, plan.runs, {
+    pageSize: plan.blockSize, batchPages: options.batchPages ?? 256, ...(options.signal === undefined ? {} : { signal: options.signal }),
+  });
+  const inFlight: Promise<CompressedBatch>[] = [];
+  let exhausted = false;
+  const refill = async (): Promise<void> => {
+    while (!exhausted && inFlight.length < threads * 2) {
+      const next = await batches.next();
+      if (next.done === true) { exhausted = true; break; }
+      const compressed = pool.compress(next.value);
+      compressed.catch(() => undefined); // awaited in order below; not unhandled meanwhile
+      inFlight.push(compressed);
+    }
+  };
+  let done = 0;
+  await refill();
+  while (inFlight.length > 0) {
+    const batch = await inFlight.shift()!;
+    await refill();
+    done += placeBatch(batch, assembler, codecFlags[plan.codec], counters);
+    yield* assembler.take();
+    onPages(done);
+  }
+  yield* assembler.finish();
+}
+
+function placeBatch(batch: CompressedBatch, assembler: PageRecordAssembler, flag: number, counters: Counters): number {
+  const { pages, sizes, packed } = batch;
+  const pageSize = pages.length / sizes.length;
+  let at = 0;
+  sizes.forEach((size, i) => {
+    if (size === ZERO_PAGE_SIZE) {
+      counters.zero += 1;
+      assembler.addPage(undefined, 0);
+    } else if (size === RAW_PAGE_SIZE) {
+      counters.raw += 1;
+      assembler.addPage(pages.subarray(i * pageSize, (i + 1) * pageSize), 0);
+    } else {
+      counters.compressed += 1;
+      assembler.addPage(packed.subarray(at, at + size), flag);
+      at += size;
+    }
+  });
+  return sizes.length;
+}
+
+async function writeFlattened(records: AsyncIterable<PlacedBytes>, sink: Sink, counters: Counters, signal: AbortSignal | undefined): Promise<void> {
+  const open = await sink.open();
+  try {
+    const bytes = tap(flattenRecords(records), (chunk) => { counters.output += chunk.length; });
+    await pipeline(Readable.from(bytes, { objectMode: false, highWaterMark: 1 << 20 }), open.writable, signal === undefined ? {} : { signal });
+    await open.commit();
+  } catch (error) {
+    await open.abort();
+    throw error;
+  }
+}
+
+async function writePlain(records: AsyncIterable<PlacedBytes>, sink: PlacedSink, counters: Counters, signal: AbortSignal | undefined): Promise<void> {
+  const open = await sink.open();
+  try {
+    for await (const record of records) {
+      signal?.throwIfAborted();
+      await open.write(record.bytes, record.offset);
+      counters.output = Math.max(counters.output, record.offset + record.bytes.length);
+    }
+    await open.commit();
+  } catch (error) {
+    await open.abort();
+    throw error;
+  }
+}
