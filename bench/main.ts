@@ -10,6 +10,10 @@
  *                            beside QEMU's dump, which keeps the guest paused throughout
  *   vmdump saved --paging → file  vs  QEMU dump-guest-memory paging=true (the Linux test guest,
  *                            1 GiB: page-table walk and merge on a real kernel's tables)
+ *   vmdump saved --format kdump-* → file  vs  QEMU dump-guest-memory format=kdump-zlib of the
+ *                            same paused guest: BENCH_KDUMP_GIB (default 1.5) GiB of RAM, the
+ *                            first 3/4 real file contents (/usr: programs, libraries, text),
+ *                            the rest zero. Sizes are compared too.
  *
  * The image (BENCH_GIB GiB, default 2) mixes what guest RAM holds: zero pages, text-like
  * pages and random pages, so neither the reads nor gzip meet only holes. Each case runs
@@ -44,7 +48,7 @@ function makeImage(file: string): void {
   fs.closeSync(fd);
 }
 
-interface Measured { seconds: number; peakRss?: number }
+interface Measured { seconds: number; peakRss?: number; outputBytes?: number }
 
 function timeShell(command: string): Measured {
   const started = performance.now();
@@ -155,10 +159,60 @@ async function linuxPagingRow(out: string): Promise<Row[]> {
   return [{ name: 'Linux 1 GiB --paging', ours, refName: 'QEMU paging=true', ref: qemuDump, bytes: 2 ** 30 }];
 }
 
-async function main(): Promise<void> {
+/** Guest RAM as a page cache holds it: real files from /usr, page after page, then zeros. */
+function makeFileImage(file: string, bytes: number, dataBytes: number): void {
+  const list = spawnSync('sh', ['-c', 'find /usr/lib /usr/share /usr/bin -type f -size +4k 2>/dev/null'], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  const sources = list.stdout.split('\n').filter(Boolean);
+  const fd = fs.openSync(file, 'w');
+  let written = 0;
+  for (let i = 0; written < dataBytes; i = (i + 1) % sources.length) {
+    let content: Buffer;
+    try { content = fs.readFileSync(sources[i]!); } catch { continue; }
+    const pages = content.subarray(0, Math.min(content.length - (content.length % 4096), dataBytes - written));
+    if (pages.length > 0) written += fs.writeSync(fd, pages);
+  }
+  fs.ftruncateSync(fd, bytes);
+  fs.closeSync(fd);
+}
+
+/** QEMU's kdump-zlib of a paused guest beside vmdump's kdump formats from a stream of the same state. */
+async function kdumpRows(out: string): Promise<Row[]> {
+  if (spawnSync('sh', ['-c', 'command -v qemu-system-x86_64 && command -v as'], { stdio: 'ignore' }).status !== 0) return [];
+  const gib = Number(process.env.BENCH_KDUMP_GIB ?? '1.5');
+  const bytes = Math.round(gib * 1024) * 2 ** 20;
+  const image = path.join(dir, 'kdump-ram.img');
+  makeFileImage(image, bytes, (bytes / 4) * 3);
+  const { tiny64 } = buildTinyGuests();
+  const guest = await startGuest({
+    machine: 'q35', memory: `${bytes / 2 ** 20}M`, smp: 1, kernel: tiny64,
+    extra: ['-machine', 'memory-backend=m0', '-object', `memory-backend-file,id=m0,size=${bytes / 2 ** 20}M,mem-path=${image},share=off`],
+  }, path.join(dir, 'kdump-guest'));
+  const stream = path.join(dir, 'kdump-vm.state');
+  const qemuOut = `${out}.qemu-kdump`;
+  let qemu: Measured;
+  try {
+    await guest.qmp.execute('stop');
+    const started = performance.now();
+    await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${qemuOut}`, format: 'kdump-zlib' }, { timeoutMs: 3_600_000 });
+    qemu = { seconds: (performance.now() - started) / 1000, outputBytes: fs.statSync(qemuOut).size };
+    await saveStream(guest, stream);
+  } finally {
+    await guest.quit();
+    fs.rmSync(qemuOut, { force: true });
+    fs.rmSync(image, { force: true });
+  }
+  const sizeOf = (): Measured['outputBytes'] => fs.statSync(out).size;
+  const rows = (['zlib', 'zstd', 'lzo', 'snappy'] as const).map((codec): Row => ({
+    name: `kdump-${codec} → file`, bytes, refName: 'QEMU kdump-zlib', ref: qemu,
+    ours: best(() => ({ ...timeVmdump(['saved', stream, '--format', `kdump-${codec}`, '-o', out]), outputBytes: sizeOf() }), () => fs.rmSync(out, { force: true })),
+  }));
+  fs.rmSync(stream, { force: true });
+  return rows;
+}
+
+async function generalRows(out: string): Promise<Row[]> {
   const image = path.join(dir, 'ram.img');
   const machine = path.join(dir, 'machine.json');
-  const out = path.join(dir, 'out');
   process.stderr.write(`bench: writing a ${size / GiB} GiB image in ${dir} ...\n`);
   makeImage(image);
   fs.writeFileSync(machine, JSON.stringify({ arch: 'x86_64', ram: [{ address: 0, size, file: 'ram.img' }] }));
@@ -174,12 +228,23 @@ async function main(): Promise<void> {
     ...await qemuRows(image, out),
     ...await linuxPagingRow(out),
   ];
-  console.log(`\nimage: ${size / GiB} GiB (1/4 zero, 1/4 random, 1/2 text pages), ${os.cpus().length} cores, node ${process.version}\n`);
+  fs.rmSync(image, { force: true });
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const out = path.join(dir, 'out');
+  // BENCH_ONLY=kdump runs the kdump rows alone.
+  const rows: Row[] = process.env.BENCH_ONLY === 'kdump' ? [] : await generalRows(out);
+  rows.push(...await kdumpRows(out));
+  console.log(`\nimage: ${size / GiB} GiB (1/4 zero, 1/4 random, 1/2 text pages); kdump guest: see kdumpRows; ${os.cpus().length} cores, node ${process.version}\n`);
   console.log('case                    time     throughput  peak RSS  | reference            time     throughput  | vmdump/reference');
   for (const { name, ours: m, refName, ref, pause, bytes } of rows) {
     console.log(`${name.padEnd(22)} ${m.seconds.toFixed(2).padStart(6)} s ${rate(m, bytes).padStart(11)} ${mib(m.peakRss).padStart(9)}  | `
       + `${refName.padEnd(22)} ${ref.seconds.toFixed(2).padStart(6)} s ${rate(ref, bytes).padStart(11)}  | ${(ref.seconds / m.seconds).toFixed(2)}× reference speed`
-      + (pause === undefined ? '' : `\n${''.padEnd(24)}${pause}`));
+      + (pause === undefined ? '' : `\n${''.padEnd(24)}${pause}`)
+      + (m.outputBytes === undefined || ref.outputBytes === undefined ? ''
+        : `\n${''.padEnd(24)}output ${mib(m.outputBytes)} vs ${mib(ref.outputBytes)} (${(m.outputBytes / ref.outputBytes).toFixed(3)}× the reference's size)`));
   }
 }
 

@@ -128,7 +128,7 @@ function mixedGuest(log?: ReadLog): GuestModel {
     start: physAddr(0x300000n), size: 0x180000n, label: 'text',
     async read(offset, into) {
       const bytes = Buffer.from(into.buffer, into.byteOffset, into.length);
-      for (let at = 0; at < into.length; at += 4096) bytes.write(`text page ${(offset + BigInt(at)) / 4096n} `.repeat(300), at, 4096, 'latin1');
+      for (let at = 0; at < into.length; at += 4096) bytes.fill(`text page ${(offset + BigInt(at)) / 4096n} `, at, at + 4096, 'latin1');
     },
   };
   return guestOf({

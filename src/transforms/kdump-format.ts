@@ -107,9 +107,10 @@ export function encodeKdumpSubHeader(sub: KdumpSubHeader, target: KdumpTarget): 
   return encodeFields(subHeaderSize(target.elfClass), subHeaderFields[target.elfClass], sub, target);
 }
 
-/** Writes one descriptor at `at` of `view`; page_flags (+16) stays 0. */
+/** Writes one descriptor at `at` of `view`, page_flags (+16) included: the buffer need not be zeroed. */
 export function encodePageDescriptor(view: DataView, at: number, desc: PageDescriptor, little: boolean): void {
   view.setBigUint64(at, BigInt(desc.offset), little);
   view.setUint32(at + 8, desc.size, little);
   view.setUint32(at + 12, desc.flags, little);
+  view.setBigUint64(at + 16, 0n, little);
 }

@@ -117,17 +117,20 @@ export class PageRecordAssembler {
 
   private addDescriptor(desc: PageDescriptor): void {
     const at = this.descriptors.reserve(PAGE_DESCRIPTOR_SIZE, this.flushed);
-    encodePageDescriptor(new DataView(at.buffer, at.byteOffset, PAGE_DESCRIPTOR_SIZE), 0, desc, this.little);
+    encodePageDescriptor(this.descriptors.view, at.byteOffset - this.descriptors.view.byteOffset, desc, this.little);
   }
 }
 
 /** QEMU's DataCache: bytes destined for consecutive file offsets, written in one record when full. */
 class Cache {
   private buffer: Uint8Array;
+  /** Over the current buffer, for encoding into it. */
+  view: DataView;
   private used = 0;
 
   constructor(private offset: number, private readonly capacity: number) {
-    this.buffer = new Uint8Array(capacity);
+    this.buffer = Buffer.allocUnsafe(capacity);
+    this.view = new DataView(this.buffer.buffer, this.buffer.byteOffset, capacity);
   }
 
   /** Room for `size` more bytes (flushing first if they would overflow), as a view to fill. */
@@ -143,6 +146,8 @@ class Cache {
     out.push({ offset: this.offset, bytes: this.buffer.subarray(0, this.used) });
     this.offset += this.used;
     this.used = 0;
-    this.buffer = new Uint8Array(this.capacity);
+    // Every byte handed out is written before it is flushed, so a fresh buffer need not be zeroed.
+    this.buffer = Buffer.allocUnsafe(this.capacity);
+    this.view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.capacity);
   }
 }
