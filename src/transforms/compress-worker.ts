@@ -5,28 +5,28 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { KdumpCodec } from './kdump-format.js';
-import { loadPageCompressor } from './page-codecs.js';
+import { compressedBound, loadPageCompressor } from './page-codecs.js';
 import { ZERO_PAGE_SIZE, RAW_PAGE_SIZE, type BatchReply, type BatchRequest } from './page-compression.js';
 
 const { codec, pageSize } = workerData as { codec: KdumpCodec; pageSize: number };
 const compress = await loadPageCompressor(codec);
 const zero = Buffer.alloc(pageSize);
+const bound = compressedBound(pageSize);
 let scratch = new Uint8Array(0);
 
 function compressBatch(request: BatchRequest): Extract<BatchReply, { pages: ArrayBuffer }> {
   const pages = new Uint8Array(request.pages);
   const count = pages.length / pageSize;
   const sizes = new Int32Array(count);
-  if (scratch.length < pages.length) scratch = new Uint8Array(pages.length);
+  if (scratch.length < pages.length + bound) scratch = new Uint8Array(pages.length + bound);
   let packed = 0;
   for (let i = 0; i < count; i += 1) {
     const page = pages.subarray(i * pageSize, (i + 1) * pageSize);
     if (zero.equals(page)) { sizes[i] = ZERO_PAGE_SIZE; continue; }
-    const out = compress(page);
-    if (out === undefined) { sizes[i] = RAW_PAGE_SIZE; continue; }
-    scratch.set(out, packed);
-    sizes[i] = out.length;
-    packed += out.length;
+    // Compressed pages are smaller than a page, so `packed` + bound stays inside scratch.
+    const length = compress(page, scratch.subarray(packed, packed + bound));
+    sizes[i] = length > 0 ? length : RAW_PAGE_SIZE;
+    packed += length;
   }
   return { id: request.id, pages: request.pages, sizes: sizes.buffer, packed: scratch.slice(0, packed).buffer };
 }
