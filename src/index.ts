@@ -7,6 +7,11 @@
  *   await run.result;
  *   await guest.close();
  *
+ * A kdump-compressed dump (makedumpfile's format, what crash and makedumpfile read):
+ *
+ *   const run = writeKdump(planKdump(guest, { codec: 'zstd' }), { kind: 'plain', sink: placedFileSink('core.kdump') });
+ *   // or, to any Writable or pipe, the flattened form: { kind: 'flattened', sink: writableSink(socket) }
+ *
  * Planning is synchronous and happens before any sink is opened; page bytes flow through
  * Node streams with backpressure; progress and completion are RxJS Observables.
  */
@@ -44,6 +49,11 @@ export { fdSink, stdoutSink } from './sinks/fd-sink.js';
 export { fileSink, type FileSinkOptions } from './sinks/file-sink.js';
 export type { FileSystem } from './sinks/fs-api.js';
 export { gzipSink, type GzipOptions } from './sinks/gzip-sink.js';
+export { placedFileSink } from './sinks/file-sink.js';
+export type { OpenPlacedSink, PlacedSink } from './sinks/sink.js';
+export { planKdump, type KdumpOptions, type KdumpPlan, type PfnRun } from './transforms/kdump-plan.js';
+export type { KdumpCodec } from './transforms/kdump-format.js';
+export { writeKdump, type KdumpDestination, type KdumpRun, type KdumpSummary, type WriteKdumpOptions } from './pipeline/write-kdump.js';
 
 /** Plans and writes a dump of `guest` to a sink or any Writable. Throws synchronously if the plan fails. */
 export function dumpGuest(guest: GuestModel, destination: Sink | Writable, options: DumpOptions & WriteDumpOptions = {}): DumpRun {

@@ -151,6 +151,11 @@ describe('kdump-compressed against QEMU 7.2 (Linux guest, KASLR)', () => {
       expect(dump.status).toBe({ zlib: 1, lzo: 2, snappy: 4, zstd: 0x20 }[codec]);
       expect(dump.descriptors.some((d) => d.flags === dump.status)).toBe(true);
       expectSamePages(dump);
+      if (codec === 'lzo') { // Debian's makedumpfile has zlib and lzo
+        const dmesg = path.join(dir, 'lzo.dmesg');
+        run('makedumpfile', ['--dump-dmesg', plain, dmesg]);
+        expect(fs.readFileSync(dmesg, 'utf8')).toContain('VMDUMP-KMSG-MARKER');
+      }
       dumps.push(plain, await dumpTo(`ours.${codec}.flat`, ['--format', `kdump-${codec}`, '--flattened']));
     }
     for (const dump of dumps) expect(run('crash', ['--osrelease', dump]).stdout.trim()).toBe(release);

@@ -23,7 +23,8 @@ import * as zlib from 'node:zlib';
 import { guestOf, patternRange, q35SeaBiosRam, x86State, zeroRange, type ReadLog } from './helpers/guests.js';
 import { hexBytes } from './helpers/bytes.js';
 import { readFlattened, readKdump, readPage } from './helpers/kdump-reader.js';
-import { runCli, tempDir, writeMachine } from './helpers/machines.js';
+import { spawn } from 'node:child_process';
+import { CLI, runCli, tempDir, writeMachine } from './helpers/machines.js';
 import { run } from './helpers/tools.js';
 
 const dir = tempDir('vmdump-kdump-unit-');
@@ -264,5 +265,55 @@ describe('vmdump --format kdump-*', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
     expect(fs.existsSync(path.join(dir, 'never'))).toBe(false);
+  });
+});
+
+describe('vmdump --format kdump-* on bigger guests', () => {
+  /** One 64 MiB RAM file mapped `copies` times, 4 GiB apart: GiBs of non-zero guest RAM from 64 MiB of disk. */
+  const repeated = (name: string, copies: number): string => {
+    const folder = fs.mkdtempSync(path.join(dir, `${name}-`));
+    const ram = Buffer.alloc(64 << 20);
+    for (let at = 0; at < ram.length; at += 4096) ram.fill(`page ${at} of a file-backed guest `, at, at + 2048, 'latin1').fill(at & 0xff, at + 2048, at + 2048 + (at % 2048));
+    fs.writeFileSync(path.join(folder, 'ram.img'), ram);
+    const ranges = Array.from({ length: copies }, (_, i) => ({ address: i * 2 ** 32, size: ram.length, file: 'ram.img' }));
+    fs.writeFileSync(path.join(folder, 'machine.json'), JSON.stringify({ arch: 'x86_64', ram: ranges }));
+    return path.join(folder, 'machine.json');
+  };
+
+  it('peak memory does not grow with guest size (64 MiB vs 2 GiB of non-zero pages)', async () => {
+    const peak = async (machinePath: string): Promise<number> => {
+      const result = await runCli(['raw', machinePath, '--format', 'kdump-lzo', '-o', path.join(path.dirname(machinePath), 'core.kdump'), '--progress=json']);
+      expect(result.code).toBe(0);
+      const done = JSON.parse(result.stderr.trim().split('\n').at(-1)!) as { peakRssBytes: number; compressedPages: number };
+      expect(done.compressedPages).toBeGreaterThan(0);
+      return done.peakRssBytes;
+    };
+    const small = await peak(repeated('small', 1));
+    const large = await peak(repeated('large', 32));
+    expect(large - small).toBeLessThan(96 << 20);
+    expect(large).toBeLessThan(400 << 20);
+  }, 120_000);
+
+  it('SIGINT mid-dump: exit 130, no file and no temporary file', async () => {
+    const machinePath = repeated('sigint', 32);
+    const out = path.join(path.dirname(machinePath), 'core.kdump');
+    const child = spawn(process.execPath, [CLI, 'raw', machinePath, '--format', 'kdump-zlib', '-o', out, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes('"phase":"memory"')) resolve();
+    }));
+    child.kill('SIGINT');
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/vmdump: error: dump cancelled: interrupted by SIGINT/);
+    expect(fs.readdirSync(path.dirname(machinePath)).sort()).toEqual(['machine.json', 'ram.img']);
+  }, 60_000);
+
+  it('a full disk: exit 4, one line naming ENOSPC, nothing left behind', async () => {
+    const machinePath = repeated('full', 4);
+    const result = await runCli(['raw', machinePath, '--format', 'kdump-snappy', '-o', '/dev/full']);
+    expect(result.code).toBe(4);
+    expect(result.stderr).toMatch(/^vmdump: error: no space left on the output device \(ENOSPC\)/m);
   });
 });

@@ -54,6 +54,8 @@ export interface KdumpRun {
 }
 
 const DEFAULT_BATCH_PAGES = 1024;
+/** Batches read ahead per thread: slack for a thread that finishes while the oldest batch is still being compressed. */
+const IN_FLIGHT_PER_THREAD = 4;
 
 interface Counters { zero: number; raw: number; compressed: number; output: number }
 
@@ -111,7 +113,7 @@ async function* placeRecords(plan: KdumpPlan, pool: PageCompressionPool, threads
   const inFlight: Promise<CompressedBatch>[] = [];
   let exhausted = false;
   const refill = async (): Promise<void> => {
-    while (!exhausted && inFlight.length < threads * 2) {
+    while (!exhausted && inFlight.length < threads * IN_FLIGHT_PER_THREAD) {
       const next = await batches.next();
       if (next.done === true) { exhausted = true; break; }
       const compressed = pool.compress(next.value);
