@@ -86,6 +86,12 @@ describe('kdump-compressed against QEMU 7.2 (Linux guest, KASLR)', () => {
     const descAt = (1 + qemuKdump.subHdrSize + qemuKdump.bitmapBlocks) * qemuKdump.blockSize;
     // Disk dump header, sub-header (QEMU's phys_base reading included), notes, every bitmap chunk, in QEMU's order.
     expect(recordsBefore(ours, file, descAt)).toEqual(recordsBefore(theirs, qemuFlat, descAt));
+    // vmdump verify accepts QEMU's own dumps, ELF and flattened kdump.
+    for (const dump of [refs!.dump, refs!.kdump]) {
+      const verified = await runCli(['verify', dump]);
+      expect(verified.stderr).toBe('');
+      expect(verified.code).toBe(0);
+    }
     expect(qemuKdump.physBase).toBeGreaterThan(0xffff_0000_0000_0000n); // KASLR: QEMU's hex reading of a negative number
     const dump = readKdump(ours.reassembled);
     expectSamePages(dump);

@@ -11,10 +11,13 @@ import type { QmpAddress } from '../qmp/qmp-client.js';
 import { runDump, type CliOptions, type OutputFormat } from './run-dump.js';
 import type { KdumpCodec } from '../transforms/kdump-format.js';
 import { USAGE } from './usage.js';
+import { verifyDumpFile } from '../verify/verify-dump.js';
 
 const write = (text: string): void => { process.stderr.write(text); };
 
-function parseCommandLine(argv: readonly string[]): CliOptions | 'help' {
+type Command = CliOptions | 'help' | { readonly verify: string };
+
+function parseCommandLine(argv: readonly string[]): Command {
   const { values, positionals } = parseArgs({
     args: [...argv], allowPositionals: true, strict: true,
     options: {
@@ -31,11 +34,17 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' {
       format: { type: 'string', default: 'elf' },
       threads: { type: 'string' },
       flattened: { type: 'boolean', default: false },
+      checksum: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) return 'help';
   const [command, input, ...extra] = positionals;
+  if (command === 'verify') {
+    if (input === undefined || extra.length > 0) throw new VmdumpError('usage', 'vmdump verify needs exactly one dump file');
+    return { verify: input };
+  }
+  if (values.checksum !== undefined && values.checksum !== 'sha256') throw new VmdumpError('usage', `--checksum supports sha256, not "${values.checksum}"`);
   if (command !== 'raw' && command !== 'saved' && command !== 'qmp') throw new VmdumpError('usage', command === undefined ? 'no command given' : `unknown command "${command}"`);
   if (input === undefined) {
     const needs = { raw: 'a machine description (MACHINE.json)', saved: 'a saved VM file (or - for standard input)', qmp: 'a QMP socket path or HOST:PORT' };
@@ -56,7 +65,7 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' {
   if (progress !== 'bar' && progress !== 'json' && progress !== 'none') throw new VmdumpError('usage', `--progress must be bar, json or none, not "${progress}"`);
   return {
     source: command === 'raw' ? { kind: 'raw', machine: input } : command === 'saved' ? { kind: 'saved', file: input } : { kind: 'qmp', address: qmpAddress(input), live: values.live },
-    format, flattened: values.flattened, ...(threads === undefined ? {} : { threads }),
+    format, flattened: values.flattened, checksum: values.checksum === 'sha256', ...(threads === undefined ? {} : { threads }),
     output: values.output, paging: values.paging, force: values.force, gzip: values.gzip, layout: values.layout, progress, fsync: values.fsync,
     filter: values.begin === undefined || values.length === undefined ? undefined
       : { begin: parseNumber(values.begin, '--begin'), length: parseNumber(values.length, '--length') },
@@ -95,6 +104,12 @@ async function main(): Promise<number> {
   try {
     const options = parseCommandLine(process.argv.slice(2));
     if (options === 'help') { write(USAGE); return EXIT_OK; }
+    if ('verify' in options) {
+      const report = await verifyDumpFile(options.verify);
+      process.stdout.write(`${report.file}: OK: ${report.summary}${report.flattened ? ' (flattened)' : ''}`
+        + `${report.sha256 === undefined ? '' : '; SHA-256 matches the .sha256 file'}\n`);
+      return EXIT_OK;
+    }
     await runDump(options, controller.signal, write);
     return EXIT_OK;
   } catch (error) {

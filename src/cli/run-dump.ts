@@ -1,8 +1,11 @@
 /** `vmdump raw`: open the guest, plan, pick the sink, write, report. */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { isatty } from 'node:tty';
 import { machineNames } from '../model/elf-constants.js';
-import { VmdumpError } from '../model/errors.js';
+import { VmdumpError, errnoText } from '../model/errors.js';
 import { pagingEnabled, type GuestModel } from '../model/guest.js';
 import { writeDump, type DumpSummary } from '../pipeline/write-dump.js';
 import { writeKdump, type KdumpDestination, type KdumpSummary } from '../pipeline/write-kdump.js';
@@ -11,6 +14,7 @@ import { planKdump } from '../transforms/kdump-plan.js';
 import { fdSink } from '../sinks/fd-sink.js';
 import { fileSink, placedFileSink } from '../sinks/file-sink.js';
 import { gzipSink } from '../sinks/gzip-sink.js';
+import { digestSink, type DigestSink } from '../sinks/digest-sink.js';
 import type { Sink } from '../sinks/sink.js';
 import { openRawImage } from '../sources/raw-image.js';
 import { openSavedVm } from '../sources/saved-vm/saved-vm-source.js';
@@ -46,17 +50,51 @@ export interface CliOptions {
   /** kdump: the flattened form even into a file. */
   readonly flattened: boolean;
   readonly threads?: number;
+  /** Write a SHA-256 of the output beside it (FILE.sha256), or on stderr for standard output. */
+  readonly checksum: boolean;
 }
 
 export type OutputFormat = 'elf' | { readonly codec: KdumpCodec };
 
-function chooseSink(options: CliOptions): Sink {
+function chooseSink(options: CliOptions, digests: DigestSink[]): Sink {
   const toStdout = options.output === undefined || options.output === '-';
   if (toStdout && isatty(1)) {
     throw new VmdumpError('usage', 'refusing to write a binary dump to a terminal; use -o FILE or redirect standard output');
   }
-  const base = toStdout ? fdSink(1) : fileSink(options.output!, { fsync: options.fsync, overwrite: options.force });
+  let base: Sink = toStdout ? fdSink(1) : fileSink(options.output!, { fsync: options.fsync, overwrite: options.force });
+  if (options.checksum) {
+    const digesting = digestSink(base);
+    digests.push(digesting);
+    base = digesting;
+  }
   return options.gzip ? gzipSink(base) : base;
+}
+
+/**
+ * FILE.sha256 in sha256sum's format (`sha256sum -c` and `vmdump verify` check it), created like
+ * the dump (0600, refused if it exists without --force); for standard output, a line on stderr.
+ */
+async function writeDigest(options: CliOptions, digests: readonly DigestSink[], write: (text: string) => void): Promise<void> {
+  if (!options.checksum) return;
+  const output = options.output;
+  const toStdout = output === undefined || output === '-';
+  const hex = digests[0]?.digest() ?? await digestOfFile(output!);
+  if (toStdout || isSequentialDevice(output!) || !fs.statSync(output!).isFile()) {
+    write(`vmdump: sha256 ${hex}  ${toStdout ? '-' : output}\n`);
+    return;
+  }
+  const digestFile = `${output}.sha256`;
+  await fs.promises.writeFile(digestFile, `${hex}  ${path.basename(output!)}\n`, { mode: 0o600, flag: options.force ? 'w' : 'wx' })
+    .catch((error: NodeJS.ErrnoException) => {
+      throw new VmdumpError('output', `the dump is complete, but its digest could not be written: ${errnoText(error)}`, digestFile, { cause: error });
+    });
+}
+
+/** The plain kdump file is written out of order: its digest is taken by reading it back. */
+async function digestOfFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(fs.createReadStream(file), hash);
+  return hash.digest('hex');
 }
 
 async function openGuest(source: CliSource, signal: AbortSignal, write: (text: string) => void): Promise<GuestModel> {
@@ -80,9 +118,11 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: (
       layout: options.layout, ...(options.filter === undefined ? {} : { filter: options.filter }), ...(facts === undefined ? {} : { linux: facts }),
       ...(mappings === undefined ? {} : { mappings }),
     });
-    const run = writeDump(plan, chooseSink(options), { signal });
+    const digests: DigestSink[] = [];
+    const run = writeDump(plan, chooseSink(options, digests), { signal });
     const shown = showProgress(run.progress$, options.progress, write);
     const summary = await run.result.finally(() => shown);
+    await writeDigest(options, digests, write);
     report(summary, plan, guest, options.progress, write);
     if (options.progress !== 'json') {
       const why = linux !== undefined && 'reason' in linux ? ` (not the Linux /proc/vmcore layout: ${linux.reason})` : '';
@@ -97,10 +137,12 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: (
 async function runKdump(guest: GuestModel, options: CliOptions, codec: KdumpCodec, signal: AbortSignal,
   write: (text: string) => void): Promise<KdumpSummary> {
   const plan = planKdump(guest, { codec, layout: options.layout });
-  const destination = chooseKdumpDestination(options);
+  const digests: DigestSink[] = [];
+  const destination = chooseKdumpDestination(options, digests);
   const run = writeKdump(plan, destination, { signal, ...(options.threads === undefined ? {} : { threads: options.threads }) });
   const shown = showProgress(run.progress$, options.progress, write);
   const summary = await run.result.finally(() => shown);
+  await writeDigest(options, digests, write);
   const peakRssBytes = process.resourceUsage().maxRSS * 1024;
   if (options.progress === 'json') {
     write(`${JSON.stringify({ event: 'done', format: `kdump-${codec}`, ...summary, elapsedMs: Math.round(summary.elapsedMs), peakRssBytes })}\n`);
@@ -118,10 +160,10 @@ async function runKdump(guest: GuestModel, options: CliOptions, codec: KdumpCode
 }
 
 /** Plain into a file; flattened wherever the bytes must go in order (stdout, a pipe, gzip) or when asked. */
-function chooseKdumpDestination(options: CliOptions): KdumpDestination {
+function chooseKdumpDestination(options: CliOptions, digests: DigestSink[]): KdumpDestination {
   const output = options.output;
   const sequential = output === undefined || output === '-' || options.gzip || options.flattened || isSequentialDevice(output);
-  if (sequential) return { kind: 'flattened', sink: chooseSink(options) };
+  if (sequential) return { kind: 'flattened', sink: chooseSink(options, digests) };
   return { kind: 'plain', sink: placedFileSink(output, { fsync: options.fsync, overwrite: options.force }) };
 }
 

@@ -1,6 +1,7 @@
 export const USAGE = `Usage: vmdump raw MACHINE.json [options]
        vmdump saved VM.STATE [options]
        vmdump qmp SOCKET|HOST:PORT [options]
+       vmdump verify DUMP
 
 Writes an ELF vmcore (or a kdump-compressed dump) of a guest to a file, or to standard
 output when it is not a terminal. The guest comes from:
@@ -9,6 +10,9 @@ output when it is not a terminal. The guest comes from:
                      or a virsh save image
   qmp SOCKET         a running QEMU's QMP monitor: the VM is paused while its memory
                      is read and resumed afterwards if it was running (on every path)
+vmdump verify DUMP re-reads an ELF core or a kdump file (plain or flattened), checks its
+structure (offsets inside the file, note sizes, descriptors, every page decompresses) and
+DUMP.sha256 if present; exit 0 when it is sound, 3 with what is wrong.
 
 Options:
   -o, --output FILE     write the dump to FILE ('-' for standard output). FILE appears
@@ -31,6 +35,8 @@ Options:
       --force           replace FILE if it exists (without it vmdump refuses; it never
                         writes through a symbolic link)
       --fsync           make the file durable before it appears
+      --checksum sha256 write the output's SHA-256 to FILE.sha256 (sha256sum format),
+                        or to stderr for standard output
       --live            (qmp) migrate the running VM into vmdump instead: QEMU pauses it
                         only for the switchover; the dump is written afterwards
   -h, --help            this text

@@ -107,6 +107,31 @@ export function encodeKdumpSubHeader(sub: KdumpSubHeader, target: KdumpTarget): 
   return encodeFields(subHeaderSize(target.elfClass), subHeaderFields[target.elfClass], sub, target);
 }
 
+function decodeFields<T>(bytes: Uint8Array, layout: FieldLayout<T>, target: KdumpTarget): T {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const little = target.endian === 'little';
+  const value: Record<string, bigint | number> = {};
+  for (const [name, at, width] of layout) value[name] = width === 4 ? view.getUint32(at, little) : view.getBigUint64(at, little);
+  return value as T;
+}
+
+/** The header's fields as the encoder lays them out (bytes: at least diskDumpHeaderSize). */
+export function decodeDiskDumpHeader(bytes: Uint8Array, target: KdumpTarget): DiskDumpHeader & { readonly version: number } {
+  const fields = decodeFields<DiskDumpHeader>(bytes, headerFields[target.elfClass], target);
+  const machine = new TextDecoder('latin1').decode(bytes.subarray(UTS_MACHINE_AT, UTS_MACHINE_AT + UTS_FIELD)).replace(/\0[^]*$/, '');
+  const version = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, target.endian === 'little');
+  return { ...fields, machine, version };
+}
+
+export function decodeKdumpSubHeader(bytes: Uint8Array, target: KdumpTarget): KdumpSubHeader {
+  const fields = decodeFields<Record<keyof KdumpSubHeader, bigint | number>>(bytes, subHeaderFields[target.elfClass] as FieldLayout<Record<keyof KdumpSubHeader, bigint | number>>, target);
+  const big = (v: bigint | number): bigint => BigInt(v);
+  return {
+    physBase: big(fields.physBase), dumpLevel: Number(fields.dumpLevel), offsetVmcoreinfo: big(fields.offsetVmcoreinfo),
+    sizeVmcoreinfo: big(fields.sizeVmcoreinfo), offsetNote: big(fields.offsetNote), noteSize: big(fields.noteSize), maxMapnr64: big(fields.maxMapnr64),
+  };
+}
+
 /** Writes one descriptor at `at` of `view`, page_flags (+16) included: the buffer need not be zeroed. */
 export function encodePageDescriptor(view: DataView, at: number, desc: PageDescriptor, little: boolean): void {
   view.setBigUint64(at, BigInt(desc.offset), little);
