@@ -95,8 +95,9 @@ export function sectionHeaderSize(elfClass: ElfClass): number {
 
 /** Note header (3 × u32) is 12 bytes in both classes; name and desc pad to 4 (elf-vmcore.md §7.2). */
 export const NOTE_HEADER_SIZE = 12;
+/** Arithmetic, not `& ~3`: a 32-bit field read from a damaged file may exceed 2^31. */
 export function align4(n: number): number {
-  return (n + 3) & ~3;
+  return Math.ceil(n / 4) * 4;
 }
 export function encodedNoteSize(nameBytesWithNul: number, descBytes: number): number {
   return NOTE_HEADER_SIZE + align4(nameBytesWithNul) + align4(descBytes);

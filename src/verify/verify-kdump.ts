@@ -8,7 +8,7 @@
 import * as zlib from 'node:zlib';
 import { VmdumpError, hex } from '../model/errors.js';
 import {
-  KDUMP_SIGNATURE, PAGE_DESCRIPTOR_SIZE, codecFlags, decodeDiskDumpHeader, decodeKdumpSubHeader, subHeaderSize,
+  KDUMP_SIGNATURE, PAGE_DESCRIPTOR_SIZE, codecFlags, decodeDiskDumpHeader, decodeKdumpSubHeader, diskDumpHeaderSize, subHeaderSize,
   type KdumpCodec, type KdumpTarget,
 } from '../transforms/kdump-format.js';
 import type { DumpBytes } from './dump-bytes.js';
@@ -48,20 +48,25 @@ function targetOf(head: Buffer): KdumpTarget | undefined {
 
 export async function verifyKdump(bytes: DumpBytes, file: string): Promise<KdumpReport> {
   const fail = (message: string): never => { throw new VmdumpError('bad-input', message, file); };
-  const head = await bytes.read(0, 464);
-  if (head.length < 452) fail(`truncated: ${head.length} bytes cannot hold a kdump header`);
+  const exactly = async (offset: number, length: number, what: string): Promise<Buffer> => {
+    const got = await bytes.read(offset, length);
+    return got.length === length ? got : fail(`truncated: ${what} [${hex(offset)}, +${length}) ends past the end of the file (${hex(bytes.size)})`);
+  };
+  const head = Buffer.alloc(464);
+  (await bytes.read(0, 464)).copy(head);
   if (head.toString('latin1', 0, 8) !== KDUMP_SIGNATURE) fail('the signature is not "KDUMP   "');
   const target = targetOf(head) ?? fail('header_version and block_size make sense in no byte order and width');
+  await exactly(0, diskDumpHeaderSize(target.elfClass), 'the disk_dump_header');
   const header = decodeDiskDumpHeader(head, target);
   const block = header.blockSize;
-  const sub = decodeKdumpSubHeader(await bytes.read(block, subHeaderSize(target.elfClass)), target);
+  const sub = decodeKdumpSubHeader(await exactly(block, subHeaderSize(target.elfClass), 'the sub-header'), target);
   const areaEnd = (1 + header.subHdrSize) * block;
   if (areaEnd > bytes.size) fail(`the sub-header area (${header.subHdrSize} blocks) runs past the end of the file (${hex(bytes.size)})`);
   if (sub.noteSize > 0n) {
     if (sub.offsetNote < BigInt(block + subHeaderSize(target.elfClass)) || sub.offsetNote + sub.noteSize > BigInt(areaEnd)) {
       fail(`the notes [${hex(sub.offsetNote)}, +${hex(sub.noteSize)}) are outside the sub-header area [${hex(block)}, ${hex(areaEnd)})`);
     }
-    checkNotes(await bytes.read(Number(sub.offsetNote), Number(sub.noteSize)), target, fail);
+    checkNotes(await exactly(Number(sub.offsetNote), Number(sub.noteSize), 'the notes'), target, fail);
   }
   if (sub.sizeVmcoreinfo > 0n && (sub.offsetVmcoreinfo < sub.offsetNote || sub.offsetVmcoreinfo + sub.sizeVmcoreinfo > sub.offsetNote + sub.noteSize)) {
     fail(`VMCOREINFO [${hex(sub.offsetVmcoreinfo)}, +${hex(sub.sizeVmcoreinfo)}) is not inside the notes`);

@@ -17,22 +17,29 @@ export interface CoreNotes {
 
 function notesOf(core: Buffer): { name: string; type: number; desc: Buffer }[] {
   if (core.length < 64 || core.readUInt32BE(0) !== 0x7f454c46 || core[5] !== 1) throw new VmdumpError('bad-input', 'QEMU wrote no little-endian ELF core for the notes');
+  const malformed = (what: string): never => { throw new VmdumpError('bad-input', `QEMU's notes dump is malformed: ${what}`); };
   const is64 = core[4] === 2;
+  const entry = is64 ? 56 : 32;
   const phoff = Number(is64 ? core.readBigUInt64LE(32) : BigInt(core.readUInt32LE(28)));
   const phnum = core.readUInt16LE(is64 ? 56 : 44);
+  if (phoff + phnum * entry > core.length) malformed(`${phnum} program headers at ${phoff} run past its ${core.length} bytes`);
   const notes: { name: string; type: number; desc: Buffer }[] = [];
   for (let i = 0; i < phnum; i += 1) {
-    const at = phoff + i * (is64 ? 56 : 32);
+    const at = phoff + i * entry;
     if (core.readUInt32LE(at) !== 4) continue;
     const offset = Number(is64 ? core.readBigUInt64LE(at + 8) : BigInt(core.readUInt32LE(at + 4)));
     const size = Number(is64 ? core.readBigUInt64LE(at + 32) : BigInt(core.readUInt32LE(at + 16)));
+    if (offset + size > core.length) malformed(`PT_NOTE [${offset}, +${size}) runs past its ${core.length} bytes`);
     for (let p = offset; p < offset + size;) {
+      if (p + 12 > offset + size) malformed(`a note header at ${p} runs past PT_NOTE`);
       const namesz = core.readUInt32LE(p);
       const descsz = core.readUInt32LE(p + 4);
+      const descAt = p + 12 + Math.ceil(namesz / 4) * 4;
+      const next = descAt + Math.ceil(descsz / 4) * 4;
+      if (next > offset + size) malformed(`the note at ${p} (n_namesz ${namesz}, n_descsz ${descsz}) runs past PT_NOTE`);
       const name = core.toString('latin1', p + 12, p + 12 + Math.max(0, namesz - 1));
-      const descAt = p + 12 + ((namesz + 3) & ~3);
       notes.push({ name, type: core.readUInt32LE(p + 8), desc: core.subarray(descAt, descAt + descsz) });
-      p = descAt + ((descsz + 3) & ~3);
+      p = next;
     }
   }
   return notes;
@@ -43,8 +50,8 @@ function segment(desc: Buffer, at: number): X86Segment {
 }
 
 export function parseCoreNotes(core: Buffer): CoreNotes {
-  const longMode = core.readUInt16LE(18) === EM_X86_64;
   const notes = notesOf(core);
+  const longMode = core.readUInt16LE(18) === EM_X86_64;
   const vcpus = notes.filter((n) => n.name === 'QEMU').map((note, index): Vcpu => {
     const d = note.desc;
     if (d.length < 440) throw new VmdumpError('bad-input', `QEMU CPU-state note of ${d.length} bytes; vmdump reads version 1 with 440`);

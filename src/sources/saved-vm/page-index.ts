@@ -6,7 +6,9 @@
  * re-parses that stretch of the stream. A page sent again later (a running VM's next pass)
  * goes to an override map, and the last record for a page wins.
  *
- * Cost: 8 bytes per 2 MiB of guest RAM (256 KiB for a 64 GiB guest), plus re-sent pages.
+ * Cost: one map entry per 2 MiB group the stream holds (~2 MiB for a 64 GiB guest), plus
+ * re-sent pages. A map, not an array sized by the block's length: that length comes from the
+ * input, and a damaged one must not decide how much memory vmdump takes (found by fuzzing).
  */
 
 /** A page's content: bytes at a file offset, or one repeated byte (a ZERO record). */
@@ -15,13 +17,11 @@ export type PageSource = { readonly kind: 'data'; readonly offset: number } | { 
 export const PAGES_PER_GROUP = 512;
 
 export class PageIndex {
-  private readonly checkpoints: Float64Array;
+  private readonly checkpoints = new Map<number, number>();
   private readonly overrides = new Map<number, PageSource>();
   private lastPage = -1;
 
-  constructor(readonly pageCount: number) {
-    this.checkpoints = new Float64Array(Math.ceil(pageCount / PAGES_PER_GROUP)).fill(-1);
-  }
+  constructor(readonly pageCount: number) {}
 
   /** Pass 1: a record for `page` starts at `recordOffset` (its be64 header) and holds `source`. */
   note(page: number, recordOffset: number, source: PageSource): void {
@@ -30,14 +30,13 @@ export class PageIndex {
       return;
     }
     const group = Math.floor(page / PAGES_PER_GROUP);
-    if (this.checkpoints[group] === -1) this.checkpoints[group] = recordOffset;
+    if (!this.checkpoints.has(group)) this.checkpoints.set(group, recordOffset);
     this.lastPage = page;
   }
 
   /** Stream offset of the first record of `group`, or undefined when none of its pages was sent. */
   checkpoint(group: number): number | undefined {
-    const offset = this.checkpoints[group];
-    return offset === undefined || offset === -1 ? undefined : offset;
+    return this.checkpoints.get(group);
   }
 
   /** Bytes of stream from this group's checkpoint to the next group's, when both exist. */
