@@ -83,7 +83,7 @@ export async function startGuest(config: GuestConfig, dir: string): Promise<Runn
     async quit() {
       await qmp.execute('quit').catch(() => undefined);
       qmp.close();
-      if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
+      if (child.exitCode === null && child.signalCode === null) await new Promise((resolve) => child.once('exit', resolve));
     },
   };
 }

@@ -177,6 +177,49 @@ describe('faults: one line, non-zero exit, no output file, the VM running again'
   }, 60_000);
 });
 
+describe('faults with kdump output and a dying QEMU', () => {
+  qemuIt('kdump through QMP: the pipe closes early (EPIPE, exit 4), and SIGINT mid-dump (exit 130); the VM runs again', async () => {
+    const setup = await guestWithVmdumpSocket('kdump-faults', { machine: 'q35', memory: '512M', smp: 1, bits: 64 });
+    try {
+      const shell = run('bash', ['-c', `'${process.execPath}' '${CLI}' qmp '${setup.socket}' --format kdump-zlib 2>'${setup.work}/err' | head -c 1000 > /dev/null; echo \${PIPESTATUS[0]}`]);
+      expect(shell.stdout.trim()).toBe('4');
+      expect(fs.readFileSync(path.join(setup.work, 'err'), 'utf8')).toMatch(/^vmdump: error: the output was closed before the dump was complete \(EPIPE\) \(stdout\)\n$/);
+      expect(await status(setup.guest)).toBe('running');
+      const out = path.join(setup.work, 'int.core');
+      const child = spawn(process.execPath, [CLI, 'qmp', setup.socket, '--format', 'kdump-zlib', '--threads', '1', '-o', out, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('"phase":"memory"')) resolve();
+      }));
+      child.kill('SIGINT');
+      expect(await new Promise((resolve) => child.on('close', resolve))).toBe(130);
+      expect(outputs(setup.work)).toEqual([]);
+      expect(await status(setup.guest)).toBe('running');
+    } finally {
+      await setup.guest.quit();
+    }
+  }, 120_000);
+
+  qemuIt('QEMU killed mid-dump: one line, a non-zero exit, no output file', async () => {
+    const setup = await guestWithVmdumpSocket('killed', { machine: 'q35', memory: '1536M', smp: 1, bits: 64 });
+    const out = path.join(setup.work, 'killed.core');
+    const child = spawn(process.execPath, [CLI, 'qmp', setup.socket, '-o', out, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes('"phase":"memory"')) resolve();
+    }));
+    setup.guest.process.kill('SIGKILL');
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    expect(code).toBe(3);
+    expect(stderr.trim().split('\n').filter((l) => !l.startsWith('{'))).toHaveLength(1);
+    expect(stderr).toMatch(/vmdump: error: /);
+    expect(outputs(setup.work)).toEqual([]);
+    await setup.guest.quit();
+  }, 120_000);
+});
+
 describe('QMP endpoints that are not there', () => {
   itWithTool('node', 'nodejs')('a missing socket and a closed TCP port: one line, exit 3', async () => {
     const missing = await runCli(['qmp', path.join(dir, 'no-such.sock'), '-o', path.join(dir, 'x.core')]);

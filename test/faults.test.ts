@@ -1,0 +1,66 @@
+/**
+ * The fault matrix's file-system rows against a real, small file system: a tmpfs of 3 MiB the
+ * test mounts (root only; skipped loudly otherwise, required under CI, which runs as root).
+ * Every output form fills it: exit 4, one line naming ENOSPC, and nothing left behind — no
+ * file that looks finished, no temporary file, and an existing file replaced with --force is
+ * still the old one.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, tempDir, writeMachine } from './helpers/machines.js';
+import { run } from './helpers/tools.js';
+
+const inCi = process.env.CI === 'true';
+const dir = tempDir('vmdump-faults-');
+const mountPoint = path.join(dir, 'small');
+fs.mkdirSync(mountPoint);
+const mounted = process.getuid?.() === 0 && run('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mountPoint]).status === 0;
+if (!mounted) {
+  if (inCi) throw new Error('CI runs as root and must be able to mount a tmpfs for the full-disk tests');
+  console.warn('\n*** SKIPPING full-disk tests: mounting a tmpfs needs root (CI runs them) ***\n');
+}
+const fullDiskIt = it.skipIf(!mounted);
+afterAll(() => {
+  if (mounted) run('umount', [mountPoint]);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a destination that fills up (3 MiB tmpfs)', () => {
+  let machine: string;
+  beforeAll(() => {
+    // 8 MiB of random RAM: no codec shrinks it, so every form overflows 3 MiB.
+    machine = writeMachine(dir, { arch: 'x86_64', ranges: [{ address: 0n, size: 4096 }], vcpus: [{ rip: '0x1000' }] });
+    fs.writeFileSync(path.join(dir, 'random.img'), randomBytes(8 << 20));
+    const description = JSON.parse(fs.readFileSync(machine, 'utf8')) as { ram: object[] };
+    description.ram = [{ address: '0x0', size: 8 << 20, file: 'random.img' }];
+    fs.writeFileSync(machine, JSON.stringify(description));
+  });
+  afterEach(() => {
+    if (mounted) for (const name of fs.readdirSync(mountPoint)) fs.rmSync(path.join(mountPoint, name));
+  });
+
+  fullDiskIt.each([
+    ['ELF', []],
+    ['ELF --gzip', ['--gzip']],
+    ['kdump-lzo (plain, positional writes)', ['--format', 'kdump-lzo']],
+    ['kdump-snappy --flattened', ['--format', 'kdump-snappy', '--flattened']],
+    ['ELF --checksum sha256', ['--checksum', 'sha256']],
+  ])('%s: exit 4, ENOSPC in one line, nothing left', async (_name, args) => {
+    const out = path.join(mountPoint, 'core');
+    const result = await runCli(['raw', machine, ...args, '-o', out]);
+    expect(result.code).toBe(4);
+    expect(result.stderr).toMatch(/^vmdump: error: no space left on the output device \(ENOSPC\) \(.*\)\n$/);
+    expect(fs.readdirSync(mountPoint)).toEqual([]);
+  });
+
+  fullDiskIt('--force over an existing file: the old file survives the failed dump', async () => {
+    const out = path.join(mountPoint, 'core');
+    fs.writeFileSync(out, 'the previous dump\n');
+    const result = await runCli(['raw', machine, '--format', 'kdump-zlib', '--force', '-o', out]);
+    expect(result.code).toBe(4);
+    expect(fs.readdirSync(mountPoint)).toEqual(['core']);
+    expect(fs.readFileSync(out, 'utf8')).toBe('the previous dump\n');
+  });
+});
