@@ -1,6 +1,7 @@
 /**
- * The fault matrix's file-system rows against a real, small file system: a tmpfs of 3 MiB the
- * test mounts (root only; skipped loudly otherwise, required under CI, which runs as root).
+ * The fault matrix's file-system and device rows against real ones: a tmpfs of 3 MiB the test
+ * mounts, and a loop device (root only; skipped loudly otherwise, required under CI, which runs
+ * as root).
  * Every output form fills it: exit 4, one line naming ENOSPC, and nothing left behind — no
  * file that looks finished, no temporary file, and an existing file replaced with --force is
  * still the old one.
@@ -19,9 +20,9 @@ fs.mkdirSync(mountPoint);
 const mounted = process.getuid?.() === 0 && run('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mountPoint]).status === 0;
 if (!mounted) {
   if (inCi) throw new Error('CI runs as root and must be able to mount a tmpfs for the full-disk tests');
-  console.warn('\n*** SKIPPING full-disk tests: mounting a tmpfs needs root (CI runs them) ***\n');
+  console.warn('\n*** SKIPPING full-disk and device-error tests: a tmpfs and a loop device need root (CI runs them) ***\n');
 }
-const fullDiskIt = it.skipIf(!mounted);
+const asRootIt = it.skipIf(!mounted);
 afterAll(() => {
   if (mounted) run('umount', [mountPoint]);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -41,7 +42,7 @@ describe('a destination that fills up (3 MiB tmpfs)', () => {
     if (mounted) for (const name of fs.readdirSync(mountPoint)) fs.rmSync(path.join(mountPoint, name));
   });
 
-  fullDiskIt.each([
+  asRootIt.each([
     ['ELF', []],
     ['ELF --gzip', ['--gzip']],
     ['kdump-lzo (plain, positional writes)', ['--format', 'kdump-lzo']],
@@ -55,12 +56,41 @@ describe('a destination that fills up (3 MiB tmpfs)', () => {
     expect(fs.readdirSync(mountPoint)).toEqual([]);
   });
 
-  fullDiskIt('--force over an existing file: the old file survives the failed dump', async () => {
+  asRootIt('--force over an existing file: the old file survives the failed dump', async () => {
     const out = path.join(mountPoint, 'core');
     fs.writeFileSync(out, 'the previous dump\n');
     const result = await runCli(['raw', machine, '--format', 'kdump-zlib', '--force', '-o', out]);
     expect(result.code).toBe(4);
     expect(fs.readdirSync(mountPoint)).toEqual(['core']);
     expect(fs.readFileSync(out, 'utf8')).toBe('the previous dump\n');
+  });
+});
+
+describe('a source device that fails under vmdump', () => {
+  /**
+   * A RAM image on a loop device whose backing file then shrinks: the device still claims its
+   * size, and the kernel answers reads past the new end with EIO — a real I/O error from a real
+   * device, half-way through the guest's RAM.
+   */
+  asRootIt('EIO from a block device half-way through: exit 3, one line naming the range and offset, no output file', async () => {
+    const backing = path.join(dir, 'loop.img');
+    fs.writeFileSync(backing, randomBytes(8 << 20));
+    const attach = run('losetup', ['-f', '--show', backing]);
+    if (attach.status !== 0) throw new Error(`losetup failed: ${attach.stderr}`);
+    const device = attach.stdout.trim();
+    try {
+      fs.truncateSync(backing, 4 << 20);
+      const description = path.join(dir, 'loop-machine.json');
+      fs.writeFileSync(description, JSON.stringify({ arch: 'x86_64', ram: [{ address: 0, size: 8 << 20, file: device }] }));
+      const out = path.join(dir, 'from-loop.kdump');
+      for (const args of [[], ['--format', 'kdump-zstd']]) {
+        const result = await runCli(['raw', description, ...args, '-o', out]);
+        expect(result.code).toBe(3);
+        expect(result.stderr).toMatch(/^vmdump: error: cannot read guest memory: i\/o error, read \(EIO\) \(ram\[0\] \(loop\d+ at 0x0\), range offset 0x[0-9a-f]+\)\n$/);
+        expect(fs.readdirSync(dir).filter((f) => f.includes('from-loop'))).toEqual([]);
+      }
+    } finally {
+      run('losetup', ['-d', device]);
+    }
   });
 });
