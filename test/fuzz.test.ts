@@ -1,7 +1,7 @@
 /**
  * Parsers under fuzz (fast-check): the migration-stream parser, the machine description, the
- * HMP `info mtree -f` and QEMU-notes parsers, the page-table walker, and `vmdump verify`'s
- * readers. Every case must end in a valid result or a VmdumpError: never another exception, a
+ * HMP `info mtree -f` and QEMU-notes parsers, the QMP client against a hostile server, the
+ * page-table walker, and `vmdump verify`'s readers. Every case must end in a valid result or a VmdumpError: never another exception, a
  * hang (each case has a deadline), or memory that grows with a length read from the input.
  *
  * `npm test` runs a bounded number of cases per parser (plus the corpus in test/fuzz-corpus);
@@ -152,6 +152,51 @@ describe('fuzz: the HMP and QEMU-notes parsers', () => {
     await fc.assert(fc.asyncProperty(mutation(notes.length, [[0, 64], [64, 2048]]), async (m) => {
       await endsWell('QEMU notes', async () => parseCoreNotes(mutate(notes, m as Mutation)));
     }), { numRuns: runs(20000) });
+  }, 600_000 * scale);
+});
+
+describe('fuzz: the QMP client against a hostile server', () => {
+  const GREETING = '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}}, "capabilities": []}}';
+  const line = fc.oneof(
+    fc.constantFrom(GREETING, '{"return": {}}', '{"return": {"status": "running", "running": true}}', '{"error": {"class": "GenericError", "desc": "no"}}',
+      '{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 2}}', '{"error": null}', '{"error": 5}', '{"retur": 1}', '42', '[]', 'null', '"QMP"', '{', '}{', ''),
+    fc.json({ maxDepth: 3 }),
+    fc.string({ maxLength: 60 }),
+  );
+  /** What the server sends: before the greeting, after each command; sometimes it hangs up or never ends a line. */
+  const script = fc.record({
+    greeting: fc.oneof(fc.constant(GREETING), line),
+    answers: fc.array(fc.array(line, { maxLength: 3 }), { maxLength: 3 }),
+    ending: fc.constantFrom('stay', 'close', 'close-mid-line', 'huge-line'),
+  });
+  it(`connect and execute end in an answer or a typed error (${runs(300)} cases)`, async () => {
+    const { createServer } = await import('node:net');
+    const { QmpClient } = await import('../src/qmp/qmp-client.js');
+    const socket = path.join(dir, 'fake-qmp.sock');
+    await fc.assert(fc.asyncProperty(script, async ({ greeting, answers, ending }) => {
+      fs.rmSync(socket, { force: true });
+      const server = createServer((peer) => {
+        peer.on('error', () => undefined);
+        peer.write(`${greeting}\n`);
+        let turn = 0;
+        peer.on('data', () => {
+          const reply = answers[turn++];
+          if (reply !== undefined) { peer.write(reply.map((l) => `${l}\n`).join('')); return; }
+          if (ending === 'close') peer.end();
+          else if (ending === 'close-mid-line') peer.end('{"return": {');
+          else if (ending === 'huge-line') peer.write(Buffer.alloc(17 << 20, 0x20), () => peer.end());
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(socket, resolve));
+      try {
+        await endsWell('QMP client', async () => {
+          const client = await QmpClient.connect({ path: socket }, { timeoutMs: 300 });
+          try { await client.execute('query-status'); await client.hmp('info mtree -f'); } finally { client.close(); }
+        });
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    }), { numRuns: runs(300) });
   }, 600_000 * scale);
 });
 

@@ -22,6 +22,9 @@ export interface QmpOptions {
 
 type Reply = { return: unknown } | { error: { class: string; desc: string } };
 
+/** The longest QMP line vmdump holds (HMP `info mtree -f` of a big machine is well under 1 MiB). */
+const MAX_LINE = 16 << 20;
+
 const describe = (address: QmpAddress): string => ('path' in address ? address.path : `${address.host}:${address.port}`);
 
 export class QmpClient {
@@ -58,22 +61,44 @@ export class QmpClient {
   }
 
   private greetingResolve: ((message: unknown) => void) | undefined;
+  private greetingReject: ((error: Error) => void) | undefined;
 
   private nextMessage(timeoutMs: number, timeoutText: string): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new VmdumpError('bad-input', timeoutText)), timeoutMs);
       this.greetingResolve = (message) => { clearTimeout(timer); resolve(message); };
+      this.greetingReject = (error) => { clearTimeout(timer); reject(error); };
     });
   }
 
+  /**
+   * Lines of JSON objects. Anything else ends the connection with a typed error: a line that is
+   * not JSON, JSON that is not an object, or a line longer than MAX_LINE (the peer decides how
+   * much it sends; it must not decide how much vmdump holds). Found by fuzzing a fake server.
+   */
   private receive(text: string): void {
+    if (this.closedError !== undefined) return;
     this.buffer += text;
     let newline: number;
     while ((newline = this.buffer.indexOf('\n')) >= 0) {
       const line = this.buffer.slice(0, newline).trim();
       this.buffer = this.buffer.slice(newline + 1);
-      if (line !== '') this.dispatch(JSON.parse(line) as Record<string, unknown>);
+      if (line === '') continue;
+      let message: unknown;
+      try { message = JSON.parse(line); } catch { message = undefined; }
+      if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+        this.fail(`QMP at ${this.where} sent a line that is not a JSON object: ${line.slice(0, 80)}`);
+        return;
+      }
+      this.dispatch(message as Record<string, unknown>);
     }
+    if (this.buffer.length > MAX_LINE) this.fail(`QMP at ${this.where} sent a line longer than ${MAX_LINE} bytes`);
+  }
+
+  private fail(message: string): void {
+    this.buffer = '';
+    this.closed(new VmdumpError('bad-input', message));
+    this.socket.destroy();
   }
 
   private dispatch(message: Record<string, unknown>): void {
@@ -97,6 +122,9 @@ export class QmpClient {
     this.closedError ??= error;
     this.pending?.reject(this.closedError);
     this.pending = undefined;
+    this.greetingReject?.(this.closedError);
+    this.greetingResolve = undefined;
+    this.greetingReject = undefined;
   }
 
   /** Runs one command; commands queue behind each other. Rejects with QMP's error class and text. */
@@ -115,7 +143,11 @@ export class QmpClient {
         };
         this.socket.write(`${JSON.stringify(args === undefined ? { execute: command } : { execute: command, arguments: args })}\n`);
       });
-      if ('error' in reply) throw new VmdumpError('bad-input', `QMP ${command} failed: ${reply.error.desc} (${reply.error.class})`);
+      if ('error' in reply) {
+        const error = reply.error as Partial<{ desc: unknown; class: unknown }> | null;
+        throw new VmdumpError('bad-input', `QMP ${command} failed: ${String(error?.desc)} (${String(error?.class)})`);
+      }
+      if (!('return' in reply)) throw new VmdumpError('bad-input', `QMP ${command}: the answer from ${this.where} has neither "return" nor "error"`);
       return reply.return as T;
     };
     const result = this.queue.then(run, run);
