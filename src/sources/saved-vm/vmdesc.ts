@@ -46,14 +46,57 @@ export function locateVmdesc(fd: number, size: number, label: string): { vmdesc:
   const marker = Buffer.from('{"page_size"');
   for (let p = tail.lastIndexOf(marker, end); p >= 6; p = tail.lastIndexOf(marker, p - 1)) {
     if (tail[p - 5] === 0x06 && tail[p - 6] === 0x00 && tail.readUInt32BE(p - 4) === end - p) {
+      let json: unknown;
       try {
-        return { vmdesc: JSON.parse(tail.toString('utf8', p, end)) as Vmdesc, eofAt: start + p - 6 };
+        json = JSON.parse(tail.toString('utf8', p, end));
       } catch (error) {
         throw new VmdumpError('bad-input', `the vmdesc JSON at byte ${hex(start + p)} does not parse: ${(error as Error).message}`, label);
       }
+      return { vmdesc: checkVmdesc(json, label), eofAt: start + p - 6 };
     }
   }
   throw new VmdumpError('bad-input', `the stream ends at byte ${hex(size)} without its vmdesc trailer: truncated, or saved with suppress-vmdesc`, label);
+}
+
+/** Deeper than QEMU nests subsections (a handful of levels) means a damaged or hostile trailer. */
+const MAX_DEPTH = 32;
+
+/**
+ * The trailer decides how many bytes each section is read as, so its shape is checked before
+ * any of it is used: sizes and counts are non-negative integers, lists are lists, nesting is
+ * bounded. A damaged trailer is a typed error naming the path (found by fuzzing: a wrong-typed
+ * size became NaN bytes to read).
+ */
+function checkVmdesc(json: unknown, label: string): Vmdesc {
+  const fail = (where: string, what: string): never => { throw new VmdumpError('bad-input', `the vmdesc trailer is damaged: ${where} ${what}`, label); };
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const count = (v: unknown, where: string): void => {
+    if (v !== undefined && !(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)) fail(where, `is ${JSON.stringify(v)}, not a count`);
+  };
+  const entry = (v: unknown, where: string, depth: number): void => {
+    if (depth > MAX_DEPTH) fail(where, `nests deeper than ${MAX_DEPTH} levels`);
+    if (!isObject(v)) fail(where, 'is not an object');
+    const e = v as Record<string, unknown>;
+    count(e.size, `${where}.size`);
+    for (const key of ['fields', 'subsections'] as const) {
+      if (e[key] !== undefined && !Array.isArray(e[key])) fail(`${where}.${key}`, 'is not a list');
+    }
+    ((e.fields ?? []) as unknown[]).forEach((f, i) => {
+      const at = `${where}.fields[${i}]`;
+      if (!isObject(f) || typeof f.name !== 'string') fail(at, 'is not a named field');
+      const field = f as Record<string, unknown>;
+      if (field.size === undefined) fail(`${at}.size`, 'is missing');
+      count(field.size, `${at}.size`);
+      count(field.array_len, `${at}.array_len`);
+      if (field.struct !== undefined) entry(field.struct, `${at}.struct`, depth + 1);
+    });
+    ((e.subsections ?? []) as unknown[]).forEach((sub, i) => entry(sub, `${where}.subsections[${i}]`, depth + 1));
+  };
+  if (!isObject(json) || !Array.isArray(json.devices)) fail('the root', 'has no "devices" list');
+  const root = json as Record<string, unknown>;
+  count(root.page_size, 'page_size');
+  (root.devices as unknown[]).forEach((device, i) => entry(device, `devices[${i}]`, 0));
+  return root as unknown as Vmdesc;
 }
 
 /** A decoded section: field path → bytes, e.g. "env.regs", "parent_obj.config[0]", "cpu/efer32:env.efer". */
