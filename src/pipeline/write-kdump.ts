@@ -2,8 +2,8 @@
  * Writes a planned kdump-compressed dump: pages read in pfn order, compressed in worker
  * threads, placed in order (kdump-compressed.md §5), then either framed as the flattened
  * stream for any sequential sink, or written at their offsets into a plain file. Reading,
- * compression and writing overlap, but at most `threads × 2` batches are between source and
- * sink: a slow sink parks the reader.
+ * compression and writing overlap, but at most `threads × IN_FLIGHT_PER_THREAD` batches are
+ * between source and sink: a slow sink parks the reader.
  */
 import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
