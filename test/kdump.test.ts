@@ -10,6 +10,7 @@ import { randomFillSync } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { physAddr } from '../src/model/units.js';
+import { fixedArchitectures } from '../src/model/architectures.js';
 import type { GuestModel, RamRange } from '../src/model/guest.js';
 import { planKdump } from '../src/transforms/kdump-plan.js';
 import { kdumpHeadRecords, bitmapBytes } from '../src/transforms/kdump-records.js';
@@ -77,6 +78,23 @@ describe('kdump layout (kdump-compressed.md §1–§4)', () => {
     expect(sub.readBigUInt64LE(32)).toBe(BigInt(4096 + 80)); // offset_note
     expect(sub.readUInt32LE(40)).toBe(plan.notes.length); // note_size
     expect(sub.readBigUInt64LE(72)).toBe(0x800n); // max_mapnr_64
+  });
+
+  it('writes a big-endian guest\'s headers and descriptors big-endian (s390x)', async () => {
+    const guest = guestOf({ arch: fixedArchitectures.s390x!, ram: [patternRange(0n, 0x100000n)] });
+    const plan = planKdump(guest, { codec: 'zlib' });
+    const header = Buffer.from(encodeDiskDumpHeader(plan.header, plan.target));
+    expect(header.subarray(8, 12)).toEqual(Buffer.from([0, 0, 0, 6]));
+    expect(header.toString('latin1', 272, 278)).toBe('s390x\0');
+    expect([424, 428, 432, 436, 440].map((at) => header.readUInt32BE(at))).toEqual([1, 4096, 1, 2, 0x100]);
+    const sub = Buffer.from(encodeKdumpSubHeader(plan.subHeader, plan.target));
+    expect([sub.readUInt32BE(8), Number(sub.readBigUInt64BE(48)), Number(sub.readBigUInt64BE(96))]).toEqual([1, 4096 + 104, 0x100]);
+    const flat = await flattenedBytes(guest, 'zlib', 1, 64);
+    const file = readFlattened(flat).reassembled;
+    const descAt = plan.descriptorOffset;
+    expect(Number(file.readBigInt64BE(descAt))).toBeGreaterThan(plan.zeroPageOffset); // pattern page 0 is not zero
+    expect(file.readUInt32BE(descAt + 8)).toBeLessThanOrEqual(4096);
+    expect(file.readUInt32BE(descAt + 12)).toBe(file.readUInt32BE(descAt + 8) === 4096 ? 0 : 1);
   });
 
   it('sets one bit per dumpable pfn, LSB first, partial pages included (§4)', () => {
