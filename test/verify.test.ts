@@ -58,6 +58,7 @@ describe('vmdump verify', () => {
     ['ELF truncated', 'elf', (b: Buffer) => b.subarray(0, b.length - 5000), /program header 2 \(PT_LOAD\): bytes \[0x[0-9a-f]+, 0x[0-9a-f]+\) run past the end of the file/],
     ['ELF e_phoff out of range', 'elf', (b: Buffer) => { b.writeBigUInt64LE(0xffffff00n, 32); return b; }, /the program header table \[0xffffff00, .*\) runs past the end of the file/],
     ['ELF note size wrong', 'elf', (b: Buffer) => { b.writeUInt32LE(0x10000, notesOffset(b) + 4); return b; }, /PT_NOTE 0: note 0 \(n_namesz 5, n_descsz 65536\) ends at \d+, past the segment's \d+ bytes/],
+    ['ELF section headers out of range', 'elf', (b: Buffer) => { b.writeBigUInt64LE(0x7fff0000n, 40); b.writeUInt16LE(64, 58); b.writeUInt16LE(1, 60); return b; }, /the section header table \[0x7fff0000, 0x7fff0040\) runs past the end of the file/],
     ['ELF not a core', 'elf', (b: Buffer) => { b.writeUInt16LE(2, 16); return b; }, /e_type 2 is not ET_CORE/],
     ['kdump truncated', 'kdump', (b: Buffer) => b.subarray(0, b.length - 100), /page descriptor \d+: data \[0x[0-9a-f]+, \+\d+\) is outside the page data/],
     ['kdump sub_hdr_size out of range', 'kdump', (b: Buffer) => { b.writeUInt32LE(100000, 432); return b; }, /the sub-header area \(100000 blocks\) runs past the end of the file/],

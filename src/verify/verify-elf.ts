@@ -42,6 +42,11 @@ export async function verifyElf(bytes: DumpBytes, file: string): Promise<ElfRepo
   const header = decode<ElfHeader>(ident, 16, elfHeaderFields, target);
   if (header.type !== ET_CORE) fail(`e_type ${header.type} is not ET_CORE (4)`);
   if (header.phentsize !== programHeaderSize(elfClass)) fail(`e_phentsize ${header.phentsize} is not ${programHeaderSize(elfClass)} (ELF${elfClass})`);
+  if (header.shnum > 0) {
+    if (header.shentsize !== sectionHeaderSize(elfClass)) fail(`e_shentsize ${header.shentsize} is not ${sectionHeaderSize(elfClass)} (ELF${elfClass})`);
+    const sectionsEnd = header.shoff + BigInt(header.shnum * header.shentsize);
+    if (sectionsEnd > BigInt(bytes.size)) fail(`the section header table [${hex(header.shoff)}, ${hex(sectionsEnd)}) runs past the end of the file (${hex(bytes.size)})`);
+  }
   const count = await programHeaderCount(bytes, header, target, fail);
   const tableEnd = header.phoff + BigInt(count * header.phentsize);
   if (tableEnd > BigInt(bytes.size)) fail(`the program header table [${hex(header.phoff)}, ${hex(tableEnd)}) runs past the end of the file (${hex(bytes.size)})`);
