@@ -19,6 +19,7 @@ import {
   type DiskDumpHeader, type KdumpCodec, type KdumpSubHeader, type KdumpTarget,
 } from './kdump-format.js';
 import { buildNotes } from './notes.js';
+import { vmcoreinfoField } from './vmcoreinfo.js';
 
 /** Consecutive dumpable pfns (a pfn is dumpable when any byte of it is guest RAM, §4). */
 export interface PfnRun {
@@ -131,8 +132,7 @@ function unameMachine(guest: GuestModel, layout: LayoutKind): string {
  */
 function physBase(guest: GuestModel, layout: LayoutKind): bigint {
   if (guest.arch.machine !== EM_X86_64 || guest.vmcoreinfo === undefined) return 0n;
-  const text = new TextDecoder('latin1').decode(guest.vmcoreinfo.desc);
-  const value = /^NUMBER\(phys_base\)=(-?)(\S+)$/m.exec(text);
+  const value = /^(-?)(\S+)$/.exec(vmcoreinfoField(guest.vmcoreinfo.desc, 'NUMBER(phys_base)') ?? '');
   if (value === null) return 0n;
   const [, sign, digits] = value as unknown as [string, string, string];
   const pattern = layout === 'qemu' ? /^[0-9a-f]+$/i : /^\d+$/;

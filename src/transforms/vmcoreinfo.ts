@@ -17,6 +17,11 @@ export interface LinuxKernelInfo {
 export const START_KERNEL_MAP = 0xffffffff80000000n;
 const U64 = 1n << 64n;
 
+/** One `KEY=value` line of a VMCOREINFO note's text, trimmed; undefined when absent. */
+export function vmcoreinfoField(desc: Uint8Array, key: string): string | undefined {
+  return fields(new TextDecoder('latin1').decode(desc)).get(key);
+}
+
 function fields(text: string): Map<string, string> {
   const map = new Map<string, string>();
   for (const line of text.split('\n')) {
