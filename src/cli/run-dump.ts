@@ -1,8 +1,6 @@
 /** `vmdump raw`: open the guest, plan, pick the sink, write, report. */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { isatty } from 'node:tty';
 import { machineNames } from '../model/elf-constants.js';
 import { VmdumpError, errnoText } from '../model/errors.js';
@@ -11,6 +9,7 @@ import { writeDump, type DumpSummary } from '../pipeline/write-dump.js';
 import { writeKdump, type KdumpDestination, type KdumpSummary } from '../pipeline/write-kdump.js';
 import type { KdumpCodec } from '../transforms/kdump-format.js';
 import { planKdump } from '../transforms/kdump-plan.js';
+import { sha256OfFile } from '../verify/verify-dump.js';
 import { fdSink } from '../sinks/fd-sink.js';
 import { fileSink, placedFileSink } from '../sinks/file-sink.js';
 import { gzipSink } from '../sinks/gzip-sink.js';
@@ -78,7 +77,8 @@ async function writeDigest(options: CliOptions, digests: readonly DigestSink[], 
   if (!options.checksum) return;
   const output = options.output;
   const toStdout = output === undefined || output === '-';
-  const hex = digests[0]?.digest() ?? await digestOfFile(output!);
+  // The plain kdump file is written out of order: its digest is taken by reading it back.
+  const hex = digests[0]?.digest() ?? await sha256OfFile(output!);
   if (toStdout || isSequentialDevice(output!) || !fs.statSync(output!).isFile()) {
     write(`vmdump: sha256 ${hex}  ${toStdout ? '-' : output}\n`);
     return;
@@ -88,13 +88,6 @@ async function writeDigest(options: CliOptions, digests: readonly DigestSink[], 
     .catch((error: NodeJS.ErrnoException) => {
       throw new VmdumpError('output', `the dump is complete, but its digest could not be written: ${errnoText(error)}`, digestFile, { cause: error });
     });
-}
-
-/** The plain kdump file is written out of order: its digest is taken by reading it back. */
-async function digestOfFile(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(fs.createReadStream(file), hash);
-  return hash.digest('hex');
 }
 
 async function openGuest(source: CliSource, signal: AbortSignal, write: (text: string) => void): Promise<GuestModel> {

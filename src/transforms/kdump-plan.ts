@@ -13,7 +13,8 @@ import { EM_386, EM_X86_64 } from '../model/elf-constants.js';
 import { VmdumpError } from '../model/errors.js';
 import { checkRamRanges, type GuestModel, type RamRange } from '../model/guest.js';
 import type { LayoutKind } from './dump-plan.js';
-import { encodeNotes } from './elf-encode.js';
+import { encodeNotes, noteSize } from './elf-encode.js';
+import { NOTE_HEADER_SIZE, align4 } from './elf-structs.js';
 import {
   PAGE_DESCRIPTOR_SIZE, codecFlags, subHeaderSize,
   type DiskDumpHeader, type KdumpCodec, type KdumpSubHeader, type KdumpTarget,
@@ -145,8 +146,6 @@ function physBase(guest: GuestModel, layout: LayoutKind): bigint {
 function vmcoreinfoPlace(guest: GuestModel, offsetNote: number, noteBytes: number): Pick<KdumpSubHeader, 'offsetVmcoreinfo' | 'sizeVmcoreinfo'> {
   const note = guest.vmcoreinfo;
   if (note === undefined || note.name !== 'VMCOREINFO') return { offsetVmcoreinfo: 0n, sizeVmcoreinfo: 0n };
-  const nameBytes = new TextEncoder().encode(note.name).length + 1;
-  const encoded = 12 + 4 * Math.ceil(nameBytes / 4) + 4 * Math.ceil(note.desc.length / 4);
-  const descAt = offsetNote + noteBytes - encoded + 12 + 4 * Math.ceil(nameBytes / 4);
+  const descAt = offsetNote + noteBytes - noteSize(note) + NOTE_HEADER_SIZE + align4(new TextEncoder().encode(note.name).length + 1);
   return { offsetVmcoreinfo: BigInt(descAt), sizeVmcoreinfo: BigInt(note.desc.length) };
 }

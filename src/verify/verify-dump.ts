@@ -43,9 +43,14 @@ async function checkDigest(file: string): Promise<'ok' | undefined> {
   if (text === undefined) return undefined;
   const expected = /^([0-9a-f]{64})\s/.exec(text)?.[1];
   if (expected === undefined) throw new VmdumpError('bad-input', `${digestFile} does not hold a SHA-256 digest`, file);
-  const hash = createHash('sha256');
-  await pipeline(fs.createReadStream(file), hash);
-  const actual = hash.digest('hex');
+  const actual = await sha256OfFile(file);
   if (actual !== expected) throw new VmdumpError('bad-input', `SHA-256 ${actual} differs from ${expected} in ${digestFile}: the file changed after it was written`, file);
   return 'ok';
+}
+
+/** The hex SHA-256 of a file's bytes, streamed. */
+export async function sha256OfFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(fs.createReadStream(file), hash);
+  return hash.digest('hex');
 }

@@ -65,7 +65,7 @@ export async function verifyElf(bytes: DumpBytes, file: string): Promise<ElfRepo
       loads += 1;
       memory += ph.filesz;
     } else if (ph.type === PT_NOTE && inFile) {
-      notes.push(...checkNotes(await bytes.read(Number(ph.offset), Number(ph.filesz)), endian, i, fail));
+      notes.push(...checkNotes(await bytes.read(Number(ph.offset), Number(ph.filesz)), endian, `PT_NOTE ${i}`, fail));
     }
   }
   const machine = machineNames[header.machine] ?? `machine ${header.machine}`;
@@ -87,16 +87,19 @@ async function programHeaderCount(bytes: DumpBytes, header: ElfHeader, target: E
   return section.info;
 }
 
-/** Each note's header and padded name and desc must end inside the segment, the last exactly at its end. */
-function checkNotes(segment: Buffer, endian: 'little' | 'big', index: number, fail: (m: string) => never): string[] {
+/**
+ * Each note's header and padded name and desc must end inside `segment`, the last exactly at its
+ * end; returns `name/type` per note. Shared by the ELF and kdump checks (`where` names the area).
+ */
+export function checkNotes(segment: Buffer, endian: 'little' | 'big', where: string, fail: (m: string) => never): string[] {
   const names: string[] = [];
   for (let at = 0; at < segment.length;) {
-    if (at + 12 > segment.length) fail(`PT_NOTE ${index}: ${segment.length - at} bytes left at offset ${at}, too few for a note header`);
+    if (at + 12 > segment.length) fail(`${where}: ${segment.length - at} bytes left at offset ${at}, too few for a note header`);
     const u32 = (o: number): number => (endian === 'little' ? segment.readUInt32LE(at + o) : segment.readUInt32BE(at + o));
     const [namesz, descsz, type] = [u32(0), u32(4), u32(8)];
     const end = at + 12 + align4(namesz) + align4(descsz);
     if (end > segment.length) {
-      fail(`PT_NOTE ${index}: note ${names.length} (n_namesz ${namesz}, n_descsz ${descsz}) ends at ${end}, past the segment's ${segment.length} bytes`);
+      fail(`${where}: note ${names.length} (n_namesz ${namesz}, n_descsz ${descsz}) ends at ${end}, past the segment's ${segment.length} bytes`);
     }
     names.push(`${segment.toString('latin1', at + 12, at + 12 + Math.max(0, namesz - 1))}/${type}`);
     at = end;

@@ -12,6 +12,7 @@ import {
   type KdumpCodec, type KdumpTarget,
 } from '../transforms/kdump-format.js';
 import type { DumpBytes } from './dump-bytes.js';
+import { checkNotes } from './verify-elf.js';
 
 export interface KdumpReport {
   readonly format: 'kdump';
@@ -66,7 +67,7 @@ export async function verifyKdump(bytes: DumpBytes, file: string): Promise<Kdump
     if (sub.offsetNote < BigInt(block + subHeaderSize(target.elfClass)) || sub.offsetNote + sub.noteSize > BigInt(areaEnd)) {
       fail(`the notes [${hex(sub.offsetNote)}, +${hex(sub.noteSize)}) are outside the sub-header area [${hex(block)}, ${hex(areaEnd)})`);
     }
-    checkNotes(await exactly(Number(sub.offsetNote), Number(sub.noteSize), 'the notes'), target, fail);
+    checkNotes(await exactly(Number(sub.offsetNote), Number(sub.noteSize), 'the notes'), target.endian, 'the notes', fail);
   }
   if (sub.sizeVmcoreinfo > 0n && (sub.offsetVmcoreinfo < sub.offsetNote || sub.offsetVmcoreinfo + sub.sizeVmcoreinfo > sub.offsetNote + sub.noteSize)) {
     fail(`VMCOREINFO [${hex(sub.offsetVmcoreinfo)}, +${hex(sub.sizeVmcoreinfo)}) is not inside the notes`);
@@ -133,14 +134,3 @@ async function checkDescriptors(bytes: DumpBytes, descAt: number, pages: number,
   }
   return counts;
 }
-
-function checkNotes(notes: Buffer, target: KdumpTarget, fail: (m: string) => never): void {
-  for (let at = 0, index = 0; at < notes.length; index += 1) {
-    if (at + 12 > notes.length) fail(`note ${index}: ${notes.length - at} bytes left, too few for a note header`);
-    const u32 = (o: number): number => (target.endian === 'little' ? notes.readUInt32LE(at + o) : notes.readUInt32BE(at + o));
-    const end = at + 12 + Math.ceil(u32(0) / 4) * 4 + Math.ceil(u32(4) / 4) * 4;
-    if (end > notes.length) fail(`note ${index} (n_namesz ${u32(0)}, n_descsz ${u32(4)}) ends past note_size ${notes.length}`);
-    at = end;
-  }
-}
-
