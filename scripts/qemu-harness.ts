@@ -25,7 +25,10 @@ export function buildTinyGuests(): TinyGuests {
 }
 
 export interface GuestConfig {
-  readonly machine: 'q35' | 'pc';
+  /** QEMU binary (default qemu-system-x86_64). */
+  readonly qemu?: string;
+  readonly machine: string;
+  readonly cpu?: string;
   readonly memory: string;        // -m value, e.g. '128M', '4608M'
   readonly smp: number;
   readonly kernel: string;
@@ -38,11 +41,14 @@ export interface GuestConfig {
 
 export interface LinuxGuest { readonly kernel: string; readonly initrd: string; readonly version: string }
 
-/** Builds (once) the Debian cloud kernel + busybox initramfs guest; needs apt-get. */
-export function buildLinuxGuest(): LinuxGuest {
-  const result = spawnSync('sh', [path.join(GUEST_DIR, 'build-linux.sh')], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`building the Linux guest failed: ${result.stderr}`);
-  const out = path.join(GUEST_DIR, 'out', 'linux');
+export type DebianArch = 'amd64' | 'arm64' | 's390x';
+const linuxOut = (arch: DebianArch): string => path.join(GUEST_DIR, 'out', arch === 'amd64' ? 'linux' : `linux-${arch}`);
+
+/** Builds (once) the Debian kernel + busybox initramfs guest of `arch`; needs apt-get (and the foreign architecture added). */
+export function buildLinuxGuest(arch: DebianArch = 'amd64'): LinuxGuest {
+  const result = spawnSync('sh', [path.join(GUEST_DIR, 'build-linux.sh'), arch], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`building the ${arch} Linux guest failed: ${result.stderr}`);
+  const out = linuxOut(arch);
   return { kernel: path.join(out, 'vmlinuz'), initrd: path.join(out, 'initrd.gz'), version: fs.readFileSync(path.join(out, 'version'), 'utf8').trim() };
 }
 
@@ -63,11 +69,15 @@ export async function startGuest(config: GuestConfig, dir: string): Promise<Runn
   fs.rmSync(socket, { force: true });
   fs.writeFileSync(debugcon, '');
   fs.writeFileSync(serial, '');
+  const x86 = config.qemu === undefined || config.qemu === QEMU;
+  // Only x86 machines have the ISA debug console; the others start without default devices, as measured (other-arches.md §3).
+  const machineArgs = x86 ? ['-debugcon', `file:${debugcon}`] : ['-nodefaults'];
   const args = ['-machine', config.machine, '-accel', 'tcg', '-m', config.memory, '-smp', String(config.smp),
-    '-display', 'none', '-no-reboot', '-kernel', config.kernel, '-debugcon', `file:${debugcon}`, '-serial', `file:${serial}`,
+    ...(config.cpu === undefined ? [] : ['-cpu', config.cpu]),
+    '-display', 'none', '-no-reboot', '-kernel', config.kernel, ...machineArgs, '-serial', `file:${serial}`,
     ...(config.initrd ? ['-initrd', config.initrd] : []), ...(config.append ? ['-append', config.append] : []),
     '-qmp', `unix:${socket},server=on,wait=off`, ...(config.extra ?? [])];
-  const child = spawn(QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(config.qemu ?? QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
   const ready = config.ready ?? { text: 'VMDUMP-TINY-READY', on: 'debugcon' };
@@ -120,8 +130,16 @@ export async function saveReferences(guest: RunningGuest, options: { paging?: bo
 }
 
 /** The debug vmlinux of the Linux guest's kernel, for crash and drgn (fetched once; about 280 MB). */
-export function fetchLinuxVmlinux(): string {
-  const result = spawnSync('sh', [path.join(GUEST_DIR, 'fetch-vmlinux.sh')], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`fetching the debug vmlinux failed: ${result.stderr}`);
-  return path.join(GUEST_DIR, 'out', 'linux', 'vmlinux');
+export function fetchLinuxVmlinux(arch: DebianArch = 'amd64'): string {
+  const result = spawnSync('sh', [path.join(GUEST_DIR, 'fetch-vmlinux.sh'), arch], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`fetching the ${arch} debug vmlinux failed: ${result.stderr}`);
+  return path.join(linuxOut(arch), 'vmlinux');
+}
+
+/** Debian's `arch` builds of crash and makedumpfile in a private root, for qemu-user-static (see the script). */
+export function fetchForeignReaders(arch: Exclude<DebianArch, 'amd64'>): { root: string; crash: string; makedumpfile: string } {
+  const result = spawnSync('sh', [path.join(GUEST_DIR, 'fetch-foreign-readers.sh'), arch], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`fetching the ${arch} crash and makedumpfile failed: ${result.stderr}`);
+  const root = path.join(GUEST_DIR, 'out', `readers-${arch}`, 'root');
+  return { root, crash: path.join(root, 'usr/bin/crash'), makedumpfile: path.join(root, 'usr/sbin/makedumpfile') };
 }

@@ -33,6 +33,17 @@ export const NT_PRSTATUS = 1;
 export const NT_QEMU_CPUSTATE = 0;
 /** Type Linux gives its VMCOREINFO note. */
 export const NT_VMCOREINFO = 0;
+/** Linux's core-note types (include/uapi/linux/elf.h) the aarch64 and s390x notes use (other-arches.md §4). */
+export const NT_PRFPREG = 2;
+export const NT_ARM_SVE = 0x405;
+export const NT_S390_TIMER = 0x301;
+export const NT_S390_TODCMP = 0x302;
+export const NT_S390_TODPREG = 0x303;
+export const NT_S390_CTRS = 0x304;
+export const NT_S390_PREFIX = 0x305;
+export const NT_S390_VXRS_LOW = 0x309;
+export const NT_S390_VXRS_HIGH = 0x30a;
+export const NT_S390_GS_CB = 0x30b;
 
 export const machineNames: Readonly<Record<number, string>> = {
   [EM_386]: 'EM_386',

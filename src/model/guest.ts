@@ -54,8 +54,60 @@ export interface X86CpuState {
   readonly kernelGsBase: bigint;
 }
 
-/** Register state of one vCPU. Further architectures join this union with their notes. */
-export type CpuState = X86CpuState;
+/**
+ * The aarch64 vCPU state QEMU's notes are built from (other-arches.md §4.2, §6). 128-bit V
+ * registers and SVE Z/P registers are held as their u64 lanes, low lane first, so the encoder
+ * can write them in either byte order.
+ */
+export interface Aarch64CpuState {
+  readonly kind: 'aarch64';
+  /** x0..x30. */
+  readonly x: readonly bigint[];
+  readonly sp: bigint;
+  readonly pc: bigint;
+  readonly pstate: bigint;
+  /** v0..v31, each [low, high]. */
+  readonly v: readonly (readonly [bigint, bigint])[];
+  readonly fpsr: number;
+  readonly fpcr: number;
+  /** SCTLR_EL1: its EE bit decides the dump's byte order. */
+  readonly sctlrEl1: bigint;
+  /** Present when the CPU has SVE. */
+  readonly sve?: Aarch64SveState;
+}
+
+export interface Aarch64SveState {
+  /** The current vector length in quadwords (ZCR_EL1.LEN + 1, capped by the CPU's maximum). */
+  readonly vq: number;
+  /** The CPU's maximum vector length in quadwords (not in the migration stream: a CPU-model fact). */
+  readonly maxVq: number;
+  /** z0..z31, 32 u64 lanes each (2048 bits), low lane first. */
+  readonly z: readonly (readonly bigint[])[];
+  /** p0..p15 then FFR, 4 u64 lanes each. */
+  readonly p: readonly (readonly bigint[])[];
+}
+
+/** The s390x vCPU state QEMU's ten notes are built from (other-arches.md §4.3, §6). */
+export interface S390CpuState {
+  readonly kind: 's390x';
+  readonly pswMask: bigint;
+  readonly pswAddr: bigint;
+  readonly gprs: readonly bigint[];
+  /** Access registers, u32. */
+  readonly acrs: readonly number[];
+  readonly fpc: number;
+  /** v0..v31, each [high, low] as the architecture numbers them: fpr k is v[k][0]. */
+  readonly v: readonly (readonly [bigint, bigint])[];
+  /** The prefix register (psa). */
+  readonly prefix: number;
+  readonly crs: readonly bigint[];
+  readonly cpuTimer: bigint;
+  readonly clockComparator: bigint;
+  readonly todProgrammable: number;
+}
+
+/** Register state of one vCPU, by architecture (each has its own notes, src/targets/). */
+export type CpuState = X86CpuState | Aarch64CpuState | S390CpuState;
 
 export interface Vcpu {
   /** QEMU's cpu_index: 0-based, notes are emitted in this order. */
@@ -123,7 +175,7 @@ export function x86Architecture(firstCpuLongMode: boolean, ram: readonly RamRang
 
 /** The vCPU translates addresses through page tables (CR0.PG). */
 export function pagingEnabled(state: CpuState): boolean {
-  return (state.cr0 & CR0_PG) !== 0n;
+  return state.kind === 'x86' && (state.cr0 & CR0_PG) !== 0n;
 }
 
 /** Rejects empty, unordered or overlapping range lists: the layout relies on ascending order. */

@@ -12,7 +12,8 @@
  */
 import { PN_XNUM, PT_LOAD, PT_NOTE, SHT_NULL, SHT_STRTAB, ET_CORE, EV_CURRENT } from '../model/elf-constants.js';
 import { VmdumpError, hex } from '../model/errors.js';
-import { checkRamRanges, type ElfClass, type ElfNote, type GuestModel } from '../model/guest.js';
+import { checkRamRanges, type ElfClass, type ElfNote, type Endian, type GuestModel } from '../model/guest.js';
+import { targetFor } from '../targets/index.js';
 import { fileOffset, type FileOffset } from '../model/units.js';
 import { noteSize } from './elf-encode.js';
 import { encodeRecord } from './encode-records.js';
@@ -76,6 +77,8 @@ interface Contents {
   readonly memoryBytes: bigint;
   /** QEMU writes the physical address where a mapping has virtual address 0; /proc/vmcore writes 0. */
   readonly zeroVirtualIs: 'physical' | 'zero';
+  /** How QEMU writes the `.shstrtab` section header (the target's quirk), for the qemu layout. */
+  readonly shstrtabOrder: Endian | undefined;
 }
 
 export function planDump(guest: Pick<GuestModel, 'arch' | 'vcpus' | 'ram' | 'vmcoreinfo'>, options: DumpOptions = {}): DumpPlan {
@@ -88,12 +91,13 @@ export function planDump(guest: Pick<GuestModel, 'arch' | 'vcpus' | 'ram' | 'vmc
     // QEMU's message for an empty guest or a filter that falls in a hole (memory-mapping.md §7).
     throw new VmdumpError(options.filter === undefined ? 'bad-input' : 'usage', 'no guest memory to dump');
   }
-  const notes = buildNotes(guest);
+  const notes = buildNotes(guest, layout);
   const noteBytes = BigInt(notes.reduce((sum, n) => sum + noteSize(n), 0));
   const linux = layout === 'portable' ? options.linux : undefined;
   const unfiltered = options.mappings ?? (linux === undefined ? planPhysicalMappings(guest.ram) : planLinuxMappings(guest.ram, linux));
   const mappings = filterMappings(unfiltered, options.filter);
-  const base = { notes, noteBytes, mappings, pieces, memoryBytes, zeroVirtualIs: linux === undefined || options.mappings !== undefined ? 'physical' as const : 'zero' as const };
+  const shstrtabOrder = targetFor(guest.arch).qemuShstrtabOrder;
+  const base = { notes, noteBytes, mappings, pieces, memoryBytes, shstrtabOrder, zeroVirtualIs: linux === undefined || options.mappings !== undefined ? 'physical' as const : 'zero' as const };
   const target = (elfClass: ElfClass): ElfTarget => ({ elfClass, endian: guest.arch.endian, machine: guest.arch.machine });
   if (layout === 'qemu') return checkFits(planQemuLayout({ ...base, target: target(guest.arch.elfClass) }));
   const narrow = planPortableLayout({ ...base, target: target(guest.arch.elfClass) });
@@ -171,6 +175,7 @@ function planQemuLayout(c: Contents): DumpPlan {
   });
   const strtab: SectionHeader = {
     ...nullSection(0), name: 1, type: SHT_STRTAB, offset: strtabOffset, size: BigInt(SHSTRTAB.length),
+    ...(c.shstrtabOrder === undefined ? {} : { writtenAs: c.shstrtabOrder }),
   };
   const [h, s, p, n] = placeInOrder([
     { size: ehdr }, { size: shdrs }, { size: phdrs }, { size: c.noteBytes },

@@ -61,7 +61,7 @@ export function encodeSectionHeaders(headers: readonly SectionHeader[], target: 
   const size = sectionHeaderSize(target.elfClass);
   const bytes = new Uint8Array(size * headers.length);
   const view = new DataView(bytes.buffer);
-  headers.forEach((h, i) => encodeStruct(view, i * size, sectionHeaderFields, h, target));
+  headers.forEach((h, i) => encodeStruct(view, i * size, sectionHeaderFields, h, { ...target, endian: h.writtenAs ?? target.endian }));
   return bytes;
 }
 

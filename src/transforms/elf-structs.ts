@@ -52,6 +52,8 @@ export interface SectionHeader {
   readonly info: number;
   readonly addralign: bigint;
   readonly entsize: bigint;
+  /** Only to reproduce QEMU 7.2 writing a header in its host's byte order (other-arches.md §4.3 bug 1). */
+  readonly writtenAs?: Endian;
 }
 
 /** All-ones file offset: "this segment has no bytes in the file" (elf-vmcore.md §4). Encodes as 0xFFFFFFFF in ELF32. */
@@ -78,7 +80,7 @@ export const programHeaderFields: Readonly<Record<ElfClass, FieldLayout<ProgramH
     ['memsz', 'word'], ['flags', 'u32'], ['align', 'word']],
 };
 
-export const sectionHeaderFields: FieldLayout<SectionHeader> = [
+export const sectionHeaderFields: FieldLayout<Omit<SectionHeader, 'writtenAs'>> = [
   ['name', 'u32'], ['type', 'u32'], ['flags', 'word'], ['addr', 'word'], ['offset', 'word'], ['size', 'word'],
   ['link', 'u32'], ['info', 'u32'], ['addralign', 'word'], ['entsize', 'word'],
 ];

@@ -9,9 +9,8 @@
  *   + bitmap_blocks·B       page descriptors, 24 bytes per dumpable page
  *   + 24·pages              the shared zero page, then each page's data in pfn order
  */
-import { EM_386, EM_X86_64 } from '../model/elf-constants.js';
 import { VmdumpError } from '../model/errors.js';
-import { checkRamRanges, type GuestModel, type RamRange } from '../model/guest.js';
+import { checkRamRanges, type ElfNote, type GuestModel, type RamRange } from '../model/guest.js';
 import type { LayoutKind } from './dump-plan.js';
 import { encodeNotes, noteSize } from './elf-encode.js';
 import { NOTE_HEADER_SIZE, align4 } from './elf-structs.js';
@@ -19,8 +18,8 @@ import {
   PAGE_DESCRIPTOR_SIZE, codecFlags, subHeaderSize,
   type DiskDumpHeader, type KdumpCodec, type KdumpSubHeader, type KdumpTarget,
 } from './kdump-format.js';
+import { targetFor } from '../targets/index.js';
 import { buildNotes } from './notes.js';
-import { vmcoreinfoField } from './vmcoreinfo.js';
 
 /** Consecutive dumpable pfns (a pfn is dumpable when any byte of it is guest RAM, §4). */
 export interface PfnRun {
@@ -68,9 +67,11 @@ export function planKdump(guest: GuestModel, options: KdumpOptions): KdumpPlan {
   checkRamRanges(guest.ram);
   const layout = options.layout ?? 'portable';
   const { arch } = guest;
-  const blockSize = arch.pageSize;
+  const choices = targetFor(arch).kdump;
+  const blockSize = choices.blockSize(arch, layout);
   const target: KdumpTarget = { elfClass: arch.elfClass, endian: arch.endian };
-  const notes = encodeNotes(buildNotes(guest), { ...target, machine: arch.machine });
+  const noteList = buildNotes(guest, layout);
+  const notes = encodeNotes(noteList, { ...target, machine: arch.machine });
   const runs = pfnRuns(guest.ram, blockSize);
   const last = runs.at(-1);
   if (last === undefined) throw new VmdumpError('bad-input', 'the guest has no RAM to dump');
@@ -88,11 +89,11 @@ export function planKdump(guest: GuestModel, options: KdumpOptions): KdumpPlan {
     zeroPageOffset: descriptorOffset + PAGE_DESCRIPTOR_SIZE * pageCount,
     recordBytes: layout === 'qemu' ? QEMU_CACHE_PAGES * blockSize : PORTABLE_RECORD_BYTES,
     header: {
-      machine: unameMachine(guest, layout), status: codecFlags[options.codec], blockSize, subHdrSize, bitmapBlocks,
+      machine: choices.unameMachine(arch, layout), status: codecFlags[options.codec], blockSize, subHdrSize, bitmapBlocks,
       maxMapnr: Math.min(maxMapnr, 0xffff_ffff), nrCpus: guest.vcpus.length,
     },
     subHeader: {
-      physBase: physBase(guest, layout), dumpLevel: 1, ...vmcoreinfoPlace(guest, offsetNote, notes.length),
+      physBase: choices.physBase(guest, layout), dumpLevel: 1, ...vmcoreinfoPlace(noteList, offsetNote, notes.length),
       offsetNote: BigInt(offsetNote), noteSize: BigInt(notes.length), maxMapnr64: BigInt(maxMapnr),
     },
     ram: guest.ram, memoryBytes: guest.ram.reduce((sum, range) => sum + range.size, 0n),
@@ -116,35 +117,9 @@ export function pfnRuns(ram: readonly RamRange[], blockSize: number): PfnRun[] {
   return runs;
 }
 
-/**
- * utsname.machine: QEMU writes its build's ELF_MACHINE_UNAME, "x86_64" for qemu-system-x86_64
- * whatever the guest's mode (§2); crash checks it against its own build. The portable layout
- * names the guest's architecture.
- */
-function unameMachine(guest: GuestModel, layout: LayoutKind): string {
-  if (guest.arch.machine === EM_X86_64) return 'x86_64';
-  if (guest.arch.machine === EM_386) return layout === 'qemu' ? 'x86_64' : 'i686';
-  return guest.arch.name;
-}
-
-/**
- * NUMBER(phys_base) is decimal and negative under KASLR. QEMU parses it as hex (§3), which
- * breaks makedumpfile on its own output; only the qemu layout repeats that.
- */
-function physBase(guest: GuestModel, layout: LayoutKind): bigint {
-  if (guest.arch.machine !== EM_X86_64 || guest.vmcoreinfo === undefined) return 0n;
-  const value = /^(-?)(\S+)$/.exec(vmcoreinfoField(guest.vmcoreinfo.desc, 'NUMBER(phys_base)') ?? '');
-  if (value === null) return 0n;
-  const [, sign, digits] = value as unknown as [string, string, string];
-  const pattern = layout === 'qemu' ? /^[0-9a-f]+$/i : /^\d+$/;
-  if (!pattern.test(digits)) return 0n;
-  const magnitude = BigInt(layout === 'qemu' ? `0x${digits}` : digits);
-  return BigInt.asUintN(64, sign === '-' ? -magnitude : magnitude);
-}
-
 /** Where the VMCOREINFO desc lies when it is the last note (§3): after its 12-byte header and padded name. */
-function vmcoreinfoPlace(guest: GuestModel, offsetNote: number, noteBytes: number): Pick<KdumpSubHeader, 'offsetVmcoreinfo' | 'sizeVmcoreinfo'> {
-  const note = guest.vmcoreinfo;
+function vmcoreinfoPlace(notes: readonly ElfNote[], offsetNote: number, noteBytes: number): Pick<KdumpSubHeader, 'offsetVmcoreinfo' | 'sizeVmcoreinfo'> {
+  const note = notes.at(-1);
   if (note === undefined || note.name !== 'VMCOREINFO') return { offsetVmcoreinfo: 0n, sizeVmcoreinfo: 0n };
   const descAt = offsetNote + noteBytes - noteSize(note) + NOTE_HEADER_SIZE + align4(new TextEncoder().encode(note.name).length + 1);
   return { offsetVmcoreinfo: BigInt(descAt), sizeVmcoreinfo: BigInt(note.desc.length) };

@@ -2,6 +2,8 @@
  * VMCOREINFO text → the facts a layout needs. Linux prints SYMBOL()s in hex and NUMBER()s in
  * decimal (NUMBER(phys_base) is negative under KASLR), and KERNELOFFSET in hex.
  */
+import { vmcoreinfoFields } from '../model/vmcoreinfo-fields.js';
+
 export interface LinuxKernelInfo {
   readonly osRelease: string;
   readonly stext: bigint;
@@ -17,23 +19,11 @@ export interface LinuxKernelInfo {
 export const START_KERNEL_MAP = 0xffffffff80000000n;
 const U64 = 1n << 64n;
 
-/** One `KEY=value` line of a VMCOREINFO note's text, trimmed; undefined when absent. */
-export function vmcoreinfoField(desc: Uint8Array, key: string): string | undefined {
-  return fields(new TextDecoder('latin1').decode(desc)).get(key);
-}
-
-function fields(text: string): Map<string, string> {
-  const map = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq > 0) map.set(line.slice(0, eq), line.slice(eq + 1).trim());
-  }
-  return map;
-}
+export { vmcoreinfoField } from '../model/vmcoreinfo-fields.js';
 
 /** undefined when the note is not an x86_64 Linux VMCOREINFO with what the layout needs. */
 export function parseLinuxVmcoreinfo(desc: Uint8Array): LinuxKernelInfo | undefined {
-  const f = fields(new TextDecoder('latin1').decode(desc));
+  const f = vmcoreinfoFields(new TextDecoder('latin1').decode(desc));
   const hexOf = (key: string): bigint | undefined => { const v = f.get(key); return v !== undefined && /^[0-9a-f]+$/i.test(v) ? BigInt(`0x${v}`) : undefined; };
   const decOf = (key: string): bigint | undefined => { const v = f.get(key); return v !== undefined && /^-?\d+$/.test(v) ? BigInt(v) : undefined; };
   const osRelease = f.get('OSRELEASE');

@@ -161,6 +161,7 @@ class PageWalker {
   }
 
   async vcpu(vcpu: Vcpu): Promise<void> {
+    if (vcpu.state.kind !== 'x86') return; // pagingEnabled() is false for every other architecture
     const { cr3, cr4, efer } = vcpu.state;
     if ((cr4 & CR4_PAE) === 0n) {
       await this.legacy32(cr3 & ~0xfffn, (cr4 & CR4_PSE) !== 0n);

@@ -6,10 +6,9 @@
  */
 import { VmdumpError, hex } from '../../model/errors.js';
 import { ByteReader } from './byte-reader.js';
-import { PAGE_SIZE, type RamBlock } from './migration-stream.js';
+import type { RamBlock } from './migration-stream.js';
 import { PAGES_PER_GROUP } from './page-index.js';
 
-const GROUP_BYTES = PAGES_PER_GROUP * PAGE_SIZE;
 const ZERO = 0x02;
 const PAGE = 0x08;
 const EOS = 0x10;
@@ -25,10 +24,10 @@ export interface StreamFile {
 const scratchBuffers = new WeakMap<StreamFile, Buffer>();
 const SMALL_READAHEAD = 64 << 10;
 
-/** Fills `target` (GROUP_BYTES, or less for a block's last group) with the pages of `group`. */
+/** Fills `target` (a group's bytes, or less for a block's last group) with the pages of `group`. */
 async function decodeGroup(file: StreamFile, block: RamBlock, group: number, target: Buffer): Promise<void> {
   const first = group * PAGES_PER_GROUP;
-  const end = first + target.length / PAGE_SIZE;
+  const end = first + target.length / block.pageSize;
   const start = block.pages.checkpoint(group);
   if (start === undefined) {
     target.fill(0);
@@ -37,7 +36,7 @@ async function decodeGroup(file: StreamFile, block: RamBlock, group: number, tar
     const extent = block.pages.extent(group) ?? SMALL_READAHEAD;
     let scratch = scratchBuffers.get(file);
     if (scratch === undefined || scratch.length < extent) {
-      scratch = Buffer.allocUnsafe(Math.max(extent, GROUP_BYTES + PAGES_PER_GROUP * 8 + 512));
+      scratch = Buffer.allocUnsafe(Math.max(extent, PAGES_PER_GROUP * (block.pageSize + 8) + 512));
       scratchBuffers.set(file, scratch);
     }
     scratchBuffers.delete(file); // taken: a concurrent read allocates its own
@@ -52,6 +51,7 @@ async function decodeGroup(file: StreamFile, block: RamBlock, group: number, tar
 }
 
 async function applyOverrides(file: StreamFile, block: RamBlock, first: number, end: number, target: Buffer): Promise<void> {
+  const PAGE_SIZE = block.pageSize;
   for (let page = first; page < end; page += 1) {
     const source = block.pages.override(page);
     if (source === undefined) continue;
@@ -68,6 +68,7 @@ async function applyOverrides(file: StreamFile, block: RamBlock, first: number, 
 
 /** Replays the group's records into `target`; pages not sent (gaps) become zeros as they are passed. */
 async function replayRecords(reader: ByteReader, block: RamBlock, first: number, end: number, target: Buffer): Promise<void> {
+  const PAGE_SIZE = block.pageSize;
   let previous = first - 1;
   const zeroUpTo = (page: number): void => {
     if (page > previous + 1) target.fill(0, (previous + 1 - first) * PAGE_SIZE, (page - first) * PAGE_SIZE);
@@ -83,6 +84,7 @@ async function replayRecords(reader: ByteReader, block: RamBlock, first: number,
         // End of a RAM chunk: a footer may follow, then the next PART/END of the RAM section, or the device state.
         await reader.ensure(Math.min(reader.remaining, 10), 'a section boundary');
         if (reader.peekU8() === 0x7e) { reader.u8(); reader.be32(); }
+        await skipForeignChunks(reader, block);
         const type = reader.peekU8();
         if (type !== 0x02 && type !== 0x03) return;
         reader.u8();
@@ -115,8 +117,17 @@ async function replayRecords(reader: ByteReader, block: RamBlock, first: number,
   }
 }
 
+/** Steps over other iterative sections' chunks (indexed in pass 1) that sit between two RAM chunks. */
+async function skipForeignChunks(reader: ByteReader, block: RamBlock): Promise<void> {
+  for (let end = block.foreignChunks.get(reader.position); end !== undefined; end = block.foreignChunks.get(reader.position)) {
+    reader.skip(end - reader.position);
+    await reader.ensure(Math.min(reader.remaining, 5), 'a section boundary');
+  }
+}
+
 /** Reads `into.length` bytes of `block` from `offset`. Whole groups land in `into` directly. */
 export async function readBlock(file: StreamFile, block: RamBlock, offset: bigint, into: Uint8Array): Promise<void> {
+  const GROUP_BYTES = PAGES_PER_GROUP * block.pageSize;
   const target = Buffer.from(into.buffer, into.byteOffset, into.byteLength);
   let done = 0;
   let scratch: Buffer | undefined;

@@ -73,6 +73,8 @@ export class ByteReader {
 
   u8(): number { return this.buffer[this.take(1)]!; }
   peekU8(): number { return this.buffer[this.cursor]!; }
+  /** The next `n` ensured bytes, without moving (a view: valid until the next ensure). */
+  peek(n: number): Buffer { return this.buffer.subarray(this.cursor, this.cursor + n); }
   be16(): number { return this.buffer.readUInt16BE(this.take(2)); }
   be32(): number { return this.buffer.readUInt32BE(this.take(4)); }
   be64(): bigint { return this.buffer.readBigUInt64BE(this.take(8)); }

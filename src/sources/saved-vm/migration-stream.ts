@@ -2,7 +2,8 @@
  * One pass over a QEMU migration stream (qemu-migration-stream.md §3-5, §7): the header, the
  * configuration, the RAM section turned into a page index (payloads are skipped, not kept),
  * every device section decoded through the vmdesc trailer. Encodings vmdump does not decode are
- * refused by the capability that produces them.
+ * refused by the capability that produces them. The page size is the stream's (vmdesc
+ * page_size, checked against configuration/target-page-bits), not x86's (other-arches.md §5).
  */
 import { hex } from '../../model/errors.js';
 import type { ByteReader } from './byte-reader.js';
@@ -10,7 +11,6 @@ import { PageIndex } from './page-index.js';
 import { readDeviceState, type DeviceState, type Vmdesc, type VmdescEntry } from './vmdesc.js';
 
 export const QEVM_MAGIC = 0x5145564d;
-export const PAGE_SIZE = 4096;
 
 const enum Rec { Eof = 0x00, SectionStart = 0x01, SectionPart = 0x02, SectionEnd = 0x03, SectionFull = 0x04, Configuration = 0x07, Command = 0x08, Footer = 0x7e }
 const enum RamFlag { Full = 0x01, Zero = 0x02, MemSize = 0x04, Page = 0x08, Eos = 0x10, Continue = 0x20, Xbzrle = 0x40, Hook = 0x80, CompressPage = 0x100, MultifdFlush = 0x200 }
@@ -18,7 +18,14 @@ const enum RamFlag { Full = 0x01, Zero = 0x02, MemSize = 0x04, Page = 0x08, Eos 
 export interface RamBlock {
   readonly id: string;
   readonly usedLength: bigint;
+  readonly pageSize: number;
   readonly pages: PageIndex;
+  /**
+   * Non-RAM iterative section chunks (e.g. s390-storage_attributes) between RAM chunks: the stream
+   * offset of each chunk's record type byte → the offset just after it, so a re-read of RAM can
+   * step over them. Shared by every block of the stream.
+   */
+  readonly foreignChunks: ReadonlyMap<number, number>;
 }
 
 export interface MigrationStream {
@@ -50,7 +57,12 @@ export async function parseMigrationStream(reader: ByteReader, trailer: () => { 
   const version = reader.be32();
   if (version !== 3) reader.fail(`unsupported migration stream version ${version} (vmdump reads version 3)`, reader.position - 4);
   const { vmdesc, eofAt } = trailer();
-  const state = { machineType: '', blocks: [] as RamBlock[], devices: [] as DeviceState[], current: undefined as RamBlock | undefined, ramSection: -1 };
+  const pageSize = vmdesc.page_size;
+  if (!(pageSize >= 1024 && pageSize <= 1 << 20 && (pageSize & (pageSize - 1)) === 0)) reader.fail(`the vmdesc trailer gives page size ${pageSize}: the stream is corrupt`);
+  const state: StreamState = {
+    machineType: '', blocks: [], devices: [], current: undefined, ramSection: -1, pageSize,
+    foreignSections: new Map(), foreignChunks: new Map(),
+  };
   const pendingDevices = [...vmdesc.devices];
   for (;;) {
     await reader.ensure(1, 'a record type');
@@ -58,7 +70,7 @@ export async function parseMigrationStream(reader: ByteReader, trailer: () => { 
     const type = reader.u8();
     if (type === Rec.Eof) break;
     switch (type) {
-      case Rec.Configuration: state.machineType = await readConfiguration(reader); break;
+      case Rec.Configuration: state.machineType = await readConfiguration(reader, pageSize); break;
       case Rec.SectionStart: case Rec.SectionFull: {
         await reader.ensure(4 + 1 + 255 + 8, 'a section header');
         const id = reader.be32();
@@ -70,19 +82,32 @@ export async function parseMigrationStream(reader: ByteReader, trailer: () => { 
           await readRamChunk(reader, state);
         } else if (type === Rec.SectionFull) {
           const entry = takeEntry(reader, pendingDevices, name, instance, at);
-          state.devices.push(await readDeviceState(reader, entry, name, instance, sectionVersion));
+          const device = await readDeviceState(reader, entry, name, instance, sectionVersion);
+          state.devices.push(device);
+          if (!device.complete) await skipToFooter(reader, id, pendingDevices[0]?.name, eofAt, at);
         } else {
-          reader.fail(`section "${name}" is iterative; only "ram" is expected to be (postcopy or block migration?)`, at);
+          const grammar = iterativeGrammars[name];
+          if (grammar === undefined) reader.fail(`section "${name}" is iterative and vmdump does not know its format (postcopy or block migration?)`, at);
+          state.foreignSections.set(id, grammar);
+          await grammar(reader);
         }
         await readFooter(reader, id);
+        if (state.foreignSections.has(id)) state.foreignChunks.set(at, reader.position);
         break;
       }
       case Rec.SectionPart: case Rec.SectionEnd: {
         await reader.ensure(4, 'a section id');
         const id = reader.be32();
-        if (id !== state.ramSection) reader.fail(`section part for unknown section ${id}`, at);
-        await readRamChunk(reader, state);
+        const grammar = state.foreignSections.get(id);
+        if (id === state.ramSection) {
+          await readRamChunk(reader, state);
+        } else if (grammar !== undefined) {
+          await grammar(reader);
+        } else {
+          reader.fail(`section part for unknown section ${id}`, at);
+        }
         await readFooter(reader, id);
+        if (grammar !== undefined) state.foreignChunks.set(at, reader.position);
         break;
       }
       case Rec.Command: {
@@ -102,7 +127,39 @@ export async function parseMigrationStream(reader: ByteReader, trailer: () => { 
   return { machineType: state.machineType, blocks: state.blocks, devices: state.devices, runState };
 }
 
-async function readConfiguration(reader: ByteReader): Promise<string> {
+interface StreamState extends RamState {
+  machineType: string;
+  devices: DeviceState[];
+  ramSection: number;
+  readonly foreignSections: Map<number, (reader: ByteReader) => Promise<void>>;
+}
+
+/** s390-storage_attributes (§5): be64 words `gfn << 12 | flags`; MORE carries a be64 count and that many bytes; EOS ends the chunk. */
+async function skipStorageAttributes(reader: ByteReader): Promise<void> {
+  const EOS = 0x1n; const MORE = 0x2n; const ERROR = 0x4n; const DONE = 0x8n;
+  for (;;) {
+    await reader.ensure(8, 'a storage-attributes record');
+    const at = reader.position;
+    const flags = reader.be64() & 0xfffn;
+    if (flags & EOS) return;
+    if (flags & ERROR) reader.fail('QEMU marked the storage attributes as failed: the stream is incomplete', at);
+    if (flags & MORE) {
+      await reader.ensure(8, 'a storage-attributes count');
+      const count = reader.be64();
+      if (count > BigInt(reader.remaining)) reader.fail(`storage-attributes record of ${count} bytes runs past the end: the stream is corrupt`, at);
+      reader.skip(Number(count));
+    } else if (!(flags & DONE)) {
+      reader.fail(`storage-attributes flags ${hex(flags)}: the stream is corrupt`, at);
+    }
+  }
+}
+
+/** Iterative sections other than RAM that vmdump steps over, by their own grammar. */
+const iterativeGrammars: Readonly<Record<string, (reader: ByteReader) => Promise<void>>> = {
+  's390-storage_attributes': skipStorageAttributes,
+};
+
+async function readConfiguration(reader: ByteReader, pageSize: number): Promise<string> {
   await reader.ensure(4, 'the configuration');
   const length = reader.be32();
   if (length > 255) reader.fail(`machine type name of ${length} bytes: the stream is corrupt`, reader.position - 4);
@@ -125,7 +182,7 @@ async function readConfiguration(reader: ByteReader): Promise<string> {
       }
     } else if (name === 'configuration/target-page-bits') {
       const bits = reader.be32();
-      if (bits !== 12) reader.fail(`target page bits ${bits}: vmdump reads 4 KiB-page (x86) streams`, at);
+      if (bits > 20 || 2 ** bits !== pageSize) reader.fail(`target page bits ${bits} disagree with the vmdesc page size ${pageSize}: the stream is corrupt`, at);
     } else if (name === 'configuration/uuid') {
       await reader.ensure(16);
       reader.skip(16);
@@ -143,6 +200,29 @@ function takeEntry(reader: ByteReader, pending: VmdescEntry[], name: string, ins
   return entry;
 }
 
+/**
+ * Steps over the rest of a section the trailer cannot size, to its footer (7e, be32 id). A match
+ * counts only when what follows is what must follow: the next device the trailer names, or the
+ * stream's end where the trailer says it is.
+ */
+async function skipToFooter(reader: ByteReader, id: number, nextName: string | undefined, eofAt: number, sectionAt: number): Promise<void> {
+  const footer = Buffer.from([Rec.Footer, id >>> 24, (id >>> 16) & 0xff, (id >>> 8) & 0xff, id & 0xff]);
+  const next = nextName === undefined ? undefined : Buffer.concat([Buffer.from([Rec.SectionFull]), Buffer.alloc(4), Buffer.from([nextName.length]), Buffer.from(nextName, 'latin1')]);
+  const window = 5 + (next?.length ?? 1);
+  while (reader.position + 5 <= eofAt) {
+    await reader.ensure(Math.min(window, reader.remaining), 'a section footer');
+    const head = reader.peek(Math.min(window, reader.remaining));
+    if (head.subarray(0, 5).equals(footer)) {
+      const after = head.subarray(5);
+      const endsStream = reader.position + 5 === eofAt && after[0] === Rec.Eof;
+      const startsNext = next !== undefined && after.length === next.length && after[0] === next[0] && after.subarray(5).equals(next.subarray(5));
+      if (endsStream || startsNext) return;
+    }
+    reader.skip(1);
+  }
+  reader.fail(`section ${id} cannot be sized from the vmdesc trailer and has no footer to find its end`, sectionAt);
+}
+
 async function readFooter(reader: ByteReader, id: number): Promise<void> {
   await reader.ensure(1, 'a section footer');
   if (reader.peekU8() !== Rec.Footer) return; // machine types before pc-*-2.4 send none
@@ -153,7 +233,12 @@ async function readFooter(reader: ByteReader, id: number): Promise<void> {
   if (footerId !== id) reader.fail(`section footer for section ${footerId} ends section ${id}: the stream is corrupt`, at);
 }
 
-interface RamState { blocks: RamBlock[]; current: RamBlock | undefined }
+interface RamState {
+  blocks: RamBlock[];
+  current: RamBlock | undefined;
+  readonly pageSize: number;
+  readonly foreignChunks: Map<number, number>;
+}
 
 async function readRamChunk(reader: ByteReader, state: RamState): Promise<void> {
   for (;;) {
@@ -177,12 +262,13 @@ async function readRamChunk(reader: ByteReader, state: RamState): Promise<void> 
     const block = state.current;
     if (block === undefined) reader.fail('a CONTINUE page record before any block was named', at);
     if (address >= block.usedLength) reader.fail(`page at ${hex(address)} is beyond RAM block "${block.id}" (${hex(block.usedLength)} bytes)`, at);
-    const page = Number(address) / PAGE_SIZE;
+    const page = Number(address) / state.pageSize;
+    if (!Number.isInteger(page)) reader.fail(`page at ${hex(address)} is not aligned to the ${state.pageSize}-byte page size`, at);
     if (flags & RamFlag.Zero) {
       block.pages.note(page, at, { kind: 'fill', byte: reader.u8() });
     } else {
       block.pages.note(page, at, { kind: 'data', offset: reader.position });
-      reader.skip(PAGE_SIZE);
+      reader.skip(state.pageSize);
     }
   }
 }
@@ -195,8 +281,9 @@ async function readBlockList(reader: ByteReader, state: RamState, total: bigint)
     const at = reader.position;
     const id = reader.str8();
     const usedLength = reader.be64();
-    if (usedLength === 0n || usedLength % BigInt(PAGE_SIZE) !== 0n) reader.fail(`RAM block "${id}" has length ${hex(usedLength)}: the stream is corrupt`, at);
-    state.blocks.push({ id, usedLength, pages: new PageIndex(Number(usedLength / BigInt(PAGE_SIZE))) });
+    const { pageSize, foreignChunks } = state;
+    if (usedLength === 0n || usedLength % BigInt(pageSize) !== 0n) reader.fail(`RAM block "${id}" has length ${hex(usedLength)}: the stream is corrupt`, at);
+    state.blocks.push({ id, usedLength, pageSize, foreignChunks, pages: new PageIndex(Number(usedLength / BigInt(pageSize))) });
     sum += usedLength;
   }
   if (sum !== total) reader.fail(`RAM block lengths add up to ${hex(sum)}, the header says ${hex(total)}: the stream is corrupt`);

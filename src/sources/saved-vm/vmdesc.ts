@@ -99,9 +99,14 @@ function checkVmdesc(json: unknown, label: string): Vmdesc {
   return root as unknown as Vmdesc;
 }
 
-/** A decoded section: field path → bytes, e.g. "env.regs", "parent_obj.config[0]", "cpu/efer32:env.efer". */
+/**
+ * A decoded section: field path → bytes, e.g. "env.regs", "parent_obj.config[0]", "cpu/efer32:env.efer".
+ * `complete` is false when the trailer could not say how long a field is (see unsizedField); the
+ * fields before it are decoded, the rest of the section is not.
+ */
 export class DeviceState {
-  constructor(readonly name: string, readonly instance: number, readonly version: number, readonly fields: ReadonlyMap<string, Buffer>) {}
+  constructor(readonly name: string, readonly instance: number, readonly version: number, readonly fields: ReadonlyMap<string, Buffer>,
+    readonly complete = true) {}
 
   has(path: string): boolean { return this.fields.has(path); }
 
@@ -123,15 +128,27 @@ function fieldBytes(field: VmdescField): number {
   return field.size * (field.array_len ?? 1);
 }
 
+/**
+ * QEMU describes a compressible array by its first element only. When that element is a null
+ * pointer (1 byte, an empty struct description), later elements may be whole structs of unknown
+ * size (s390_css.css, other-arches.md §8.3): from such a field on, the trailer says nothing.
+ */
+function unsizedField(field: VmdescField): boolean {
+  return field.type === 'struct' && (field.array_len ?? 1) > 1 && (field.struct?.fields ?? []).length === 0;
+}
+
 /** Reads one FULL section body plus its subsections, as the entry describes them. */
 export async function readDeviceState(reader: ByteReader, entry: VmdescEntry, name: string, instance: number, version: number): Promise<DeviceState> {
   const fields = new Map<string, Buffer>();
-  await readEntry(reader, entry, '', fields);
-  return new DeviceState(name, instance, version, fields);
+  const complete = await readEntry(reader, entry, '', fields);
+  return new DeviceState(name, instance, version, fields, complete);
 }
 
-async function readEntry(reader: ByteReader, entry: VmdescEntry, prefix: string, into: Map<string, Buffer>): Promise<void> {
-  const list = entry.fields ?? (entry.size !== undefined ? [{ name: 'data', type: 'buffer', size: entry.size }] : []);
+/** False when it stopped at an unsized field, leaving the reader inside the section. */
+async function readEntry(reader: ByteReader, entry: VmdescEntry, prefix: string, into: Map<string, Buffer>): Promise<boolean> {
+  const all = entry.fields ?? (entry.size !== undefined ? [{ name: 'data', type: 'buffer', size: entry.size }] : []);
+  const unsized = all.findIndex(unsizedField);
+  const list = unsized < 0 ? all : all.slice(0, unsized);
   const total = list.reduce((sum, f) => sum + fieldBytes(f), 0);
   await reader.ensure(total, `section ${entry.name ?? entry.vmsd_name ?? '?'}`);
   for (const field of list) {
@@ -139,6 +156,7 @@ async function readEntry(reader: ByteReader, entry: VmdescEntry, prefix: string,
     into.set(`${prefix}${field.name}`, bytes);
     if (field.struct !== undefined && (field.array_len ?? 1) === 1) addStructFields(bytes, field.struct, `${prefix}${field.name}.`, into);
   }
+  if (unsized >= 0) return false;
   for (const sub of entry.subsections ?? []) {
     await reader.ensure(1 + 1 + 255 + 4, 'a subsection header');
     const at = reader.position;
@@ -146,8 +164,9 @@ async function readEntry(reader: ByteReader, entry: VmdescEntry, prefix: string,
     const subName = reader.str8();
     if (subName !== sub.vmsd_name) reader.fail(`expected subsection ${sub.vmsd_name}, found "${subName}"`, at);
     reader.be32();
-    await readEntry(reader, sub, `${subName}:`, into);
+    if (!await readEntry(reader, sub, `${subName}:`, into)) return false;
   }
+  return true;
 }
 
 /** Struct members of a single (non-array) struct field, by offset; enough for PCI config inside parent_obj. */

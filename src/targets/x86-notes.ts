@@ -3,7 +3,7 @@
  * (elf-vmcore.md §7.3-7.5). Offsets are the spec's; every field not listed stays 0.
  */
 import { NT_PRSTATUS, NT_QEMU_CPUSTATE } from '../model/elf-constants.js';
-import type { ElfNote, Endian, Vcpu, X86CpuState, X86Segment } from '../model/guest.js';
+import type { ElfNote, Endian, X86CpuState, X86Segment } from '../model/guest.js';
 import { U32_MAX } from '../model/units.js';
 
 type Gpr = 'rax' | 'rbx' | 'rcx' | 'rdx' | 'rsi' | 'rdi' | 'rsp' | 'rbp'
@@ -39,22 +39,22 @@ export const QEMU_CPU_STATE_SIZE = 440;
 const QEMU_CPU_STATE_VERSION = 1;
 
 /** NT_PRSTATUS in the 64-bit elf_prstatus layout: pr_pid at 32, pr_reg at 112. */
-export function prstatusX86_64(vcpu: Vcpu, endian: Endian): ElfNote {
+export function prstatusX86_64(index: number, state: X86CpuState, endian: Endian): ElfNote {
   const desc = new Uint8Array(PRSTATUS_X86_64_SIZE);
   const view = new DataView(desc.buffer);
   const little = endian === 'little';
-  view.setUint32(32, vcpu.index + 1, little);
-  userRegs64.forEach((slot, i) => view.setBigUint64(112 + 8 * i, slotValue(vcpu.state, slot), little));
+  view.setUint32(32, index + 1, little);
+  userRegs64.forEach((slot, i) => view.setBigUint64(112 + 8 * i, slotValue(state, slot), little));
   return { name: 'CORE', type: NT_PRSTATUS, desc };
 }
 
 /** NT_PRSTATUS in the 32-bit elf_prstatus layout: pr_pid at 24, pr_reg at 72, low 32 bits of each value. */
-export function prstatusI386(vcpu: Vcpu, endian: Endian): ElfNote {
+export function prstatusI386(index: number, state: X86CpuState, endian: Endian): ElfNote {
   const desc = new Uint8Array(PRSTATUS_I386_SIZE);
   const view = new DataView(desc.buffer);
   const little = endian === 'little';
-  view.setUint32(24, vcpu.index + 1, little);
-  userRegs32.forEach((slot, i) => view.setUint32(72 + 4 * i, Number(slotValue(vcpu.state, slot) & U32_MAX), little));
+  view.setUint32(24, index + 1, little);
+  userRegs32.forEach((slot, i) => view.setUint32(72 + 4 * i, Number(slotValue(state, slot) & U32_MAX), little));
   return { name: 'CORE', type: NT_PRSTATUS, desc };
 }
 
@@ -71,8 +71,7 @@ function putSegment(view: DataView, at: number, segment: X86Segment, little: boo
 }
 
 /** The `QEMU` note: QEMUCPUState version 1, 440 bytes (elf-vmcore.md §7.5). */
-export function qemuCpuState(vcpu: Vcpu, endian: Endian): ElfNote {
-  const state = vcpu.state;
+export function qemuCpuState(state: X86CpuState, endian: Endian): ElfNote {
   const desc = new Uint8Array(QEMU_CPU_STATE_SIZE);
   const view = new DataView(desc.buffer);
   const little = endian === 'little';
