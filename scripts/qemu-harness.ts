@@ -141,5 +141,5 @@ export function fetchForeignReaders(arch: Exclude<DebianArch, 'amd64'>): { root:
   const result = spawnSync('sh', [path.join(GUEST_DIR, 'fetch-foreign-readers.sh'), arch], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`fetching the ${arch} crash and makedumpfile failed: ${result.stderr}`);
   const root = path.join(GUEST_DIR, 'out', `readers-${arch}`, 'root');
-  return { root, crash: path.join(root, 'usr/bin/crash'), makedumpfile: path.join(root, 'usr/sbin/makedumpfile') };
+  return { root, crash: path.join(root, 'usr/bin/crash'), makedumpfile: path.join(root, 'usr/bin/makedumpfile') };
 }

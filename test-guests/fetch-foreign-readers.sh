@@ -2,14 +2,14 @@
 # Unpacks Debian's ARCH builds of crash and makedumpfile (and the libraries they load) into a
 # private root, to run under qemu-user-static: Debian's x86 builds read only x86 dumps, and
 # installing the foreign packages would replace them (other-arches.md §8.5).
-#   out/readers-ARCH/root/usr/bin/crash, .../usr/sbin/makedumpfile
+#   out/readers-ARCH/root/usr/bin/crash, .../usr/bin/makedumpfile
 # Run: qemu-ARCH-static -L out/readers-ARCH/root out/readers-ARCH/root/usr/bin/crash ...
 # Needs `dpkg --add-architecture ARCH && apt-get update`. Usage: fetch-foreign-readers.sh arm64|s390x
 set -eu
 arch=$1
 here=$(cd "$(dirname "$0")" && pwd)
 out="$here/out/readers-$arch"
-[ -x "$out/root/usr/bin/crash" ] && [ -x "$out/root/usr/sbin/makedumpfile" ] && exit 0
+[ -x "$out/root/usr/bin/crash" ] && [ -x "$out/root/usr/bin/makedumpfile" ] && exit 0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"

@@ -1,18 +1,23 @@
 /**
  * Decides whether a dump can take Linux's /proc/vmcore layout (elf-vmcore.md §9.1) and gathers
- * what it needs: VMCOREINFO that says x86_64 Linux, and the direct-map base found in the guest's
- * own page tables (so KASLR is handled). Reads guest memory, hence a step before planning.
+ * what it needs: on x86_64, VMCOREINFO that says Linux and the direct-map base found in the
+ * guest's own page tables (so KASLR is handled), which reads guest memory, hence a step before
+ * planning; on aarch64, VMCOREINFO alone says it. s390x needs none: 6.1 maps VA = PA.
  */
-import { EM_X86_64 } from '../model/elf-constants.js';
+import { EM_AARCH64, EM_X86_64 } from '../model/elf-constants.js';
 import type { GuestModel } from '../model/guest.js';
 import { findDirectMapBase } from '../sources/direct-map.js';
 import type { LayoutKind } from '../transforms/dump-plan.js';
 import type { LinuxMappingFacts } from '../transforms/memory-mapping.js';
-import { START_KERNEL_MAP, kernelImagePhysical, parseLinuxVmcoreinfo } from '../transforms/vmcoreinfo.js';
+import { START_KERNEL_MAP, aarch64LinuxFacts, kernelImagePhysical, parseLinuxVmcoreinfo } from '../transforms/vmcoreinfo.js';
 
 export type LinuxLayoutDecision = { readonly facts: LinuxMappingFacts; readonly osRelease: string } | { readonly reason: string };
 
 export async function discoverLinuxLayout(guest: GuestModel): Promise<LinuxLayoutDecision> {
+  if (guest.arch.machine === EM_AARCH64) {
+    if (guest.vmcoreinfo === undefined || guest.vmcoreinfo.name !== 'VMCOREINFO') return { reason: 'the guest gave no VMCOREINFO' };
+    return aarch64LinuxFacts(guest.vmcoreinfo.desc);
+  }
   if (guest.arch.machine !== EM_X86_64) return { reason: `the guest is ${guest.arch.name}, not x86_64 in long mode` };
   if (guest.vmcoreinfo === undefined || guest.vmcoreinfo.name !== 'VMCOREINFO') return { reason: 'the guest gave no VMCOREINFO' };
   const info = parseLinuxVmcoreinfo(guest.vmcoreinfo.desc);

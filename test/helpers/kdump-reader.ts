@@ -1,6 +1,6 @@
 /**
  * An independent reader of kdump-compressed files, written from kdump-compressed.md (not from
- * the encoder): the flattened framing, the 64-bit little-endian headers, bitmaps, descriptors
+ * the encoder): the flattened framing, the 64-bit headers (either byte order), bitmaps, descriptors
  * and page decompression with each codec's own library.
  */
 import * as zlib from 'node:zlib';
@@ -61,12 +61,15 @@ export interface KdumpFile {
   descriptors: Descriptor[];
 }
 
-/** The 64-bit little-endian layout (x86_64), §2–§5. */
+/** The 64-bit layout, §2–§5, in either byte order (header_version 6 says which); bitmaps are byte arrays either way. */
 export function readKdump(bytes: Buffer): KdumpFile {
-  if (bytes.toString('latin1', 0, 8) !== 'KDUMP   ' || bytes.readUInt32LE(8) !== 6) throw new Error('not a kdump v6 file');
-  const blockSize = bytes.readUInt32LE(428);
-  const subHdrSize = bytes.readUInt32LE(432);
-  const bitmapBlocks = bytes.readUInt32LE(436);
+  const little = bytes.readUInt32LE(8) === 6;
+  if (bytes.toString('latin1', 0, 8) !== 'KDUMP   ' || (!little && bytes.readUInt32BE(8) !== 6)) throw new Error('not a kdump v6 file');
+  const u32 = (at: number): number => (little ? bytes.readUInt32LE(at) : bytes.readUInt32BE(at));
+  const u64 = (at: number): bigint => (little ? bytes.readBigUInt64LE(at) : bytes.readBigUInt64BE(at));
+  const blockSize = u32(428);
+  const subHdrSize = u32(432);
+  const bitmapBlocks = u32(436);
   const sub = blockSize;
   const lenBitmap = (bitmapBlocks / 2) * blockSize;
   const bitmapAt = (1 + subHdrSize) * blockSize;
@@ -78,14 +81,14 @@ export function readKdump(bytes: Buffer): KdumpFile {
   const descAt = (1 + subHdrSize + bitmapBlocks) * blockSize;
   const descriptors = pfns.map((_, i) => {
     const at = descAt + 24 * i;
-    return { offset: Number(bytes.readBigInt64LE(at)), size: bytes.readUInt32LE(at + 8), flags: bytes.readUInt32LE(at + 12), pageFlags: bytes.readBigUInt64LE(at + 16) };
+    return { offset: Number(BigInt.asIntN(64, u64(at))), size: u32(at + 8), flags: u32(at + 12), pageFlags: u64(at + 16) };
   });
   return {
-    bytes, machine: bytes.toString('latin1', 272, 272 + 65).replace(/\0.*$/s, ''), status: bytes.readUInt32LE(424), blockSize, subHdrSize,
-    bitmapBlocks, maxMapnr: bytes.readUInt32LE(440), nrCpus: bytes.readUInt32LE(460),
-    physBase: bytes.readBigUInt64LE(sub), offsetVmcoreinfo: Number(bytes.readBigUInt64LE(sub + 32)),
-    sizeVmcoreinfo: Number(bytes.readBigUInt64LE(sub + 40)), offsetNote: Number(bytes.readBigUInt64LE(sub + 48)),
-    noteSize: Number(bytes.readBigUInt64LE(sub + 56)), maxMapnr64: bytes.readBigUInt64LE(sub + 96),
+    bytes, machine: bytes.toString('latin1', 272, 272 + 65).replace(/\0.*$/s, ''), status: u32(424), blockSize, subHdrSize,
+    bitmapBlocks, maxMapnr: u32(440), nrCpus: u32(460),
+    physBase: u64(sub), offsetVmcoreinfo: Number(u64(sub + 32)),
+    sizeVmcoreinfo: Number(u64(sub + 40)), offsetNote: Number(u64(sub + 48)),
+    noteSize: Number(u64(sub + 56)), maxMapnr64: u64(sub + 96),
     bitmap1: bytes.subarray(bitmapAt, bitmapAt + lenBitmap), bitmap2, pfns, descriptors,
   };
 }

@@ -16,6 +16,7 @@ import { parseFlatView, type FlatRange } from './flat-view.js';
 import { PmemsaveTransfer, fifoPath } from './pmemsave-range.js';
 import { isSpecialBlock } from '../saved-vm/pc-memory-map.js';
 import { readExactly } from '../read-exactly.js';
+import { openLiveMigration } from './live-migration.js';
 
 export interface LiveOptions {
   /** Where QEMU writes the small notes dump and the pmemsave FIFOs; QEMU must be able to write there (default $TMPDIR). */
@@ -64,12 +65,36 @@ async function resume(qmp: QmpClient, address: QmpAddress, options: LiveOptions)
   }
 }
 
+/** QEMU targets whose state vmdump takes from a migration stream (their cpu sections and RAM blocks, src/targets/). */
+const migratedTargets = new Set(['aarch64', 's390x']);
+
+/**
+ * aarch64 and s390x: the VM is stopped (the state QEMU's own dump would see), migrated into
+ * vmdump's spool, and resumed as soon as the stream is in: the dump is written from the spool.
+ */
+async function openStoppedMigration(qmp: QmpClient, address: QmpAddress, options: LiveOptions): Promise<LiveGuest> {
+  let wasRunning = false;
+  try {
+    wasRunning = (await qmp.execute<{ running: boolean }>('query-status')).running;
+    if (wasRunning) await qmp.execute('stop');
+    const guest = await openLiveMigration(address, options);
+    if (wasRunning) await resume(qmp, address, options);
+    return { ...guest, wasRunning };
+  } catch (error) {
+    if (wasRunning) await resume(qmp, address, options).catch(() => undefined);
+    throw error;
+  } finally {
+    qmp.close();
+  }
+}
+
 export async function openLiveVm(address: QmpAddress, options: LiveOptions = {}): Promise<LiveGuest> {
   const qmp = await QmpClient.connect(address, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
   const target = await qmp.execute<{ arch: string }>('query-target').catch((error: unknown) => { qmp.close(); throw error; });
+  if (migratedTargets.has(target.arch)) return openStoppedMigration(qmp, address, options);
   if (target.arch !== 'x86_64' && target.arch !== 'i386') {
     qmp.close();
-    throw new VmdumpError('bad-input', `QEMU at ${qmp.where} emulates ${target.arch}; the live source reads x86 guests`);
+    throw new VmdumpError('bad-input', `QEMU at ${qmp.where} emulates ${target.arch}; the live source reads x86_64, i386, aarch64 and s390x guests`);
   }
   const wasRunning = (await qmp.execute<{ running: boolean }>('query-status')).running;
   const workDir = fs.mkdtempSync(path.join(options.workDir ?? os.tmpdir(), 'vmdump-live-'));
