@@ -93,7 +93,9 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
     vmlinux = fetchLinuxVmlinux(c.debian);
     const guest: RunningGuest = await startGuest({
       qemu: c.qemu, machine: c.machine, cpu: 'max', memory: '512M', smp: 2, kernel: linux.kernel, initrd: linux.initrd,
-      append: `console=${c.console} rdinit=/init panic=-1`, extra: c.extra, ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+      append: `console=${c.console} rdinit=/init panic=-1`, ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+      // A second monitor for vmdump: QMP serves one client at a time, and the harness holds the first.
+      extra: [...c.extra, '-qmp', `unix:${path.join(work, 'vmdump-qmp.sock')},server=on,wait=off`],
     }, work);
     try {
       const elf = path.join(work, 'qemu.core');
@@ -102,7 +104,7 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
       await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${elf}` }, { timeoutMs: 300_000 });
       await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${kdump}`, format: 'kdump-zlib' }, { timeoutMs: 300_000 });
       // The live source takes these guests' state from a migration into vmdump: the paused VM stays paused.
-      const socket = path.join(work, 'qmp.sock');
+      const socket = path.join(work, 'vmdump-qmp.sock');
       const liveElf = path.join(work, 'live.core');
       const liveKdump = path.join(work, 'live.kdump-zlib.flat');
       for (const [out, format] of [[liveElf, ['--format', 'elf']], [liveKdump, ['--format', 'kdump-zlib', '--flattened']]] as const) {

@@ -32,7 +32,7 @@ export class QmpClient {
   private pending: { resolve: (reply: Reply) => void; reject: (error: Error) => void } | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private closedError: Error | undefined;
-  private readonly eventWaiters = new Set<{ name: string; resolve: (event: QmpEvent) => void }>();
+  private readonly eventWaiters = new Set<{ name: string; resolve: (event: QmpEvent) => void; reject: (error: Error) => void }>();
 
   private constructor(private readonly socket: net.Socket, readonly where: string, private readonly timeoutMs: number) {}
 
@@ -125,6 +125,8 @@ export class QmpClient {
     this.greetingReject?.(this.closedError);
     this.greetingResolve = undefined;
     this.greetingReject = undefined;
+    for (const waiter of this.eventWaiters) waiter.reject(this.closedError);
+    this.eventWaiters.clear();
   }
 
   /** Runs one command; commands queue behind each other. Rejects with QMP's error class and text. */
@@ -158,8 +160,14 @@ export class QmpClient {
   /** Resolves with the next event named `name` (or one already received after `since`). */
   waitForEvent(name: string, timeoutMs = this.timeoutMs): Promise<QmpEvent> {
     return new Promise((resolve, reject) => {
+      if (this.closedError !== undefined) { reject(this.closedError); return; }
       const timer = setTimeout(() => { this.eventWaiters.delete(waiter); reject(new VmdumpError('bad-input', `no ${name} event from ${this.where} within ${timeoutMs} ms`)); }, timeoutMs);
-      const waiter = { name, resolve: (event: QmpEvent) => { clearTimeout(timer); resolve(event); } };
+      // A closed connection ends the wait too: its timer must not keep the process alive (an unawaited waiter did, for an hour).
+      const waiter = {
+        name,
+        resolve: (event: QmpEvent) => { clearTimeout(timer); resolve(event); },
+        reject: (error: Error) => { clearTimeout(timer); reject(error); },
+      };
       this.eventWaiters.add(waiter);
     });
   }
@@ -170,6 +178,7 @@ export class QmpClient {
   }
 
   close(): void {
+    this.closed(new VmdumpError('bad-input', `QMP connection to ${this.where} was closed by vmdump`));
     this.socket.end();
     this.socket.destroy();
   }

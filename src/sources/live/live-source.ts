@@ -1,5 +1,5 @@
 /**
- * The live source: a running QEMU over QMP (qemu-live-source.md §8). It remembers the run state,
+ * The live source: a running QEMU over QMP (qemu-live-source.md §8), x86, aarch64 or s390x. It remembers the run state,
  * stops the VM, takes the exact notes from a 4 KiB dump-guest-memory, the ranges from
  * `info mtree -f`, and reads RAM from share=on backend files or through pmemsave. `close()`
  * hands the VM back in the state it found it: it must be called on every path.
@@ -8,15 +8,18 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { VmdumpError } from '../../model/errors.js';
-import { x86Architecture, type GuestModel, type RamRange } from '../../model/guest.js';
+import { EM_AARCH64, EM_S390 } from '../../model/elf-constants.js';
+import { x86Architecture, type Architecture, type ElfNote, type GuestModel, type RamRange } from '../../model/guest.js';
+import { aarch64Architecture } from '../../targets/aarch64.js';
+import { S390_LOWCORE_VMCOREINFO, s390xArchitecture } from '../../targets/s390x.js';
+import { readPointedNote } from '../saved-vm/guest-note.js';
 import { physAddr } from '../../model/units.js';
 import { QmpClient, type QmpAddress } from '../../qmp/qmp-client.js';
-import { parseCoreNotes } from './core-notes.js';
+import { parseCoreNotes, type CoreNotes } from './core-notes.js';
 import { parseFlatView, type FlatRange } from './flat-view.js';
 import { PmemsaveTransfer, fifoPath } from './pmemsave-range.js';
 import { isSpecialBlock } from '../saved-vm/pc-memory-map.js';
 import { readExactly } from '../read-exactly.js';
-import { openLiveMigration } from './live-migration.js';
 
 export interface LiveOptions {
   /** Where QEMU writes the small notes dump and the pmemsave FIFOs; QEMU must be able to write there (default $TMPDIR). */
@@ -65,34 +68,39 @@ async function resume(qmp: QmpClient, address: QmpAddress, options: LiveOptions)
   }
 }
 
-/** QEMU targets whose state vmdump takes from a migration stream (their cpu sections and RAM blocks, src/targets/). */
-const migratedTargets = new Set(['aarch64', 's390x']);
-
 /**
- * aarch64 and s390x: the VM is stopped (the state QEMU's own dump would see), migrated into
- * vmdump's spool, and resumed as soon as the stream is in: the dump is written from the spool.
+ * Small reads of guest memory through `pmemsave` into a regular file (the lowcore pointer and
+ * the note it points to): the FIFO transfers read strictly in order and are for the dump itself.
  */
-async function openStoppedMigration(qmp: QmpClient, address: QmpAddress, options: LiveOptions): Promise<LiveGuest> {
-  let wasRunning = false;
-  try {
-    wasRunning = (await qmp.execute<{ running: boolean }>('query-status')).running;
-    if (wasRunning) await qmp.execute('stop');
-    const guest = await openLiveMigration(address, options);
-    if (wasRunning) await resume(qmp, address, options);
-    return { ...guest, wasRunning };
-  } catch (error) {
-    if (wasRunning) await resume(qmp, address, options).catch(() => undefined);
-    throw error;
-  } finally {
-    qmp.close();
+function peekableRam(qmp: QmpClient, flat: readonly FlatRange[], workDir: string): RamRange[] {
+  return flat.map((range) => ({
+    start: physAddr(range.start), size: range.end - range.start, label: `${range.region} via pmemsave`,
+    async read(offset, into) {
+      const file = path.join(workDir, 'peek.bin');
+      await qmp.execute('pmemsave', { val: Number(range.start + offset), size: into.length, filename: file });
+      const fd = fs.openSync(file, 'r');
+      try { await readExactly(fd, 0n, into, file); } finally { fs.closeSync(fd); fs.rmSync(file); }
+    },
+  }));
+}
+
+/** The dump's architecture from QEMU's notes dump; s390x's VMCOREINFO is read from the guest (QEMU writes none). */
+async function liveArchitecture(notes: CoreNotes, ram: readonly RamRange[], peek: () => RamRange[]): Promise<{ arch: Architecture; vmcoreinfo: ElfNote | undefined }> {
+  if (notes.machine === EM_AARCH64) {
+    const first = notes.vcpus[0]?.state;
+    return { arch: aarch64Architecture(first?.kind === 'aarch64' ? first : undefined), vmcoreinfo: notes.vmcoreinfo };
   }
+  if (notes.machine === EM_S390) {
+    const found = await readPointedNote(peek(), S390_LOWCORE_VMCOREINFO, 'big');
+    return { arch: s390xArchitecture, vmcoreinfo: found !== undefined && 'note' in found ? found.note : undefined };
+  }
+  return { arch: x86Architecture(notes.longMode, ram), vmcoreinfo: notes.vmcoreinfo };
 }
 
 export async function openLiveVm(address: QmpAddress, options: LiveOptions = {}): Promise<LiveGuest> {
   const qmp = await QmpClient.connect(address, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
   const target = await qmp.execute<{ arch: string }>('query-target').catch((error: unknown) => { qmp.close(); throw error; });
-  if (migratedTargets.has(target.arch)) return openStoppedMigration(qmp, address, options);
-  if (target.arch !== 'x86_64' && target.arch !== 'i386') {
+  if (!['x86_64', 'i386', 'aarch64', 's390x'].includes(target.arch)) {
     qmp.close();
     throw new VmdumpError('bad-input', `QEMU at ${qmp.where} emulates ${target.arch}; the live source reads x86_64, i386, aarch64 and s390x guests`);
   }
@@ -137,10 +145,8 @@ export async function openLiveVm(address: QmpAddress, options: LiveOptions = {})
         read: (offset, into) => transfer.read(offset, into),
       };
     });
-    return {
-      arch: x86Architecture(notes.longMode, ram), vcpus: notes.vcpus, ram, wasRunning, close,
-      ...(notes.vmcoreinfo === undefined ? {} : { vmcoreinfo: notes.vmcoreinfo }),
-    };
+    const { arch, vmcoreinfo } = await liveArchitecture(notes, ram, () => peekableRam(qmp, flat, workDir));
+    return { arch, vcpus: notes.vcpus, ram, wasRunning, close, ...(vmcoreinfo === undefined ? {} : { vmcoreinfo }) };
   } catch (error) {
     await close().catch(() => undefined);
     throw error;
