@@ -14,6 +14,8 @@
  *                            the same paused guest: BENCH_KDUMP_GIB (default 1.5) GiB of RAM, the
  *                            first 3/4 real file contents (/usr: programs, libraries, text),
  *                            the rest zero. Sizes are compared too.
+ *   vmdump qmp|saved on the aarch64 and s390x Linux test guests (512 MiB, paused)  vs  QEMU's
+ *                            ELF and kdump-zlib dumps of them (BENCH_ONLY=arches: these rows alone)
  *
  * The image (BENCH_GIB GiB, default 2) mixes what guest RAM holds: zero pages, text-like
  * pages and random pages, so neither the reads nor gzip meet only holes. Each case runs
@@ -159,6 +161,61 @@ async function linuxPagingRow(out: string): Promise<Row[]> {
   return [{ name: 'Linux 1 GiB --paging', ours, refName: 'QEMU paging=true', ref: qemuDump, bytes: 2 ** 30 }];
 }
 
+/**
+ * The aarch64 and s390x Linux test guests (512 MiB, booted, paused): QEMU's ELF and kdump-zlib
+ * dumps against vmdump qmp (the live source, notes from QEMU, RAM through pmemsave) and vmdump
+ * saved (a stream of the same paused state), ELF and kdump-zlib.
+ */
+async function archRows(out: string): Promise<Row[]> {
+  const arches = [
+    { debian: 'arm64', qemu: 'qemu-system-aarch64', machine: 'virt', console: 'ttyAMA0', extra: ['-device', 'vmcoreinfo'] },
+    { debian: 's390x', qemu: 'qemu-system-s390x', machine: 's390-ccw-virtio', console: 'ttysclp0', extra: [] },
+  ] as const;
+  const rows: Row[] = [];
+  const rm = () => fs.rmSync(out, { force: true });
+  for (const a of arches) {
+    if (spawnSync('sh', ['-c', `command -v ${a.qemu} && command -v apt-get`], { stdio: 'ignore' }).status !== 0) {
+      console.log(`(${a.debian} cases skipped: ${a.qemu} missing)`);
+      continue;
+    }
+    const linux = buildLinuxGuest(a.debian);
+    const work = path.join(dir, a.debian);
+    const socket = path.join(work, 'vmdump.sock');
+    const guest = await startGuest({
+      qemu: a.qemu, machine: a.machine, cpu: 'max', memory: '512M', smp: 2, kernel: linux.kernel, initrd: linux.initrd,
+      append: `console=${a.console} rdinit=/init panic=-1`, ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+      extra: [...a.extra, '-qmp', `unix:${socket},server=on,wait=off`],
+    }, work);
+    const stream = path.join(work, 'vm.state');
+    const qemu: Partial<Record<'elf' | 'kdump-zlib', Measured>> = {};
+    const live: Partial<Record<'elf' | 'kdump-zlib', Measured>> = {};
+    try {
+      await guest.qmp.execute('stop');
+      for (const format of ['elf', 'kdump-zlib'] as const) {
+        const started = performance.now();
+        await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${out}`, format }, { timeoutMs: 3_600_000 });
+        qemu[format] = { seconds: (performance.now() - started) / 1000, outputBytes: fs.statSync(out).size };
+        rm();
+        live[format] = timeVmdumpLive(['qmp', socket, '--format', format, '-o', out]);
+        live[format]!.outputBytes = fs.statSync(out).size;
+        rm();
+      }
+      await saveStream(guest, stream);
+    } finally {
+      await guest.quit();
+    }
+    for (const format of ['elf', 'kdump-zlib'] as const) {
+      const saved = best(() => { const m = timeVmdump(['saved', stream, '--format', format, '-o', out]); m.outputBytes = fs.statSync(out).size; return m; }, rm);
+      const ref = qemu[format]!;
+      rows.push(
+        { name: `${a.debian} saved ${format}`, ours: saved, refName: `QEMU ${format}`, ref, bytes: 512 * 2 ** 20 },
+        { name: `${a.debian} qmp ${format}`, ours: live[format]!, refName: `QEMU ${format}`, ref, bytes: 512 * 2 ** 20 },
+      );
+    }
+  }
+  return rows;
+}
+
 /** Guest RAM as a page cache holds it: real files from /usr, page after page, then zeros. */
 function makeFileImage(file: string, bytes: number, dataBytes: number): void {
   const list = spawnSync('sh', ['-c', 'find /usr/lib /usr/share /usr/bin -type f -size +4k 2>/dev/null'], { encoding: 'utf8', maxBuffer: 256 << 20 });
@@ -247,9 +304,11 @@ async function generalRows(out: string): Promise<Row[]> {
 
 async function main(): Promise<void> {
   const out = path.join(dir, 'out');
-  // BENCH_ONLY=kdump runs the kdump rows alone.
-  const rows: Row[] = process.env.BENCH_ONLY === 'kdump' ? [] : await generalRows(out);
-  rows.push(...await kdumpRows(out));
+  // BENCH_ONLY=kdump or BENCH_ONLY=arches runs those rows alone.
+  const only = process.env.BENCH_ONLY;
+  const rows: Row[] = only === undefined ? await generalRows(out) : [];
+  if (only === undefined || only === 'kdump') rows.push(...await kdumpRows(out));
+  if (only === undefined || only === 'arches') rows.push(...await archRows(out));
   console.log(`\nimage: ${size / GiB} GiB (1/4 zero, 1/4 random, 1/2 text pages); kdump guest: see kdumpRows; ${os.cpus().length} cores, node ${process.version}\n`);
   console.log('case                    time     throughput  peak RSS  | reference            time     throughput  | vmdump/reference');
   for (const { name, ours: m, refName, ref, pause, bytes } of rows) {

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { fixedArchitectures } from '../src/model/architectures.js';
 import type { Aarch64CpuState, Architecture, Endian, S390CpuState } from '../src/model/guest.js';
-import { encodeSectionHeaders } from '../src/transforms/elf-encode.js';
+import { encodeNotes, encodeSectionHeaders } from '../src/transforms/elf-encode.js';
 import { planDump } from '../src/transforms/dump-plan.js';
 import { buildNotes } from '../src/transforms/notes.js';
 import { planKdump } from '../src/transforms/kdump-plan.js';
@@ -117,6 +117,13 @@ describe.each(['big', 'little'] as const)('s390x notes, %s-endian (other-arches.
     const guest = { arch: s390, vcpus: [{ index: 0, state: s390State }], vmcoreinfo };
     expect(buildNotes(guest).at(-1)?.name).toBe('VMCOREINFO');
     expect(buildNotes(guest, 'qemu').at(-1)?.name).toBe('LINUX');
+  });
+});
+
+describe('note headers in both byte orders (elf-vmcore.md §7.2)', () => {
+  it.each([['big', '00000005 00000003 00000001'], ['little', '05000000 03000000 01000000']] as const)('%s-endian: n_namesz, n_descsz, n_type, then name and desc padded to 4', (endian, header) => {
+    const bytes = encodeNotes([{ name: 'CORE', type: 1, desc: new Uint8Array([0xaa, 0xbb, 0xcc]) }], { elfClass: 64, endian, machine: 22 });
+    expect(Buffer.from(bytes).toString('hex')).toBe(`${header.replace(/ /g, '')}434f524500000000aabbcc00`);
   });
 });
 

@@ -53,8 +53,11 @@ describe.each(cases)('readelf reads $arch ($elfClass, $data)', (c) => {
   readelfIt.each(['qemu', 'portable'])('%s layout', (layout) => {
     const core = cores.get(`${c.arch}/${layout}`)!;
     const { status, stdout, stderr } = run('readelf', ['-h', '-l', '-n', '-W', core]);
-    expect(stderr).toBe('');
-    expect(status).toBe(0);
+    // QEMU 7.2 writes s390x's .shstrtab section header little-endian (other-arches.md §4.3 bug 1); --layout qemu
+    // keeps its bytes, and readelf names the bogus size it reads, exits 1, and still prints everything else.
+    const qemuBug = c.arch === 's390x' && layout === 'qemu';
+    expect(stderr).toBe(qemuBug ? 'readelf: Error: Reading 792633534417207296 bytes extends past end of file for string table\n' : '');
+    expect(status).toBe(qemuBug ? 1 : 0);
     expect(stdout).toMatch(new RegExp(`Class:\\s+${c.elfClass}`));
     expect(stdout).toMatch(new RegExp(`Data:\\s+2's complement, ${c.data}`));
     expect(stdout).toMatch(/Type:\s+CORE/);
