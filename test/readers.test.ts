@@ -55,9 +55,9 @@ describe.each(cases)('readelf reads $arch ($elfClass, $data)', (c) => {
     const { status, stdout, stderr } = run('readelf', ['-h', '-l', '-n', '-W', core]);
     // QEMU 7.2 writes s390x's .shstrtab section header little-endian (other-arches.md §4.3 bug 1); --layout qemu
     // keeps its bytes, and readelf names the bogus size it reads, exits 1, and still prints everything else.
-    const qemuBug = c.arch === 's390x' && layout === 'qemu';
-    expect(stderr).toBe(qemuBug ? 'readelf: Error: Reading 792633534417207296 bytes extends past end of file for string table\n' : '');
-    expect(status).toBe(qemuBug ? 1 : 0);
+    const qemuS390x = c.arch === 's390x' && layout === 'qemu';
+    expect(stderr).toBe(qemuS390x ? 'readelf: Error: Reading 792633534417207296 bytes extends past end of file for string table\n' : '');
+    expect(status).toBe(qemuS390x ? 1 : 0);
     expect(stdout).toMatch(new RegExp(`Class:\\s+${c.elfClass}`));
     expect(stdout).toMatch(new RegExp(`Data:\\s+2's complement, ${c.data}`));
     expect(stdout).toMatch(/Type:\s+CORE/);
@@ -79,6 +79,11 @@ describe.each(cases)('readelf reads $arch ($elfClass, $data)', (c) => {
     fs.closeSync(fd);
     const owners = [...stdout.matchAll(/^\s+(CORE|QEMU|VMCOREINFO)\s+0x/gm)].map((m) => m[1]);
     const cpuNotes = c.vcpus ? ['CORE', 'CORE', 'QEMU', 'QEMU'] : [];
+    // QEMU 7.2 never writes a guest note for s390x (no fw_cfg, other-arches.md §4.3): its layout has none either.
+    if (qemuS390x) {
+      expect(owners).toEqual(cpuNotes);
+      return;
+    }
     expect(owners).toEqual([...cpuNotes, 'VMCOREINFO']);
     expect(readElfFile(core).notes.at(-1)!.desc.toString()).toBe(VMCOREINFO);
   });
