@@ -51,27 +51,27 @@ async function decodeGroup(file: StreamFile, block: RamBlock, group: number, tar
 }
 
 async function applyOverrides(file: StreamFile, block: RamBlock, first: number, end: number, target: Buffer): Promise<void> {
-  const PAGE_SIZE = block.pageSize;
+  const pageSize = block.pageSize;
   for (let page = first; page < end; page += 1) {
     const source = block.pages.override(page);
     if (source === undefined) continue;
-    const at = (page - first) * PAGE_SIZE;
+    const at = (page - first) * pageSize;
     if (source.kind === 'fill') {
-      target.fill(source.byte, at, at + PAGE_SIZE);
+      target.fill(source.byte, at, at + pageSize);
     } else {
-      const reader = new ByteReader(file.fd, file.size, file.label, source.offset, PAGE_SIZE);
-      await reader.ensure(PAGE_SIZE, 'a re-sent page');
-      reader.copyTo(target, at, PAGE_SIZE);
+      const reader = new ByteReader(file.fd, file.size, file.label, source.offset, pageSize);
+      await reader.ensure(pageSize, 'a re-sent page');
+      reader.copyTo(target, at, pageSize);
     }
   }
 }
 
 /** Replays the group's records into `target`; pages not sent (gaps) become zeros as they are passed. */
 async function replayRecords(reader: ByteReader, block: RamBlock, first: number, end: number, target: Buffer): Promise<void> {
-  const PAGE_SIZE = block.pageSize;
+  const pageSize = block.pageSize;
   let previous = first - 1;
   const zeroUpTo = (page: number): void => {
-    if (page > previous + 1) target.fill(0, (previous + 1 - first) * PAGE_SIZE, (page - first) * PAGE_SIZE);
+    if (page > previous + 1) target.fill(0, (previous + 1 - first) * pageSize, (page - first) * pageSize);
   };
   try {
     for (;;) {
@@ -97,17 +97,17 @@ async function replayRecords(reader: ByteReader, block: RamBlock, first: number,
         await reader.ensure(1 + length, 'a block id');
         if (reader.str8() !== block.id) return;
       }
-      const page = Number(word / BigInt(PAGE_SIZE));
+      const page = Number(word / BigInt(pageSize));
       if (page >= end || page <= previous) return;
       zeroUpTo(page);
       previous = page;
-      const into = (page - first) * PAGE_SIZE;
+      const into = (page - first) * pageSize;
       if (flags & ZERO) {
         await reader.ensure(1, 'a ZERO record');
-        target.fill(reader.u8(), into, into + PAGE_SIZE);
+        target.fill(reader.u8(), into, into + pageSize);
       } else if (flags & PAGE) {
-        await reader.ensure(PAGE_SIZE, 'a page');
-        reader.copyTo(target, into, PAGE_SIZE);
+        await reader.ensure(pageSize, 'a page');
+        reader.copyTo(target, into, pageSize);
       } else {
         throw new VmdumpError('bad-input', `RAM record flags ${hex(flags)} changed since the stream was indexed at byte ${hex(at)}`);
       }
@@ -127,21 +127,21 @@ async function skipForeignChunks(reader: ByteReader, block: RamBlock): Promise<v
 
 /** Reads `into.length` bytes of `block` from `offset`. Whole groups land in `into` directly. */
 export async function readBlock(file: StreamFile, block: RamBlock, offset: bigint, into: Uint8Array): Promise<void> {
-  const GROUP_BYTES = PAGES_PER_GROUP * block.pageSize;
+  const groupBytes = PAGES_PER_GROUP * block.pageSize;
   const target = Buffer.from(into.buffer, into.byteOffset, into.byteLength);
   let done = 0;
   let scratch: Buffer | undefined;
   while (done < target.length) {
     const at = offset + BigInt(done);
-    const group = Number(at / BigInt(GROUP_BYTES));
-    const groupStart = BigInt(group) * BigInt(GROUP_BYTES);
-    const groupLength = Number((block.usedLength - groupStart < BigInt(GROUP_BYTES)) ? block.usedLength - groupStart : BigInt(GROUP_BYTES));
+    const group = Number(at / BigInt(groupBytes));
+    const groupStart = BigInt(group) * BigInt(groupBytes);
+    const groupLength = Number((block.usedLength - groupStart < BigInt(groupBytes)) ? block.usedLength - groupStart : BigInt(groupBytes));
     const inGroup = Number(at - groupStart);
     const take = Math.min(groupLength - inGroup, target.length - done);
     if (inGroup === 0 && take === groupLength) {
       await decodeGroup(file, block, group, target.subarray(done, done + take));
     } else {
-      scratch ??= Buffer.allocUnsafe(GROUP_BYTES);
+      scratch ??= Buffer.allocUnsafe(groupBytes);
       const view = scratch.subarray(0, groupLength);
       await decodeGroup(file, block, group, view);
       view.copy(target, done, inGroup, inGroup + take);
