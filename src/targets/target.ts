@@ -3,6 +3,7 @@
  * and their order, QEMU 7.2's quirks for that architecture, the kdump header's choices, and
  * where a saved VM keeps its RAM. Adding an architecture is one module that fills this in.
  */
+import { VmdumpError } from '../model/errors.js';
 import type { Architecture, ElfNote, Endian, GuestModel, Vcpu } from '../model/guest.js';
 
 /** `qemu`: QEMU 7.2's bytes, its bugs included; `portable`: what readers need (see dump-plan.ts). */
@@ -42,7 +43,7 @@ export interface TargetDescription {
 /** The vCPUs' states when they all are of `kind`; a mixed list is a source's bug. */
 export function statesOf<K extends Vcpu['state']['kind']>(vcpus: readonly Vcpu[], kind: K): { index: number; state: Extract<Vcpu['state'], { kind: K }> }[] {
   return vcpus.map((vcpu) => {
-    if (vcpu.state.kind !== kind) throw new Error(`vCPU ${vcpu.index} has ${vcpu.state.kind} state in a ${kind} guest`);
+    if (vcpu.state.kind !== kind) throw new VmdumpError('internal', `vCPU ${vcpu.index} has ${vcpu.state.kind} state in a ${kind} guest`);
     return { index: vcpu.index, state: vcpu.state as Extract<Vcpu['state'], { kind: K }> };
   });
 }
