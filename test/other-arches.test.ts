@@ -10,6 +10,8 @@
  * - The default layout passes readelf, gdb-multiarch (linux_banner by kernel virtual address),
  *   drgn (a Linux kernel, its tasks), and Debian's arm64/s390x builds of crash and makedumpfile run
  *   under qemu-user-static (ELF and kdump); QEMU's own dump fails the checks the spec names (§7).
+ * - `vmdump qmp --live` migrates the running guest into vmdump, which resumes it: the dump reads as
+ *   that kernel (gdb-multiarch, vmdump verify).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -89,7 +91,7 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
   const readersIt = itWithTool(c.user, 'qemu-user-static');
   const work = path.join(dir, c.debian);
   let release = '';
-  let refs: { elf: string; kdump: string; stream: string; liveElf: string; liveKdump: string } | undefined;
+  let refs: { elf: string; kdump: string; stream: string; liveElf: string; liveKdump: string; migrated: string } | undefined;
   let vmlinux = '';
 
   beforeAll(async () => {
@@ -104,13 +106,19 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
       extra: [...c.extra, '-qmp', `unix:${path.join(work, 'vmdump-qmp.sock')},server=on,wait=off`],
     }, work);
     try {
+      // --live on the running guest first: QEMU migrates it into vmdump and it runs on (a paused VM
+      // would be left 'postmigrate', where QEMU refuses the later migrations this test makes).
+      const migrated = path.join(work, 'migrated.core');
+      const socket = path.join(work, 'vmdump-qmp.sock');
+      const live = await runCli(['qmp', socket, '--live', '-o', migrated]);
+      expect([live.code, live.stderr]).toEqual([0, expect.stringMatching(/paused for \d+ ms \(live migration switchover\) and is running again/)]);
+      expect((await guest.qmp.execute<{ status: string }>('query-status')).status).toBe('running');
       const elf = path.join(work, 'qemu.core');
       const kdump = path.join(work, 'qemu.kdump-zlib.flat');
       await guest.qmp.execute('stop');
       await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${elf}` }, { timeoutMs: 300_000 });
       await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${kdump}`, format: 'kdump-zlib' }, { timeoutMs: 300_000 });
-      // The live source takes these guests' state from a migration into vmdump: the paused VM stays paused.
-      const socket = path.join(work, 'vmdump-qmp.sock');
+      // The live source reads the paused guest through QEMU's notes and pmemsave: it stays paused.
       const liveElf = path.join(work, 'live.core');
       const liveKdump = path.join(work, 'live.kdump-zlib.flat');
       for (const [out, format] of [[liveElf, ['--format', 'elf']], [liveKdump, ['--format', 'kdump-zlib', '--flattened']]] as const) {
@@ -121,7 +129,7 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
       expect((await guest.qmp.execute<{ status: string }>('query-status')).status).not.toBe('running');
       const stream = path.join(work, 'vm.state');
       await saveStream(guest, stream);
-      refs = { elf, kdump, stream, liveElf, liveKdump };
+      refs = { elf, kdump, stream, liveElf, liveKdump, migrated };
     } finally {
       await guest.quit();
     }
@@ -179,8 +187,11 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
     expect(oursKdump).toEqual([]);
     expect(qemu).toEqual(c.qemuElfFailures);
     expect(qemuKdumpFailures).toEqual(c.qemuKdumpFailures);
+    // The --live dump of the running guest (its memory moved on since) reads as a kernel too.
+    const migratedBanner = run('gdb-multiarch', ['-batch', '-nx', '-ex', `x/s 0x${bannerAddress(refs!.migrated).toString(16)}`, '-c', refs!.migrated]);
+    expect(migratedBanner.stdout).toContain(`Linux version ${release}`);
     // vmdump verify accepts ours, and QEMU's own dumps too (their quirks are not structural errors).
-    for (const file of [elf, kdump, refs!.elf, refs!.kdump]) {
+    for (const file of [elf, kdump, refs!.migrated, refs!.elf, refs!.kdump]) {
       const verified = await runCli(['verify', file]);
       expect([verified.code, verified.stderr]).toEqual([0, '']);
     }
