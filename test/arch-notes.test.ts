@@ -4,6 +4,7 @@
  * user_sve_header, s390 user_regs): every register a distinct value, so a misplaced, truncated
  * or byte-swapped field shows. The real-QEMU byte-identity is in other-arches.test.ts.
  */
+import * as fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { fixedArchitectures } from '../src/model/architectures.js';
 import type { Aarch64CpuState, Architecture, Endian, S390CpuState } from '../src/model/guest.js';
@@ -12,6 +13,9 @@ import { planDump } from '../src/transforms/dump-plan.js';
 import { buildNotes } from '../src/transforms/notes.js';
 import { planKdump } from '../src/transforms/kdump-plan.js';
 import { guestOf, patternRange } from './helpers/guests.js';
+import { readElfFile } from './helpers/elf-reader.js';
+import * as path from 'node:path';
+import { parseCoreNotes } from '../src/sources/live/core-notes.js';
 
 const value = (i: number): bigint => 0x8000_0000_0000_0000n + BigInt(i) * 0x0101_0101n + BigInt(i);
 const range = (n: number, from: number): bigint[] => Array.from({ length: n }, (_, i) => value(from + i));
@@ -160,5 +164,17 @@ describe('aarch64 kdump choices (other-arches.md §4.2)', () => {
   it('portable: the guest\'s 4 KiB pages, so makedumpfile can read it; phys_base = PHYS_OFFSET', () => {
     const plan = planKdump(guest, { codec: 'zlib' });
     expect([plan.blockSize, plan.header.machine, plan.maxMapnr, plan.subHeader.physBase]).toEqual([4096, 'aarch64', 0x41000, 0x4000_0000n]);
+  });
+});
+
+describe('QEMU 7.2\'s own notes → vCPU state → our notes (the live source\'s round trip)', () => {
+  // The PT_NOTE of QEMU's dumps of the aarch64 (SVE, VMCOREINFO) and s390x Linux test guests, test/fuzz-corpus.
+  it.each([['virt', 'aarch64'], ['s390x', 's390x']] as const)('%s: every note byte for byte, QEMU\'s quirks included', (machine, name) => {
+    const file = path.join(import.meta.dirname, 'fuzz-corpus', `notes-core-${machine}.elf`);
+    const parsed = parseCoreNotes(fs.readFileSync(file));
+    const base = fixedArchitectures[name]!;
+    const rebuilt = buildNotes({ arch: { ...base, endian: parsed.endian }, vcpus: parsed.vcpus, ...(parsed.vmcoreinfo ? { vmcoreinfo: parsed.vmcoreinfo } : {}) }, 'qemu');
+    const qemu = readElfFile(file).notes;
+    expect(rebuilt.map((n) => [n.name, n.type, Buffer.from(n.desc).toString('hex')])).toEqual(qemu.map((n) => [n.name, n.type, n.desc.toString('hex')]));
   });
 });

@@ -153,6 +153,14 @@ describe('fuzz: the HMP and QEMU-notes parsers', () => {
       await endsWell('QEMU notes', async () => parseCoreNotes(mutate(notes, m as Mutation)));
     }), { numRuns: runs(20000) });
   }, 600_000 * scale);
+  // QEMU 7.2's notes of the aarch64 (LE, SVE, VMCOREINFO) and s390x (BE) Linux test guests, cut after PT_NOTE.
+  it.each([['virt', 'aarch64'], ['s390x', 's390x']] as const)(`QEMU's %s notes: vCPU state or a typed error (${runs(5000)} cases)`, async (machine, kind) => {
+    const archNotes = fs.readFileSync(path.join(corpus, `notes-core-${machine}.elf`));
+    expect(parseCoreNotes(archNotes).vcpus.map((v) => v.state.kind)).toEqual([kind, kind]);
+    await fc.assert(fc.asyncProperty(mutation(archNotes.length, [[0, 64], [64, archNotes.length - 1]]), async (m) => {
+      await endsWell(`QEMU ${machine} notes`, async () => parseCoreNotes(mutate(archNotes, m as Mutation)));
+    }), { numRuns: runs(5000) });
+  }, 600_000 * scale);
 });
 
 describe('fuzz: the QMP client against a hostile server', () => {
