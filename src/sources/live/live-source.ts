@@ -1,8 +1,8 @@
 /**
- * The live source: a running QEMU over QMP (qemu-live-source.md §8), x86, aarch64 or s390x. It remembers the run state,
- * stops the VM, takes the exact notes from a 4 KiB dump-guest-memory, the ranges from
- * `info mtree -f`, and reads RAM from share=on backend files or through pmemsave. `close()`
- * hands the VM back in the state it found it: it must be called on every path.
+ * The live source: a running QEMU over QMP (qemu-live-source.md §8; x86, aarch64, s390x). It
+ * remembers the run state, stops the VM, takes the exact notes from a 4 KiB dump-guest-memory, the
+ * ranges from `info mtree -f`, and reads RAM from share=on backend files or through pmemsave.
+ * `close()` hands the VM back in the state it found it: it must be called on every path.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -85,14 +85,16 @@ function peekableRam(qmp: QmpClient, flat: readonly FlatRange[], workDir: string
 }
 
 /** The dump's architecture from QEMU's notes dump; s390x's VMCOREINFO is read from the guest (QEMU writes none). */
-async function liveArchitecture(notes: CoreNotes, ram: readonly RamRange[], peek: () => RamRange[]): Promise<{ arch: Architecture; vmcoreinfo: ElfNote | undefined }> {
+async function liveArchitecture(notes: CoreNotes, ram: readonly RamRange[], peek: () => RamRange[]):
+  Promise<{ arch: Architecture; vmcoreinfo: ElfNote | undefined; warnings?: string[] }> {
   if (notes.machine === EM_AARCH64) {
     const first = notes.vcpus[0]?.state;
     return { arch: aarch64Architecture(first?.kind === 'aarch64' ? first : undefined), vmcoreinfo: notes.vmcoreinfo };
   }
   if (notes.machine === EM_S390) {
     const found = await readPointedNote(peek(), S390_LOWCORE_VMCOREINFO, 'big');
-    return { arch: s390xArchitecture, vmcoreinfo: found !== undefined && 'note' in found ? found.note : undefined };
+    if (found !== undefined && 'skipped' in found) return { arch: s390xArchitecture, vmcoreinfo: undefined, warnings: [`VMCOREINFO left out: ${found.skipped}`] };
+    return { arch: s390xArchitecture, vmcoreinfo: found?.note };
   }
   return { arch: x86Architecture(notes.longMode, ram), vmcoreinfo: notes.vmcoreinfo };
 }
@@ -145,8 +147,8 @@ export async function openLiveVm(address: QmpAddress, options: LiveOptions = {})
         read: (offset, into) => transfer.read(offset, into),
       };
     });
-    const { arch, vmcoreinfo } = await liveArchitecture(notes, ram, () => peekableRam(qmp, flat, workDir));
-    return { arch, vcpus: notes.vcpus, ram, wasRunning, close, ...(vmcoreinfo === undefined ? {} : { vmcoreinfo }) };
+    const { arch, vmcoreinfo, warnings } = await liveArchitecture(notes, ram, () => peekableRam(qmp, flat, workDir));
+    return { arch, vcpus: notes.vcpus, ram, wasRunning, close, ...(vmcoreinfo === undefined ? {} : { vmcoreinfo }), ...(warnings ? { warnings } : {}) };
   } catch (error) {
     await close().catch(() => undefined);
     throw error;
