@@ -108,3 +108,17 @@ export function readPage(dump: KdumpFile, index: number): Buffer {
   if (page.length !== dump.blockSize) throw new Error(`descriptor ${index}: decompressed to ${page.length} bytes`);
   return page;
 }
+
+/** Same pfns as `theirs`; each page decompresses to theirs; exactly the zero pages share the zero page (§5). Returns the count of mismatches. */
+export function pageMismatches(ours: KdumpFile, theirs: KdumpFile): { pfnsEqual: boolean; differing: number } {
+  const pfnsEqual = ours.pfns.length === theirs.pfns.length && ours.pfns.every((pfn, i) => pfn === theirs.pfns[i]);
+  if (!pfnsEqual) return { pfnsEqual, differing: -1 };
+  const zeroPageOffset = (1 + ours.subHdrSize + ours.bitmapBlocks) * ours.blockSize + 24 * ours.pfns.length;
+  let differing = 0;
+  for (let i = 0; i < ours.pfns.length; i += 1) {
+    const page = readPage(ours, i);
+    if (!page.equals(readPage(theirs, i))) differing += 1;
+    if (page.every((b) => b === 0) !== (ours.descriptors[i]!.offset === zeroPageOffset)) differing += 1;
+  }
+  return { pfnsEqual, differing };
+}
