@@ -74,6 +74,16 @@ function runAsync(command: string, args: readonly string[], input = ''): Promise
   });
 }
 
+function fileHead(file: string, length: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(length);
+    return head.subarray(0, fs.readSync(fd, head, 0, length, 0));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 async function sha256(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
@@ -150,8 +160,7 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
     expect(await sha256(refs!.liveElf)).toBe(expected);
     if (c.debian === 's390x') {
       // QEMU's bugs, reproduced: pr_pid 1 stored little-endian, the .shstrtab header little-endian (§4.3).
-      const head = Buffer.alloc(4096);
-      fs.readSync(fs.openSync(ours, 'r'), head, 0, head.length, 0);
+      const head = fileHead(ours, 4096);
       expect(head.readUInt32LE(64 + 64 + 4)).toBe(3); // sh_type SHT_STRTAB, little-endian in a big-endian file
       const prstatus = head.indexOf(Buffer.from('CORE\0\0\0\0'));
       expect(head.readUInt32LE(prstatus + 8 + 32)).toBe(1);
@@ -200,8 +209,7 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
   /** linux_banner's kernel virtual address: the symbol plus the KASLR offset the dump's VMCOREINFO gives. */
   function bannerAddress(core: string): bigint {
     const symbol = BigInt(`0x${/^([0-9a-f]+) \S linux_banner$/m.exec(run('nm', [vmlinux]).stdout)![1]}`);
-    const head = Buffer.alloc(1 << 16);
-    fs.readSync(fs.openSync(core, 'r'), head, 0, head.length, 0);
+    const head = fileHead(core, 1 << 16);
     const offset = /KERNELOFFSET=([0-9a-f]+)/.exec(head.toString('latin1'))?.[1];
     return symbol + (offset === undefined ? 0n : BigInt(`0x${offset}`));
   }

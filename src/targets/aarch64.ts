@@ -11,7 +11,7 @@ import { statesOf, type TargetDescription } from './target.js';
 
 export const VIRT_RAM_BASE = 0x4000_0000n;
 /** SCTLR_EL1.EE: exceptions taken to EL1 (the kernel) are big-endian (Arm ARM D17.2.118). */
-const SCTLR_EE = 1n << 25n;
+export const SCTLR_EE = 1n << 25n;
 /** QEMU's kdump block on aarch64: the architecture's largest page (64 KiB), whatever the guest uses (§4.2). */
 const QEMU_AARCH64_KDUMP_BLOCK = 65536;
 

@@ -6,11 +6,15 @@
  * VMCOREINFO note. EFER is not in the x86 notes; only its LMA bit matters to vmdump, and the ELF
  * machine says it.
  */
-import { EM_AARCH64, EM_S390, EM_X86_64, NT_ARM_SVE, NT_PRFPREG, NT_PRSTATUS } from '../../model/elf-constants.js';
+import {
+  EM_AARCH64, EM_S390, EM_X86_64, NT_ARM_SVE, NT_PRFPREG, NT_PRSTATUS, NT_S390_CTRS, NT_S390_PREFIX, NT_S390_TIMER,
+  NT_S390_TODCMP, NT_S390_TODPREG, NT_S390_VXRS_HIGH, NT_S390_VXRS_LOW,
+} from '../../model/elf-constants.js';
 import { VmdumpError } from '../../model/errors.js';
 import {
   EFER_LMA, EFER_LME, type Aarch64CpuState, type CpuState, type ElfNote, type Endian, type S390CpuState, type Vcpu, type X86Segment,
 } from '../../model/guest.js';
+import { SCTLR_EE } from '../../targets/aarch64.js';
 import { sveLayout } from '../../targets/aarch64-notes.js';
 
 export interface CoreNotes {
@@ -91,7 +95,7 @@ function aarch64State(group: readonly RawNote[], endian: Endian): Aarch64CpuStat
   const state: Aarch64CpuState = {
     kind: 'aarch64', x: regs.slice(0, 31), sp: regs[31]!, pc: regs[32]!, pstate: regs[33]!,
     v: Array.from({ length: 32 }, (_, k) => [fp.u64(16 * k), fp.u64(16 * k + 8)] as const),
-    fpsr: fp.u32(512), fpcr: fp.u32(516), sctlrEl1: little ? 0n : 1n << 25n,
+    fpsr: fp.u32(512), fpcr: fp.u32(516), sctlrEl1: little ? 0n : SCTLR_EE,
   };
   if (sveNote === undefined) return state;
   const sve = new Fields(sveNote.desc, little);
@@ -121,15 +125,15 @@ function s390xState(group: readonly RawNote[], endian: Endian): S390CpuState {
   const at = (name: string, type: number, size: number): Fields => new Fields(need(group, name, type, size), little);
   const pr = at('CORE', NT_PRSTATUS, 336);
   const fp = at('CORE', NT_PRFPREG, 136);
-  const low = at('LINUX', 0x309, 128);
-  const high = at('LINUX', 0x30a, 256);
+  const low = at('LINUX', NT_S390_VXRS_LOW, 128);
+  const high = at('LINUX', NT_S390_VXRS_HIGH, 256);
   return {
     kind: 's390x', pswMask: pr.u64(112), pswAddr: pr.u64(120), gprs: pr.u64s(128, 16),
     acrs: Array.from({ length: 16 }, (_, i) => pr.u32(256 + 4 * i)),
     fpc: fp.u32(0),
     v: Array.from({ length: 32 }, (_, k) => (k < 16 ? [fp.u64(8 + 8 * k), low.u64(8 * k)] as const : [high.u64(16 * (k - 16)), high.u64(16 * (k - 16) + 8)] as const)),
-    prefix: at('LINUX', 0x305, 4).u32(0), crs: at('LINUX', 0x304, 128).u64s(0, 16), cpuTimer: at('LINUX', 0x301, 8).u64(0),
-    clockComparator: at('LINUX', 0x302, 8).u64(0), todProgrammable: at('LINUX', 0x303, 4).u32(0),
+    prefix: at('LINUX', NT_S390_PREFIX, 4).u32(0), crs: at('LINUX', NT_S390_CTRS, 128).u64s(0, 16), cpuTimer: at('LINUX', NT_S390_TIMER, 8).u64(0),
+    clockComparator: at('LINUX', NT_S390_TODCMP, 8).u64(0), todProgrammable: at('LINUX', NT_S390_TODPREG, 4).u32(0),
   };
 }
 

@@ -7,11 +7,11 @@
  */
 import type { ElfNote, Endian, RamRange } from '../../model/guest.js';
 import { hex } from '../../model/errors.js';
+import { align4 } from '../../transforms/elf-structs.js';
 import type { DeviceState } from './vmdesc.js';
 
 const FORMAT_ELF = 1n;
 const MAX_NOTE = 1n << 20n;
-const align4 = (n: number): number => Math.ceil(n / 4) * 4;
 
 export type GuestNoteResult = { readonly note: ElfNote } | { readonly skipped: string } | undefined;
 
