@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { repositoryRoot } from './repository-root.js';
-import { QmpClient } from '../src/qmp/qmp-client.js';
+import { QmpClient } from '../src/sources/qmp/qmp-client.js';
 
 export const GUEST_DIR = path.join(repositoryRoot(), 'test-guests');
 export const QEMU = 'qemu-system-x86_64';

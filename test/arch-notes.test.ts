@@ -6,16 +6,16 @@
  */
 import * as fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { fixedArchitectures } from '../src/model/architectures.js';
-import type { Aarch64CpuState, Architecture, Endian, S390CpuState } from '../src/model/guest.js';
-import { encodeNotes, encodeSectionHeaders } from '../src/transforms/elf-encode.js';
-import { planDump } from '../src/transforms/dump-plan.js';
-import { buildNotes } from '../src/transforms/notes.js';
-import { planKdump } from '../src/transforms/kdump-plan.js';
+import { architectureNamed } from '../src/targets/index.js';
+import type { Aarch64CpuState, Architecture, Endian, S390CpuState } from '../src/guest/guest.js';
+import { encodeNotes, encodeSectionHeaders } from '../src/formats/elf/elf-encode.js';
+import { planDump } from '../src/transforms/plan/dump-plan.js';
+import { buildNotes } from '../src/transforms/plan/notes.js';
+import { planKdump } from '../src/transforms/plan/kdump-plan.js';
 import { guestOf, patternRange } from './helpers/guests.js';
 import { readElfFile } from './helpers/elf-reader.js';
 import * as path from 'node:path';
-import { parseCoreNotes } from '../src/sources/live/core-notes.js';
+import { decodeQemuNotes } from '../src/targets/index.js';
 
 const value = (i: number): bigint => 0x8000_0000_0000_0000n + BigInt(i) * 0x0101_0101n + BigInt(i);
 const range = (n: number, from: number): bigint[] => Array.from({ length: n }, (_, i) => value(from + i));
@@ -45,7 +45,7 @@ const reader = (desc: Uint8Array, endian: Endian) => {
 };
 
 describe.each(['little', 'big'] as const)('aarch64 notes, %s-endian (other-arches.md §4.2)', (endian) => {
-  const notes = buildNotes({ arch: arch(fixedArchitectures.aarch64!, endian), vcpus: [{ index: 1, state: aarch64State }] });
+  const notes = buildNotes({ arch: arch(architectureNamed('aarch64')!, endian), vcpus: [{ index: 1, state: aarch64State }] });
 
   it('per vCPU: NT_PRSTATUS 392, NT_PRFPREG 528, NT_ARM_SVE 2224 (vl 64)', () => {
     expect(notes.map((n) => [n.name, n.type, n.desc.length])).toEqual([['CORE', 1, 392], ['CORE', 2, 528], ['LINUX', 0x405, 2224]]);
@@ -76,13 +76,13 @@ describe.each(['little', 'big'] as const)('aarch64 notes, %s-endian (other-arche
 
   it('leaves NT_ARM_SVE out when the CPU has no SVE', () => {
     const { sve: _sve, ...noSve } = aarch64State;
-    const plain = buildNotes({ arch: arch(fixedArchitectures.aarch64!, endian), vcpus: [{ index: 0, state: noSve }] });
+    const plain = buildNotes({ arch: arch(architectureNamed('aarch64')!, endian), vcpus: [{ index: 0, state: noSve }] });
     expect(plain.map((n) => n.type)).toEqual([1, 2]);
   });
 });
 
 describe.each(['big', 'little'] as const)('s390x notes, %s-endian (other-arches.md §4.3)', (endian) => {
-  const s390 = arch(fixedArchitectures.s390x!, endian);
+  const s390 = arch(architectureNamed('s390x')!, endian);
   const notes = buildNotes({ arch: s390, vcpus: [{ index: 0, state: s390State }, { index: 1, state: s390State }] });
   const qemuNotes = buildNotes({ arch: s390, vcpus: [{ index: 1, state: s390State }] }, 'qemu');
 
@@ -132,7 +132,7 @@ describe('note headers in both byte orders (elf-vmcore.md §7.2)', () => {
 });
 
 describe('s390x layouts (other-arches.md §4.3 bug 1, §4.1)', () => {
-  const guest = guestOf({ arch: fixedArchitectures.s390x!, ram: [patternRange(0n, 0x10000n)], vcpus: [{ index: 0, state: s390State }] });
+  const guest = guestOf({ arch: architectureNamed('s390x')!, ram: [patternRange(0n, 0x10000n)], vcpus: [{ index: 0, state: s390State }] });
 
   it('--layout qemu writes the .shstrtab section header little-endian in a big-endian file, as QEMU 7.2 does', () => {
     const plan = planDump(guest, { layout: 'qemu' });
@@ -154,7 +154,7 @@ describe('s390x layouts (other-arches.md §4.3 bug 1, §4.1)', () => {
 describe('aarch64 kdump choices (other-arches.md §4.2)', () => {
   const ram = [patternRange(0x4000_0000n, 0x100_0000n)];
   const vmcoreinfo = { name: 'VMCOREINFO', type: 0, desc: new TextEncoder().encode('PAGESIZE=4096\nNUMBER(PHYS_OFFSET)=0x40000000\n') };
-  const guest = guestOf({ arch: fixedArchitectures.aarch64!, ram, vcpus: [{ index: 0, state: aarch64State }], vmcoreinfo });
+  const guest = guestOf({ arch: architectureNamed('aarch64')!, ram, vcpus: [{ index: 0, state: aarch64State }], vmcoreinfo });
 
   it('--layout qemu: 64 KiB blocks, machine "Unknown", max_mapnr in 64 KiB frames from 0', () => {
     const plan = planKdump(guest, { codec: 'zlib', layout: 'qemu' });
@@ -171,8 +171,8 @@ describe('QEMU 7.2\'s own notes → vCPU state → our notes (the live source\'s
   // The PT_NOTE of QEMU's dumps of the aarch64 (SVE, VMCOREINFO) and s390x Linux test guests, test/fuzz-corpus.
   it.each([['virt', 'aarch64'], ['s390x', 's390x']] as const)('%s: every note byte for byte, QEMU\'s quirks included', (machine, name) => {
     const file = path.join(import.meta.dirname, 'fuzz-corpus', `notes-core-${machine}.elf`);
-    const parsed = parseCoreNotes(fs.readFileSync(file));
-    const base = fixedArchitectures[name]!;
+    const parsed = decodeQemuNotes(fs.readFileSync(file));
+    const base = architectureNamed(name)!;
     const rebuilt = buildNotes({ arch: { ...base, endian: parsed.endian }, vcpus: parsed.vcpus, ...(parsed.vmcoreinfo ? { vmcoreinfo: parsed.vmcoreinfo } : {}) }, 'qemu');
     const qemu = readElfFile(file).notes;
     expect(rebuilt.map((n) => [n.name, n.type, Buffer.from(n.desc).toString('hex')])).toEqual(qemu.map((n) => [n.name, n.type, n.desc.toString('hex')]));

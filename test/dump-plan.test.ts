@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { EM_386, EM_X86_64, PT_LOAD, PT_NOTE } from '../src/model/elf-constants.js';
-import type { DumpPlan, DumpRecord } from '../src/transforms/dump-plan.js';
-import { planDump } from '../src/transforms/dump-plan.js';
+import { EM_386, EM_X86_64, PT_LOAD, PT_NOTE } from '../src/formats/elf/elf-constants.js';
+import type { DumpPlan, DumpRecord } from '../src/transforms/plan/dump-plan.js';
+import { planDump } from '../src/transforms/plan/dump-plan.js';
 import { guestOf, patternRange, q35SeaBiosRam, x86State, zeroRange } from './helpers/guests.js';
 
 type Kind = DumpRecord['kind'];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { EM_386, EM_PPC, EM_S390, ET_CORE, PT_LOAD, SHT_STRTAB } from '../src/model/elf-constants.js';
-import { encodeElfHeader, encodeNotes, encodeProgramHeaders, encodeSectionHeaders } from '../src/transforms/elf-encode.js';
-import { NOT_IN_FILE, type ElfHeader, type ProgramHeader, type SectionHeader } from '../src/transforms/elf-structs.js';
+import { EM_386, EM_PPC, EM_S390, ET_CORE, PT_LOAD, SHT_STRTAB } from '../src/formats/elf/elf-constants.js';
+import { encodeElfHeader, encodeNotes, encodeProgramHeaders, encodeSectionHeaders } from '../src/formats/elf/elf-encode.js';
+import { NOT_IN_FILE, type ElfHeader, type ProgramHeader, type SectionHeader } from '../src/formats/elf/elf-structs.js';
 import { hexBytes, toHex } from './helpers/bytes.js';
 
 const le64 = { elfClass: 64, endian: 'little', machine: EM_386 } as const;

@@ -13,18 +13,19 @@ import { brotliDecompressSync } from 'node:zlib';
 import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isVmdumpError } from '../src/model/errors.js';
+import { isVmdumpError } from '../src/guest/errors.js';
 import { openSavedVm } from '../src/sources/saved-vm/saved-vm-source.js';
-import { openRawImage } from '../src/sources/raw-image.js';
+import { openRawImage } from '../src/sources/raw/raw-image.js';
 import { parseFlatView } from '../src/sources/live/flat-view.js';
-import { parseCoreNotes } from '../src/sources/live/core-notes.js';
-import { planPagingMappings, type PhysicalMemory } from '../src/transforms/x86-paging.js';
-import { planDump } from '../src/transforms/dump-plan.js';
+import { decodeQemuNotes } from '../src/targets/index.js';
+import { planPagingMappings } from '../src/targets/x86/paging.js';
+import type { PhysicalMemory } from '../src/guest/guest-memory.js';
+import { planDump } from '../src/transforms/plan/dump-plan.js';
 import { writeDump } from '../src/pipeline/write-dump.js';
 import { writableSink } from '../src/sinks/sink.js';
 import { verifyDumpFile } from '../src/verify/verify-dump.js';
-import { physAddr } from '../src/model/units.js';
-import type { GuestModel, Vcpu } from '../src/model/guest.js';
+import { physAddr } from '../src/guest/units.js';
+import type { GuestModel, Vcpu } from '../src/guest/guest.js';
 import { x86State } from './helpers/guests.js';
 import { runCli, tempDir, writeMachine } from './helpers/machines.js';
 
@@ -148,17 +149,17 @@ describe('fuzz: the HMP and QEMU-notes parsers', () => {
   }, 600_000 * scale);
 
   it(`QEMU's notes dump: vCPU notes or a typed error (${runs(20000)} cases)`, async () => {
-    expect(parseCoreNotes(notes).vcpus).toHaveLength(2);
+    expect(decodeQemuNotes(notes).vcpus).toHaveLength(2);
     await fc.assert(fc.asyncProperty(mutation(notes.length, [[0, 64], [64, 2048]]), async (m) => {
-      await endsWell('QEMU notes', async () => parseCoreNotes(mutate(notes, m as Mutation)));
+      await endsWell('QEMU notes', async () => decodeQemuNotes(mutate(notes, m as Mutation)));
     }), { numRuns: runs(20000) });
   }, 600_000 * scale);
   // QEMU 7.2's notes of the aarch64 (LE, SVE, VMCOREINFO) and s390x (BE) Linux test guests, cut after PT_NOTE.
   it.each([['virt', 'aarch64'], ['s390x', 's390x']] as const)(`QEMU's %s notes: vCPU state or a typed error (${runs(5000)} cases)`, async (machine, kind) => {
     const archNotes = fs.readFileSync(path.join(corpus, `notes-core-${machine}.elf`));
-    expect(parseCoreNotes(archNotes).vcpus.map((v) => v.state.kind)).toEqual([kind, kind]);
+    expect(decodeQemuNotes(archNotes).vcpus.map((v) => v.state.kind)).toEqual([kind, kind]);
     await fc.assert(fc.asyncProperty(mutation(archNotes.length, [[0, 64], [64, archNotes.length - 1]]), async (m) => {
-      await endsWell(`QEMU ${machine} notes`, async () => parseCoreNotes(mutate(archNotes, m as Mutation)));
+      await endsWell(`QEMU ${machine} notes`, async () => decodeQemuNotes(mutate(archNotes, m as Mutation)));
     }), { numRuns: runs(5000) });
   }, 600_000 * scale);
 });
@@ -179,7 +180,7 @@ describe('fuzz: the QMP client against a hostile server', () => {
   });
   it(`connect and execute end in an answer or a typed error (${runs(300)} cases)`, async () => {
     const { createServer } = await import('node:net');
-    const { QmpClient } = await import('../src/qmp/qmp-client.js');
+    const { QmpClient } = await import('../src/sources/qmp/qmp-client.js');
     const socket = path.join(dir, 'fake-qmp.sock');
     await fc.assert(fc.asyncProperty(script, async ({ greeting, answers, ending }) => {
       fs.rmSync(socket, { force: true });
@@ -272,7 +273,7 @@ describe('fuzz corpus (test/fuzz-corpus/cases.json)', () => {
     const work = fs.mkdtempSync(path.join(dir, 'corpus-'));
     if (target === 'notes') {
       const notes = fs.readFileSync(path.join(corpus, 'notes-core-q35.elf'));
-      await endsWell('corpus', async () => parseCoreNotes(mutate(notes, placed(m, notes.length))));
+      await endsWell('corpus', async () => decodeQemuNotes(mutate(notes, placed(m, notes.length))));
     } else if (target === 'saved') {
       const stream = brotliDecompressSync(fs.readFileSync(path.join(import.meta.dirname, '..', 'examples', 'tiny-q35.vm.state.br')));
       const file = path.join(work, 'vm.state');

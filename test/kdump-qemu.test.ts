@@ -18,9 +18,9 @@ import { pageMismatches, readFlattened, readKdump, type Flattened, type KdumpFil
 import { buildLinuxGuest, fetchLinuxVmlinux, saveReferences, startGuest, QEMU } from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run } from './helpers/tools.js';
 import { openSavedVm } from '../src/sources/saved-vm/saved-vm-source.js';
-import { planKdump } from '../src/transforms/kdump-plan.js';
-import { PageRecordAssembler, kdumpHeadRecords, type PlacedBytes } from '../src/transforms/kdump-records.js';
-import { flattenRecords } from '../src/transforms/flattened.js';
+import { planKdump } from '../src/transforms/plan/kdump-plan.js';
+import { PageRecordAssembler, kdumpHeadRecords, type PlacedBytes } from '../src/transforms/encode/kdump-records.js';
+import { flattenRecords } from '../src/formats/kdump/flattened.js';
 
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
 const crashIt = itWithTool('crash', 'crash');

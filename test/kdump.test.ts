@@ -9,17 +9,18 @@ import * as path from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { physAddr } from '../src/model/units.js';
-import { fixedArchitectures } from '../src/model/architectures.js';
-import type { GuestModel, RamRange } from '../src/model/guest.js';
-import { planKdump } from '../src/transforms/kdump-plan.js';
-import { kdumpHeadRecords, bitmapBytes } from '../src/transforms/kdump-records.js';
-import { encodeDiskDumpHeader, encodeKdumpSubHeader, type KdumpCodec } from '../src/transforms/kdump-format.js';
-import { flattenRecords } from '../src/transforms/flattened.js';
+import { physAddr } from '../src/guest/units.js';
+import { architectureNamed } from '../src/targets/index.js';
+import { fileOffset } from '../src/guest/units.js';
+import type { GuestModel, RamRange } from '../src/guest/guest.js';
+import { planKdump } from '../src/transforms/plan/kdump-plan.js';
+import { kdumpHeadRecords, bitmapBytes } from '../src/transforms/encode/kdump-records.js';
+import { encodeDiskDumpHeader, encodeKdumpSubHeader, type KdumpCodec } from '../src/formats/kdump/kdump-format.js';
+import { flattenRecords } from '../src/formats/kdump/flattened.js';
 import { writeKdump } from '../src/pipeline/write-kdump.js';
 import { writableSink } from '../src/sinks/sink.js';
 import { placedFileSink } from '../src/sinks/file-sink.js';
-import { compressedBound, zlibPageCompressor } from '../src/transforms/page-codecs.js';
+import { compressedBound, zlibPageCompressor } from '../src/transforms/compress/page-codecs.js';
 import * as zlib from 'node:zlib';
 import { guestOf, patternRange, q35SeaBiosRam, x86State, zeroRange, type ReadLog } from './helpers/guests.js';
 import { hexBytes } from './helpers/bytes.js';
@@ -81,7 +82,7 @@ describe('kdump layout (kdump-compressed.md §1–§4)', () => {
   });
 
   it('writes a big-endian guest\'s headers and descriptors big-endian (s390x)', async () => {
-    const guest = guestOf({ arch: fixedArchitectures.s390x!, ram: [patternRange(0n, 0x100000n)] });
+    const guest = guestOf({ arch: architectureNamed('s390x')!, ram: [patternRange(0n, 0x100000n)] });
     const plan = planKdump(guest, { codec: 'zlib' });
     const header = Buffer.from(encodeDiskDumpHeader(plan.header, plan.target));
     expect(header.subarray(8, 12)).toEqual(Buffer.from([0, 0, 0, 6]));
@@ -110,10 +111,10 @@ describe('kdump layout (kdump-compressed.md §1–§4)', () => {
   it('writes bitmap chunks to both bitmaps, chunk by chunk, as QEMU does', () => {
     const plan = planKdump(seaBiosGuest(), { codec: 'zlib', layout: 'qemu' });
     const records = [...kdumpHeadRecords(plan)];
-    expect(records.slice(0, 3).map((r) => [r.offset, r.bytes.length])).toEqual([[0, 464], [4096, 104], [4200, 1248]]);
+    expect(records.slice(0, 3).map((r) => [r.offset, r.bytes.length])).toEqual([[0n, 464], [4096n, 104], [4200n, 1248]]);
     const bitmaps = records.slice(3);
     expect(bitmaps.length).toBe(64);
-    expect(bitmaps.slice(0, 4).map((r) => r.offset)).toEqual([8192, 139264, 12288, 143360]);
+    expect(bitmaps.slice(0, 4).map((r) => r.offset)).toEqual([8192n, 139264n, 12288n, 143360n]);
     expect(Buffer.from(bitmaps[0]!.bytes.subarray(0, 25)).toString('hex')).toBe(`${'ff'.repeat(20)}00000000ff`);
   });
 });
@@ -121,8 +122,8 @@ describe('kdump layout (kdump-compressed.md §1–§4)', () => {
 describe('flattened framing (§7)', () => {
   it('writes the start header, big-endian record headers, and the end marker; never an empty record', async () => {
     async function* records() {
-      yield { offset: 0x1234, bytes: new Uint8Array([1, 2, 3]) };
-      yield { offset: 9, bytes: new Uint8Array(0) };
+      yield { offset: fileOffset(0x1234n), bytes: new Uint8Array([1, 2, 3]) };
+      yield { offset: fileOffset(9n), bytes: new Uint8Array(0) };
     }
     const chunks: Uint8Array[] = [];
     for await (const chunk of flattenRecords(records())) chunks.push(chunk);

@@ -13,7 +13,7 @@ import { CLI, runCli, tempDir } from './helpers/machines.js';
 import { buildLinuxGuest, buildTinyGuests, startGuest, QEMU, type GuestConfig, type RunningGuest, type TinyGuests } from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run } from './helpers/tools.js';
 import { openLiveVm } from '../src/sources/live/live-source.js';
-import { QmpClient } from '../src/qmp/qmp-client.js';
+import { QmpClient } from '../src/sources/qmp/qmp-client.js';
 
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
 const dir = tempDir('vmdump-live-');

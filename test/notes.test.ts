@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { EM_386, EM_RISCV, EM_X86_64 } from '../src/model/elf-constants.js';
-import type { Architecture, Vcpu } from '../src/model/guest.js';
-import { buildNotes } from '../src/transforms/notes.js';
+import { EM_386, EM_RISCV, EM_X86_64 } from '../src/formats/elf/elf-constants.js';
+import type { Architecture, Vcpu } from '../src/guest/guest.js';
+import { buildNotes } from '../src/transforms/plan/notes.js';
 import { x86State } from './helpers/guests.js';
 
 const regNames = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags',

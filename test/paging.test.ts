@@ -5,8 +5,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Vcpu } from '../src/model/guest.js';
-import { planPagingMappings, type PhysicalMemory } from '../src/transforms/x86-paging.js';
+import type { Vcpu } from '../src/guest/guest.js';
+import { planPagingMappings } from '../src/targets/x86/paging.js';
+import type { PhysicalMemory } from '../src/guest/guest-memory.js';
 import { buildLinuxGuest, buildTinyGuests, fetchLinuxVmlinux, saveReferences, startGuest, QEMU, type GuestConfig, type TinyGuests } from '../scripts/qemu-harness.js';
 import { patternRange, x86State } from './helpers/guests.js';
 import { runCli, tempDir } from './helpers/machines.js';

@@ -6,10 +6,11 @@
 import * as path from 'node:path';
 import { afterAll, describe, expect } from 'vitest';
 import * as fs from 'node:fs';
-import { EM_386, EM_X86_64 } from '../src/model/elf-constants.js';
+import { EM_386, EM_X86_64 } from '../src/formats/elf/elf-constants.js';
 import { writeDump } from '../src/pipeline/write-dump.js';
 import { fileSink } from '../src/sinks/file-sink.js';
-import { planDump, type LayoutKind } from '../src/transforms/dump-plan.js';
+import { planDump } from '../src/transforms/plan/dump-plan.js';
+import type { DumpLayout } from '../src/targets/index.js';
 import { guestOf, patternRange } from './helpers/guests.js';
 import { readElfFile } from './helpers/elf-reader.js';
 import { tempDir } from './helpers/machines.js';
@@ -20,7 +21,7 @@ const dir = tempDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** `segments - 1` separate 16-byte ranges (a 16-byte gap between them), plus PT_NOTE. */
-async function dumpWithSegments(segments: number, elfClass: 32 | 64, layout: LayoutKind): Promise<string> {
+async function dumpWithSegments(segments: number, elfClass: 32 | 64, layout: DumpLayout): Promise<string> {
   const ram = Array.from({ length: segments - 1 }, (_, i) => patternRange(BigInt(i) * 32n, 16n));
   const arch = { name: 't', machine: elfClass === 64 ? EM_X86_64 : EM_386, elfClass, endian: 'little', pageSize: 4096 } as const;
   const file = path.join(dir, `${segments}-${elfClass}-${layout}.core`);

@@ -9,10 +9,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ByteReader } from '../src/sources/saved-vm/byte-reader.js';
-import { readBlock } from '../src/sources/saved-vm/block-reader.js';
-import { parseMigrationStream } from '../src/sources/saved-vm/migration-stream.js';
-import { locateVmdesc } from '../src/sources/saved-vm/vmdesc.js';
+import { ByteReader } from '../src/formats/migration/byte-reader.js';
+import { readBlock } from '../src/formats/migration/block-reader.js';
+import { parseMigrationStream } from '../src/formats/migration/migration-stream.js';
+import { locateVmdesc } from '../src/formats/migration/vmdesc.js';
 import { tempDir } from './helpers/machines.js';
 
 const dir = tempDir('vmdump-grammar-');

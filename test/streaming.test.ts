@@ -8,13 +8,13 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { VmdumpError } from '../src/model/errors.js';
-import type { RamRange } from '../src/model/guest.js';
-import { openRawImage } from '../src/sources/raw-image.js';
-import { DEFAULT_CHUNK_SIZE } from '../src/sources/record-source.js';
+import { VmdumpError } from '../src/guest/errors.js';
+import type { RamRange } from '../src/guest/guest.js';
+import { openRawImage } from '../src/sources/raw/raw-image.js';
+import { DEFAULT_CHUNK_SIZE } from '../src/transforms/encode/record-stream.js';
 import { writeDump } from '../src/pipeline/write-dump.js';
 import { writableSink } from '../src/sinks/sink.js';
-import { planDump } from '../src/transforms/dump-plan.js';
+import { planDump } from '../src/transforms/plan/dump-plan.js';
 import { guestOf, patternRange, type ReadLog } from './helpers/guests.js';
 import { tempDir } from './helpers/machines.js';
 

@@ -1,5 +1,5 @@
 /** Exit statuses, documented in README "Exit codes". */
-import type { VmdumpErrorCode } from '../model/errors.js';
+import type { VmdumpErrorCode } from '../guest/errors.js';
 
 export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;

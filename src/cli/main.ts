@@ -5,11 +5,11 @@
  */
 import { isatty } from 'node:tty';
 import { parseArgs } from 'node:util';
-import { VmdumpError, isVmdumpError } from '../model/errors.js';
+import { VmdumpError, isVmdumpError } from '../guest/errors.js';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, exitCodeFor } from './exit-codes.js';
-import type { QmpAddress } from '../qmp/qmp-client.js';
-import { runDump, type CliOptions, type OutputFormat } from './run-dump.js';
-import type { KdumpCodec } from '../transforms/kdump-format.js';
+import type { QmpAddress } from '../sources/qmp/qmp-client.js';
+import { runDump, type CliOptions } from './run-command.js';
+import type { DumpFormat } from '../transforms/prepare-dump.js';
 import { USAGE } from './usage.js';
 import { verifyDumpFile } from '../verify/verify-dump.js';
 
@@ -63,20 +63,20 @@ function parseCommandLine(argv: readonly string[]): Command {
   if (threads !== undefined && (threads < 1 || threads > 256)) throw new VmdumpError('usage', '--threads must be between 1 and 256');
   const progress = values.progress ?? (isatty(2) ? 'bar' : 'none');
   if (progress !== 'bar' && progress !== 'json' && progress !== 'none') throw new VmdumpError('usage', `--progress must be bar, json or none, not "${progress}"`);
+  const filter = values.begin === undefined || values.length === undefined ? undefined
+    : { begin: parseNumber(values.begin, '--begin'), length: parseNumber(values.length, '--length') };
   return {
     source: command === 'raw' ? { kind: 'raw', machine: input } : command === 'saved' ? { kind: 'saved', file: input } : { kind: 'qmp', address: qmpAddress(input), live: values.live },
-    format, flattened: values.flattened, checksum: values.checksum === 'sha256', ...(threads === undefined ? {} : { threads }),
-    output: values.output, paging: values.paging, force: values.force, gzip: values.gzip, layout: values.layout, progress, fsync: values.fsync,
-    filter: values.begin === undefined || values.length === undefined ? undefined
-      : { begin: parseNumber(values.begin, '--begin'), length: parseNumber(values.length, '--length') },
+    request: { format, layout: values.layout, paging: values.paging, ...(filter === undefined ? {} : { filter }) },
+    output: values.output,
+    outputOptions: { gzip: values.gzip, flattened: values.flattened, fsync: values.fsync, force: values.force, checksum: values.checksum === 'sha256' },
+    progress, ...(threads === undefined ? {} : { threads }),
   };
 }
 
-function parseFormat(text: string): OutputFormat {
-  if (text === 'elf') return 'elf';
-  const codec = /^kdump-(zlib|lzo|snappy|zstd)$/.exec(text)?.[1];
-  if (codec === undefined) throw new VmdumpError('usage', `--format must be elf, kdump-zlib, kdump-lzo, kdump-snappy or kdump-zstd, not "${text}"`);
-  return { codec: codec as KdumpCodec };
+function parseFormat(text: string): DumpFormat {
+  if (text === 'elf' || /^kdump-(zlib|lzo|snappy|zstd)$/.test(text)) return text as DumpFormat;
+  throw new VmdumpError('usage', `--format must be elf, kdump-zlib, kdump-lzo, kdump-snappy or kdump-zstd, not "${text}"`);
 }
 
 /** A unix socket path, or HOST:PORT (tcp:HOST:PORT also accepted). */

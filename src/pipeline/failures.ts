@@ -1,5 +1,5 @@
 /** What both writers share: observing a stream of items, and turning any failure into one VmdumpError. */
-import { VmdumpError, isVmdumpError } from '../model/errors.js';
+import { VmdumpError, isVmdumpError } from '../guest/errors.js';
 
 export async function* tap<T>(source: AsyncIterable<T>, see: (item: T) => void): AsyncGenerator<T> {
   for await (const item of source) {

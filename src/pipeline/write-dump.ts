@@ -1,19 +1,18 @@
 /**
- * Wires a planned dump to a sink: record source → encoder → sink, as Node streams so that a
- * slow destination parks the producer. RxJS carries only observation: the plan, progress and
- * completion. Cancellation comes through an AbortSignal. The run fails unless the bytes
- * written equal the planned total.
+ * An ELF dump through the run skeleton (write-records.ts): the plan's records with page chunks
+ * read from the guest as the sink pulls, encoded for the target's class and byte order. RxJS
+ * carries only observation: progress and completion. Cancellation comes through an AbortSignal.
  */
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { ReplaySubject, from, type Observable } from 'rxjs';
-import { cancelled, describeFailure, tap } from './failures.js';
-import { DEFAULT_CHUNK_SIZE, readDumpRecords, type SourceRecord } from '../sources/record-source.js';
-import type { DumpPlan, DumpRecord } from '../transforms/dump-plan.js';
-import { encodeDumpRecords } from '../transforms/encode-records.js';
+import { ReplaySubject, type Observable } from 'rxjs';
+import type { PlacedBytes } from '../formats/kdump/flattened.js';
+import { fileOffset } from '../guest/units.js';
+import type { DumpPlan } from '../transforms/plan/dump-plan.js';
+import { encodeRecord } from '../transforms/encode/encode-records.js';
+import { DEFAULT_CHUNK_SIZE, readDumpRecords, type SourceRecord } from '../transforms/encode/record-stream.js';
 import type { Sink } from '../sinks/sink.js';
 import { ChunkPool } from './chunk-pool.js';
 import { withRate, type DumpPhase, type DumpProgress, type RatedProgress } from './progress.js';
+import { writeRecords } from './write-records.js';
 
 export interface WriteDumpOptions {
   readonly signal?: AbortSignal;
@@ -32,8 +31,6 @@ export interface DumpSummary {
 
 export interface DumpRun {
   readonly plan: DumpPlan;
-  /** The planned records, in file order. */
-  readonly records$: Observable<DumpRecord>;
   /**
    * Phase, confirmed bytes, total and rate; replays the latest value to a late subscriber;
    * completes on success, errors on failure. Each subscriber gets its own rate window.
@@ -48,46 +45,44 @@ function nextPhase(current: DumpPhase, record: SourceRecord): DumpPhase {
   return current === 'memory' || current === 'trailer' ? 'trailer' : 'headers';
 }
 
+/** Each record's bytes at its place; a record encoded in several pieces advances its offset. */
+async function* placedElfBytes(records: AsyncIterable<SourceRecord>, plan: DumpPlan, onRecord: (record: SourceRecord) => void): AsyncGenerator<PlacedBytes> {
+  for await (const record of records) {
+    onRecord(record);
+    let offset: bigint = record.offset;
+    for (const bytes of encodeRecord(record, plan.target)) {
+      yield { offset: fileOffset(offset), bytes };
+      offset += BigInt(bytes.length);
+    }
+  }
+}
+
 export function writeDump(plan: DumpPlan, sink: Sink, options: WriteDumpOptions = {}): DumpRun {
   const progress = new ReplaySubject<DumpProgress>(1);
   const totalBytes = Number(plan.totalSize);
   progress.next({ phase: 'planned', bytesWritten: 0, totalBytes });
-  const result = run(plan, sink, options, (phase, bytesWritten) => progress.next({ phase, bytesWritten, totalBytes }));
-  result.then(() => progress.complete(), (error: unknown) => progress.error(error));
-  return { plan, records$: from(plan.records), progress$: progress.pipe(withRate()), result };
-}
-
-async function run(plan: DumpPlan, sink: Sink, options: WriteDumpOptions,
-  report: (phase: DumpPhase, bytes: number) => void): Promise<DumpSummary> {
   const started = performance.now();
-  const { signal } = options;
-  if (signal?.aborted) throw cancelled(signal);
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const pool = new ChunkPool(chunkSize);
-  const open = await sink.open({ recycle: pool.recycle }).catch((error: unknown) => { throw describeFailure(error, sink, signal); });
-  let produced = 0;
-  try {
-    let phase: DumpPhase = 'headers';
-    const records = tap(readDumpRecords(plan, { chunkSize, signal, allocate: (size) => pool.acquire(size) }),
-      (record) => { phase = nextPhase(phase, record); });
-    // encodeDumpRecords fails the run unless the bytes end exactly at plan.totalSize.
-    const bytes = tap(encodeDumpRecords(records, plan), (chunk) => {
-      // Every earlier chunk is in the readable, the sink's buffer, or confirmed; this one is in none yet.
-      report(phase, produced - readable.readableLength - open.writable.writableLength);
-      produced += chunk.length;
-    });
-    const readable = Readable.from(bytes, { objectMode: false, highWaterMark: chunkSize });
-    await pipeline(readable, open.writable, signal === undefined ? {} : { signal });
-    report('committing', produced);
-    await open.commit();
-  } catch (error) {
-    await open.abort();
-    throw describeFailure(error, sink, signal);
-  }
-  report('done', produced);
-  return {
-    destination: sink.description, bytesWritten: produced, totalBytes: Number(plan.totalSize),
-    memoryBytes: Number(plan.memoryBytes), segmentCount: plan.segmentCount, elapsedMs: performance.now() - started,
-  };
+  let phase: DumpPhase = 'headers';
+  const { signal } = options;
+  const result = writeRecords({
+    destination: { kind: 'sequential', sink }, framing: 'contiguous', plannedSize: plan.totalSize, highWaterMark: chunkSize,
+    openOptions: { recycle: pool.recycle }, ...(signal === undefined ? {} : { signal }),
+    open: async () => ({
+      records: placedElfBytes(readDumpRecords(plan, { chunkSize, allocate: (size) => pool.acquire(size), ...(signal === undefined ? {} : { signal }) }),
+        plan, (record) => { phase = nextPhase(phase, record); }),
+      close: async () => undefined,
+    }),
+    onConfirmed: (bytesWritten) => progress.next({ phase, bytesWritten, totalBytes }),
+    onCommitting: (bytesWritten) => progress.next({ phase: 'committing', bytesWritten, totalBytes }),
+  }).then((bytesWritten) => {
+    progress.next({ phase: 'done', bytesWritten, totalBytes });
+    return {
+      destination: sink.description, bytesWritten, totalBytes, memoryBytes: Number(plan.memoryBytes),
+      segmentCount: plan.segmentCount, elapsedMs: performance.now() - started,
+    };
+  });
+  result.then(() => progress.complete(), (error: unknown) => progress.error(error));
+  return { plan, progress$: progress.pipe(withRate()), result };
 }
-

@@ -1,23 +1,21 @@
 /**
- * Writes a planned kdump-compressed dump: pages read in pfn order, compressed in worker
- * threads, placed in order (kdump-compressed.md §5), then either framed as the flattened
- * stream for any sequential sink, or written at their offsets into a plain file. Reading,
+ * A kdump-compressed dump through the run skeleton (write-records.ts): pages read in pfn order,
+ * compressed in worker threads, placed in order (docs/kdump-compressed.md §5), then framed as the
+ * flattened stream for a sequential sink or written at their offsets into a plain file. Reading,
  * compression and writing overlap, but at most `threads × IN_FLIGHT_PER_THREAD` batches are
  * between source and sink: a slow sink parks the reader.
  */
 import { availableParallelism } from 'node:os';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { ReplaySubject, type Observable } from 'rxjs';
-import { readPageBatches } from '../sources/page-batches.js';
-import { codecFlags } from '../transforms/kdump-format.js';
-import type { KdumpPlan } from '../transforms/kdump-plan.js';
-import { PageRecordAssembler, kdumpHeadRecords, type PlacedBytes } from '../transforms/kdump-records.js';
-import { flattenRecords } from '../transforms/flattened.js';
-import { PageCompressionPool, RAW_PAGE_SIZE, ZERO_PAGE_SIZE, type CompressedBatch } from '../transforms/page-compression.js';
+import type { PlacedBytes } from '../formats/kdump/flattened.js';
+import { codecFlags } from '../formats/kdump/kdump-format.js';
+import { readPageBatches } from '../transforms/encode/page-batches.js';
+import { PageRecordAssembler, checkedKdumpRecords, kdumpHeadRecords } from '../transforms/encode/kdump-records.js';
+import { PageCompressionPool, RAW_PAGE_SIZE, ZERO_PAGE_SIZE, type CompressedBatch } from '../transforms/compress/page-compression.js';
+import type { KdumpPlan } from '../transforms/plan/kdump-plan.js';
 import type { PlacedSink, Sink } from '../sinks/sink.js';
-import { cancelled, describeFailure, tap } from './failures.js';
 import { withRate, type DumpPhase, type DumpProgress, type RatedProgress } from './progress.js';
+import { writeRecords, type Destination } from './write-records.js';
 
 export interface WriteKdumpOptions {
   readonly signal?: AbortSignal;
@@ -60,43 +58,41 @@ const IN_FLIGHT_PER_THREAD = 4;
 
 interface Counters { zero: number; raw: number; compressed: number; output: number }
 
+function destinationOf(destination: KdumpDestination): Destination {
+  return destination.kind === 'flattened' ? { kind: 'sequential', sink: destination.sink } : { kind: 'positional', sink: destination.sink };
+}
+
 export function writeKdump(plan: KdumpPlan, destination: KdumpDestination, options: WriteKdumpOptions = {}): KdumpRun {
   const progress = new ReplaySubject<DumpProgress>(1);
   const totalBytes = plan.pageCount * plan.blockSize;
-  const report = (phase: DumpPhase, pagesDone: number, outputBytes: number): void => progress.next({
-    phase, bytesWritten: pagesDone * plan.blockSize, totalBytes, pagesDone, pagesTotal: plan.pageCount, outputBytes,
+  const counters: Counters = { zero: 0, raw: 0, compressed: 0, output: 0 };
+  let pagesDone = 0;
+  const report = (phase: DumpPhase): void => progress.next({
+    phase, bytesWritten: pagesDone * plan.blockSize, totalBytes, pagesDone, pagesTotal: plan.pageCount, outputBytes: counters.output,
   });
-  report('planned', 0, 0);
-  const result = run(plan, destination, options, report);
+  report('planned');
+  const started = performance.now();
+  const threads = options.threads ?? availableParallelism();
+  const { signal } = options;
+  const result = writeRecords({
+    destination: destinationOf(destination), framing: 'flattened', highWaterMark: 1 << 20, ...(signal === undefined ? {} : { signal }),
+    async open() {
+      const pool = await PageCompressionPool.start(plan.codec, threads, plan.blockSize);
+      const onPages = (done: number): void => { pagesDone = done; report('memory'); };
+      return { records: checkedKdumpRecords(plan, placeRecords(plan, pool, threads, options, counters, onPages)), close: () => pool.close() };
+    },
+    onConfirmed: (bytes) => { counters.output = bytes; },
+  }).then((bytesWritten) => {
+    counters.output = bytesWritten;
+    report('done');
+    return {
+      destination: destination.sink.description, flattened: destination.kind === 'flattened', bytesWritten,
+      memoryBytes: Number(plan.memoryBytes), pages: plan.pageCount, zeroPages: counters.zero, rawPages: counters.raw,
+      compressedPages: counters.compressed, threads, elapsedMs: performance.now() - started,
+    };
+  });
   result.then(() => progress.complete(), (error: unknown) => progress.error(error));
   return { plan, progress$: progress.pipe(withRate()), result };
-}
-
-async function run(plan: KdumpPlan, destination: KdumpDestination, options: WriteKdumpOptions,
-  report: (phase: DumpPhase, pagesDone: number, outputBytes: number) => void): Promise<KdumpSummary> {
-  const started = performance.now();
-  const { signal } = options;
-  if (signal?.aborted) throw cancelled(signal);
-  const threads = options.threads ?? availableParallelism();
-  const pool = await PageCompressionPool.start(plan.codec, threads, plan.blockSize);
-  const counters: Counters = { zero: 0, raw: 0, compressed: 0, output: 0 };
-  let phase: DumpPhase = 'headers';
-  const onPages = (done: number): void => { phase = 'memory'; report(phase, done, counters.output); };
-  try {
-    const records = placeRecords(plan, pool, threads, options, counters, onPages);
-    if (destination.kind === 'flattened') await writeFlattened(records, destination.sink, counters, signal);
-    else await writePlain(records, destination.sink, counters, signal);
-  } catch (error) {
-    throw describeFailure(error, destination.sink, signal);
-  } finally {
-    await pool.close();
-  }
-  report('done', plan.pageCount, counters.output);
-  return {
-    destination: destination.sink.description, flattened: destination.kind === 'flattened', bytesWritten: counters.output,
-    memoryBytes: Number(plan.memoryBytes), pages: plan.pageCount, zeroPages: counters.zero, rawPages: counters.raw,
-    compressedPages: counters.compressed, threads, elapsedMs: performance.now() - started,
-  };
 }
 
 /** Every record of the dump in QEMU's order: headers and bitmaps, then descriptors and data as their caches fill. */
@@ -153,31 +149,4 @@ function placeBatch(batch: CompressedBatch, assembler: PageRecordAssembler, flag
     }
   });
   return sizes.length;
-}
-
-async function writeFlattened(records: AsyncIterable<PlacedBytes>, sink: Sink, counters: Counters, signal: AbortSignal | undefined): Promise<void> {
-  const open = await sink.open();
-  try {
-    const bytes = tap(flattenRecords(records), (chunk) => { counters.output += chunk.length; });
-    await pipeline(Readable.from(bytes, { objectMode: false, highWaterMark: 1 << 20 }), open.writable, signal === undefined ? {} : { signal });
-    await open.commit();
-  } catch (error) {
-    await open.abort();
-    throw error;
-  }
-}
-
-async function writePlain(records: AsyncIterable<PlacedBytes>, sink: PlacedSink, counters: Counters, signal: AbortSignal | undefined): Promise<void> {
-  const open = await sink.open();
-  try {
-    for await (const record of records) {
-      signal?.throwIfAborted();
-      await open.write(record.bytes, record.offset);
-      counters.output = Math.max(counters.output, record.offset + record.bytes.length);
-    }
-    await open.commit();
-  } catch (error) {
-    await open.abort();
-    throw error;
-  }
 }

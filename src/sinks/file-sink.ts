@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import { VmdumpError, errnoText } from '../model/errors.js';
+import { VmdumpError, errnoText } from '../guest/errors.js';
 import { FdWritable } from './fd-writable.js';
 import { call, callVoid, type FileSystem } from './fs-api.js';
 import type { PlacedSink, Sink, SinkOpenOptions } from './sink.js';
@@ -59,9 +59,11 @@ export function placedFileSink(destination: string, options: FileSinkOptions = {
     async open() {
       const fileSystem = options.fileSystem ?? fs;
       const target = await openDestination(destination, options);
-      const write = async (bytes: Uint8Array, position: number): Promise<void> => {
+      const write = async (bytes: Uint8Array, position: bigint): Promise<void> => {
+        // Positions are exact in a double below 2^53 (8 PiB), past any file a kdump plan makes.
+        const at = Number(position);
         for (let done = 0; done < bytes.length;) {
-          done += await call<number>((cb) => fileSystem.write(target.fd, bytes, done, bytes.length - done, position + done, cb));
+          done += await call<number>((cb) => fileSystem.write(target.fd, bytes, done, bytes.length - done, at + done, cb));
         }
       };
       return { write, commit: target.commit, abort: target.abort };

@@ -49,7 +49,7 @@ export interface PlacedSink {
 }
 
 export interface OpenPlacedSink {
-  write(bytes: Uint8Array, position: number): Promise<void>;
+  write(bytes: Uint8Array, position: bigint): Promise<void>;
   commit(): Promise<void>;
   abort(): Promise<void>;
 }

@@ -4,8 +4,8 @@
  * as crash reads them). The index is built in one pass that checks the framing.
  */
 import * as fs from 'node:fs';
-import { VmdumpError } from '../model/errors.js';
-import { FLAT_HEADER_SIZE, FLAT_SIGNATURE } from '../transforms/flattened.js';
+import { VmdumpError } from '../guest/errors.js';
+import { FLAT_HEADER_SIZE, FLAT_SIGNATURE } from '../formats/kdump/flattened.js';
 
 export interface DumpBytes {
   /** Size of the logical file (for a flattened stream: the end of its furthest record). */

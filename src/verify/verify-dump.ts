@@ -6,7 +6,9 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { VmdumpError } from '../model/errors.js';
+import { ELF_MAGIC } from '../formats/elf/elf-constants.js';
+import { KDUMP_SIGNATURE } from '../formats/kdump/kdump-format.js';
+import { VmdumpError } from '../guest/errors.js';
 import { openDumpBytes } from './dump-bytes.js';
 import { verifyElf } from './verify-elf.js';
 import { verifyKdump } from './verify-kdump.js';
@@ -26,8 +28,8 @@ export async function verifyDumpFile(file: string): Promise<VerifyReport> {
   try {
     const magic = await bytes.read(0, 8);
     if (magic.length === 0) throw new VmdumpError('bad-input', flattened ? 'the flattened stream holds no records' : 'the file is empty', file);
-    const report = magic.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46])) ? await verifyElf(bytes, file)
-      : magic.toString('latin1') === 'KDUMP   ' ? await verifyKdump(bytes, file)
+    const report = ELF_MAGIC.every((b, i) => magic[i] === b) ? await verifyElf(bytes, file)
+      : magic.toString('latin1') === KDUMP_SIGNATURE ? await verifyKdump(bytes, file)
         : undefined;
     if (report === undefined) throw new VmdumpError('bad-input', 'neither an ELF core nor a kdump file (nor makedumpfile\'s flattened form of one)', file);
     return { file, format: report.format, flattened, summary: report.summary, ...(sha256 === undefined ? {} : { sha256 }) };

@@ -3,31 +3,18 @@
  * included), every PT_LOAD's bytes inside the file, and each note inside PT_NOTE
  * (elf-vmcore.md §2–§7). The field layouts are the encoder's own tables, read instead of written.
  */
-import { ET_CORE, PN_XNUM, PT_LOAD, PT_NOTE, machineNames } from '../model/elf-constants.js';
-import { VmdumpError, hex } from '../model/errors.js';
+import { ET_CORE, PN_XNUM, PT_LOAD, PT_NOTE, machineNames } from '../formats/elf/elf-constants.js';
+import { VmdumpError, hex } from '../guest/errors.js';
 import {
-  NOT_IN_FILE, align4, elfHeaderFields, elfHeaderSize, programHeaderFields, programHeaderSize, sectionHeaderFields, sectionHeaderSize,
-  type ElfHeader, type ElfTarget, type FieldLayout, type ProgramHeader, type SectionHeader,
-} from '../transforms/elf-structs.js';
+  NOT_IN_FILE, elfHeaderFields, elfHeaderSize, programHeaderFields, programHeaderSize, sectionHeaderFields, sectionHeaderSize,
+  type ElfHeader, type ElfTarget, type ProgramHeader, type SectionHeader,
+} from '../formats/elf/elf-structs.js';
+import { decodeNotes, decodeStruct } from '../formats/elf/elf-decode.js';
 import type { DumpBytes } from './dump-bytes.js';
 
 export interface ElfReport {
   readonly format: 'elf';
   readonly summary: string;
-}
-
-function decode<T>(bytes: Buffer, at: number, layout: FieldLayout<T>, target: ElfTarget): T {
-  const little = target.endian === 'little';
-  const value: Record<string, bigint | number> = {};
-  let cursor = at;
-  for (const [name, type] of layout) {
-    const width = type === 'u16' ? 2 : type === 'u32' || target.elfClass === 32 ? 4 : 8;
-    if (width === 2) value[name] = little ? bytes.readUInt16LE(cursor) : bytes.readUInt16BE(cursor);
-    else if (width === 4) value[name] = type === 'word' ? BigInt(little ? bytes.readUInt32LE(cursor) : bytes.readUInt32BE(cursor)) : (little ? bytes.readUInt32LE(cursor) : bytes.readUInt32BE(cursor));
-    else value[name] = little ? bytes.readBigUInt64LE(cursor) : bytes.readBigUInt64BE(cursor);
-    cursor += width;
-  }
-  return value as T;
 }
 
 export async function verifyElf(bytes: DumpBytes, file: string): Promise<ElfReport> {
@@ -39,7 +26,7 @@ export async function verifyElf(bytes: DumpBytes, file: string): Promise<ElfRepo
   if (ident[6] !== 1) fail(`EI_VERSION ${ident[6]} is not 1`);
   if (ident.length < elfHeaderSize(elfClass)) fail(`truncated: ${ident.length} bytes cannot hold an ELF${elfClass} header`);
   const target: ElfTarget = { elfClass, endian, machine: 0 };
-  const header = decode<ElfHeader>(ident, 16, elfHeaderFields, target);
+  const header = decodeStruct<ElfHeader>(ident, 16, elfHeaderFields, target);
   if (header.type !== ET_CORE) fail(`e_type ${header.type} is not ET_CORE (4)`);
   if (header.phentsize !== programHeaderSize(elfClass)) fail(`e_phentsize ${header.phentsize} is not ${programHeaderSize(elfClass)} (ELF${elfClass})`);
   if (header.shnum > 0) {
@@ -51,7 +38,7 @@ export async function verifyElf(bytes: DumpBytes, file: string): Promise<ElfRepo
   const tableEnd = header.phoff + BigInt(count * header.phentsize);
   if (tableEnd > BigInt(bytes.size)) fail(`the program header table [${hex(header.phoff)}, ${hex(tableEnd)}) runs past the end of the file (${hex(bytes.size)})`);
   const table = await bytes.read(Number(header.phoff), count * header.phentsize);
-  const phdrs = Array.from({ length: count }, (_, i) => decode<ProgramHeader>(table, i * header.phentsize, programHeaderFields[elfClass], target));
+  const phdrs = Array.from({ length: count }, (_, i) => decodeStruct<ProgramHeader>(table, i * header.phentsize, programHeaderFields[elfClass], target));
   let memory = 0n;
   let loads = 0;
   const notes: string[] = [];
@@ -83,7 +70,7 @@ async function programHeaderCount(bytes: DumpBytes, header: ElfHeader, target: E
   const size = sectionHeaderSize(target.elfClass);
   if (header.shnum === 0 && header.shoff === 0n) fail('e_phnum is PN_XNUM but there is no section header 0 to hold the count');
   if (header.shoff + BigInt(size) > BigInt(bytes.size)) fail(`section header 0 at ${hex(header.shoff)} runs past the end of the file (${hex(bytes.size)})`);
-  const section = decode<SectionHeader>(await bytes.read(Number(header.shoff), size), 0, sectionHeaderFields, target);
+  const section = decodeStruct<SectionHeader>(await bytes.read(Number(header.shoff), size), 0, sectionHeaderFields, target);
   return section.info;
 }
 
@@ -92,17 +79,10 @@ async function programHeaderCount(bytes: DumpBytes, header: ElfHeader, target: E
  * end; returns `name/type` per note. Shared by the ELF and kdump checks (`where` names the area).
  */
 export function checkNotes(segment: Buffer, endian: 'little' | 'big', where: string, fail: (m: string) => never): string[] {
-  const names: string[] = [];
-  for (let at = 0; at < segment.length;) {
-    if (at + 12 > segment.length) fail(`${where}: ${segment.length - at} bytes left at offset ${at}, too few for a note header`);
-    const u32 = (o: number): number => (endian === 'little' ? segment.readUInt32LE(at + o) : segment.readUInt32BE(at + o));
-    const [namesz, descsz, type] = [u32(0), u32(4), u32(8)];
-    const end = at + 12 + align4(namesz) + align4(descsz);
-    if (end > segment.length) {
-      fail(`${where}: note ${names.length} (n_namesz ${namesz}, n_descsz ${descsz}) ends at ${end}, past the segment's ${segment.length} bytes`);
-    }
-    names.push(`${segment.toString('latin1', at + 12, at + 12 + Math.max(0, namesz - 1))}/${type}`);
-    at = end;
+  const { notes, damage } = decodeNotes(segment, endian);
+  if (damage?.kind === 'short-header') fail(`${where}: ${damage.left} bytes left at offset ${damage.at}, too few for a note header`);
+  if (damage?.kind === 'overrun') {
+    fail(`${where}: note ${damage.index} (n_namesz ${damage.namesz}, n_descsz ${damage.descsz}) ends at ${damage.end}, past the segment's ${segment.length} bytes`);
   }
-  return names;
+  return notes.map((note) => `${note.name}/${note.type}`);
 }

@@ -6,11 +6,11 @@
  * read_dump_header and cache_page insist on).
  */
 import * as zlib from 'node:zlib';
-import { VmdumpError, hex } from '../model/errors.js';
+import { VmdumpError, hex } from '../guest/errors.js';
 import {
   KDUMP_SIGNATURE, PAGE_DESCRIPTOR_SIZE, codecFlags, decodeDiskDumpHeader, decodeKdumpSubHeader, diskDumpHeaderSize, subHeaderSize,
   type KdumpCodec, type KdumpTarget,
-} from '../transforms/kdump-format.js';
+} from '../formats/kdump/kdump-format.js';
 import type { DumpBytes } from './dump-bytes.js';
 import { checkNotes } from './verify-elf.js';
 

@@ -1,9 +1,10 @@
 /** Synthetic guests for tests: RAM whose every byte is a function of its guest-physical address. */
-import { EM_X86_64 } from '../../src/model/elf-constants.js';
+import { EM_X86_64 } from '../../src/formats/elf/elf-constants.js';
 import {
-  x86Architecture, type Architecture, type ElfNote, type GuestModel, type RamRange, type Vcpu, type X86CpuState,
-} from '../../src/model/guest.js';
-import { physAddr } from '../../src/model/units.js';
+  type Architecture, type ElfNote, type GuestModel, type RamRange, type Vcpu, type X86CpuState,
+} from '../../src/guest/guest.js';
+import { x86Architecture } from '../../src/targets/x86/architecture.js';
+import { physAddr } from '../../src/guest/units.js';
 
 /** The byte a synthetic guest holds at guest-physical `address`. */
 export function patternByte(address: bigint): number {

@@ -3,7 +3,7 @@
  * address space "memory" (root: system), lines of kind ram/rom (not nv-), merged when a line
  * continues the previous one's region at the next offset.
  */
-import { VmdumpError } from '../../model/errors.js';
+import { VmdumpError } from '../../guest/errors.js';
 
 export interface FlatRange {
   readonly start: bigint;

@@ -9,9 +9,9 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VmdumpError } from '../../model/errors.js';
-import type { GuestModel } from '../../model/guest.js';
-import { QmpClient, type QmpAddress, type QmpEvent } from '../../qmp/qmp-client.js';
+import { VmdumpError } from '../../guest/errors.js';
+import type { GuestModel } from '../../guest/guest.js';
+import { QmpClient, type QmpAddress, type QmpEvent } from '../qmp/qmp-client.js';
 import { openSavedVmStream } from '../saved-vm/saved-vm-source.js';
 import type { LiveOptions } from './live-source.js';
 

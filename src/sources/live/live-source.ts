@@ -7,18 +7,15 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { VmdumpError } from '../../model/errors.js';
-import { EM_AARCH64, EM_S390 } from '../../model/elf-constants.js';
-import { x86Architecture, type Architecture, type ElfNote, type GuestModel, type RamRange } from '../../model/guest.js';
-import { aarch64Architecture } from '../../targets/aarch64.js';
-import { S390_LOWCORE_VMCOREINFO, s390xArchitecture } from '../../targets/s390x.js';
-import { readPointedNote } from '../saved-vm/guest-note.js';
-import { physAddr } from '../../model/units.js';
-import { QmpClient, type QmpAddress } from '../../qmp/qmp-client.js';
-import { parseCoreNotes, type CoreNotes } from './core-notes.js';
+import { VmdumpError } from '../../guest/errors.js';
+import type { ElfNote, GuestModel, RamRange } from '../../guest/guest.js';
+import { decodeQemuNotes, vcpuArchitectureNames, type QemuNotes } from '../../targets/index.js';
+import { readPointedNote } from '../guest-note.js';
+import { physAddr } from '../../guest/units.js';
+import { QmpClient, type QmpAddress } from '../qmp/qmp-client.js';
 import { parseFlatView, type FlatRange } from './flat-view.js';
 import { PmemsaveTransfer, fifoPath } from './pmemsave-range.js';
-import { isSpecialBlock } from '../saved-vm/pc-memory-map.js';
+import { isSpecialBlock } from '../../formats/migration/block-names.js';
 import { readExactly } from '../read-exactly.js';
 
 export interface LiveOptions {
@@ -84,27 +81,21 @@ function peekableRam(qmp: QmpClient, flat: readonly FlatRange[], workDir: string
   }));
 }
 
-/** The dump's architecture from QEMU's notes dump; s390x's VMCOREINFO is read from the guest (QEMU writes none). */
-async function liveArchitecture(notes: CoreNotes, ram: readonly RamRange[], peek: () => RamRange[]):
-  Promise<{ arch: Architecture; vmcoreinfo: ElfNote | undefined; warnings?: string[] }> {
-  if (notes.machine === EM_AARCH64) {
-    const first = notes.vcpus[0]?.state;
-    return { arch: aarch64Architecture(first?.kind === 'aarch64' ? first : undefined), vmcoreinfo: notes.vmcoreinfo };
-  }
-  if (notes.machine === EM_S390) {
-    const found = await readPointedNote(peek(), S390_LOWCORE_VMCOREINFO, 'big');
-    if (found !== undefined && 'skipped' in found) return { arch: s390xArchitecture, vmcoreinfo: undefined, warnings: [`VMCOREINFO left out: ${found.skipped}`] };
-    return { arch: s390xArchitecture, vmcoreinfo: found?.note };
-  }
-  return { arch: x86Architecture(notes.longMode, ram), vmcoreinfo: notes.vmcoreinfo };
+/** The guest's VMCOREINFO: QEMU's own note, or (where no device reports it, s390x) the one the kernel points at. */
+async function liveVmcoreinfo(notes: QemuNotes, peek: () => RamRange[]): Promise<{ vmcoreinfo: ElfNote | undefined; warnings?: string[] }> {
+  const pointer = notes.target.vmcoreinfoPointer;
+  if (pointer === undefined) return { vmcoreinfo: notes.vmcoreinfo };
+  const found = await readPointedNote(peek(), pointer, notes.architecture([]).endian);
+  if (found !== undefined && 'skipped' in found) return { vmcoreinfo: undefined, warnings: [`VMCOREINFO left out: ${found.skipped}`] };
+  return { vmcoreinfo: found?.note };
 }
 
 export async function openLiveVm(address: QmpAddress, options: LiveOptions = {}): Promise<LiveGuest> {
   const qmp = await QmpClient.connect(address, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
   const target = await qmp.execute<{ arch: string }>('query-target').catch((error: unknown) => { qmp.close(); throw error; });
-  if (!['x86_64', 'i386', 'aarch64', 's390x'].includes(target.arch)) {
+  if (!vcpuArchitectureNames.includes(target.arch)) {
     qmp.close();
-    throw new VmdumpError('bad-input', `QEMU at ${qmp.where} emulates ${target.arch}; the live source reads x86_64, i386, aarch64 and s390x guests`);
+    throw new VmdumpError('bad-input', `QEMU at ${qmp.where} emulates ${target.arch}; the live source reads ${vcpuArchitectureNames.join(', ')} guests`);
   }
   const wasRunning = (await qmp.execute<{ running: boolean }>('query-status')).running;
   const workDir = fs.mkdtempSync(path.join(options.workDir ?? os.tmpdir(), 'vmdump-live-'));
@@ -134,7 +125,7 @@ export async function openLiveVm(address: QmpAddress, options: LiveOptions = {})
     const notesFile = path.join(workDir, 'notes.core');
     // A 4 KiB dump gives QEMU's notes byte for byte (qemu-live-source.md §2, §3.4).
     await qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${notesFile}`, begin: Number(first.start), length: 4096 });
-    const notes = parseCoreNotes(fs.readFileSync(notesFile));
+    const notes = decodeQemuNotes(fs.readFileSync(notesFile));
     fs.rmSync(notesFile);
     const backends = await readableBackends(qmp);
     const ram = flat.map((range, index): RamRange => {
@@ -147,8 +138,8 @@ export async function openLiveVm(address: QmpAddress, options: LiveOptions = {})
         read: (offset, into) => transfer.read(offset, into),
       };
     });
-    const { arch, vmcoreinfo, warnings } = await liveArchitecture(notes, ram, () => peekableRam(qmp, flat, workDir));
-    return { arch, vcpus: notes.vcpus, ram, wasRunning, close, ...(vmcoreinfo === undefined ? {} : { vmcoreinfo }), ...(warnings ? { warnings } : {}) };
+    const { vmcoreinfo, warnings } = await liveVmcoreinfo(notes, () => peekableRam(qmp, flat, workDir));
+    return { arch: notes.architecture(ram), vcpus: notes.vcpus, ram, wasRunning, close, ...(vmcoreinfo === undefined ? {} : { vmcoreinfo }), ...(warnings ? { warnings } : {}) };
   } catch (error) {
     await close().catch(() => undefined);
     throw error;

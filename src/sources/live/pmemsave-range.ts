@@ -8,8 +8,8 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { VmdumpError, hex } from '../../model/errors.js';
-import type { QmpClient } from '../../qmp/qmp-client.js';
+import { VmdumpError, hex } from '../../guest/errors.js';
+import type { QmpClient } from '../qmp/qmp-client.js';
 
 const DAY_MS = 86_400_000;
 

@@ -10,20 +10,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { VmdumpError, errnoText } from '../../model/errors.js';
-import { x86Architecture, type Architecture, type GuestModel, type RamRange, type Vcpu } from '../../model/guest.js';
-import { aarch64Architecture, aarch64Target } from '../../targets/aarch64.js';
-import { targetFor, type TargetDescription } from '../../targets/index.js';
-import { s390xArchitecture, s390xTarget } from '../../targets/s390x.js';
-import { aarch64StateFromSection, s390xStateFromSection } from './arch-cpu-state.js';
-import { physAddr } from '../../model/units.js';
-import { readBlock } from './block-reader.js';
-import { ByteReader } from './byte-reader.js';
-import { vcpuFromSection } from './cpu-state.js';
-import { parseMigrationStream, type MigrationStream, type RamBlock } from './migration-stream.js';
-import { isSpecialBlock, mapPcMemory, type MappedRange } from './pc-memory-map.js';
-import { locateVmdesc } from './vmdesc.js';
-import { readGuestNote, readPointedNote } from './guest-note.js';
+import { VmdumpError, errnoText } from '../../guest/errors.js';
+import type { GuestModel, RamRange } from '../../guest/guest.js';
+import { targetOfCpuSection } from '../../targets/index.js';
+import { isSpecialBlock } from '../../formats/migration/block-names.js';
+import { physAddr } from '../../guest/units.js';
+import { readBlock } from '../../formats/migration/block-reader.js';
+import { ByteReader } from '../../formats/migration/byte-reader.js';
+import { parseMigrationStream } from '../../formats/migration/migration-stream.js';
+import { locateVmdesc } from '../../formats/migration/vmdesc.js';
+import { readGuestNote, readPointedNote } from '../guest-note.js';
 
 const LIBVIRT_HEADER = 92;
 
@@ -77,18 +73,21 @@ async function openSavedVmFd(fd: number, label: string): Promise<GuestModel> {
     const start = streamStart(fd, label);
     const stream = await parseMigrationStream(new ByteReader(fd, size, label, start), () => locateVmdesc(fd, size, label));
     const streamFile = { fd, size, label };
-    const machine = savedMachine(stream, label);
-    const ram: RamRange[] = machine.memory.map((m) => ({
+    const cpus = stream.devices.filter((d) => d.name === 'cpu').sort((a, b) => a.instance - b.instance);
+    // The `cpu` sections' fields say the architecture; its target decodes them and places the RAM blocks.
+    const target = targetOfCpuSection(cpus[0]);
+    const decoded = target.vcpusFromStream(cpus);
+    const ram: RamRange[] = target.placeSavedRam(stream, label).map((m) => ({
       start: physAddr(m.start), size: m.end - m.start, label: `${m.block.id} at ${m.offset === 0n ? '0' : `0x${m.offset.toString(16)}`}`,
       systemRam: !isSpecialBlock(m.block.id),
       read: (offset, into) => readBlock(streamFile, m.block, m.offset + offset, into),
     }));
-    const arch = machine.architecture(ram);
-    const pointer = targetFor(arch).vmcoreinfoPointer;
+    const arch = decoded.architecture(ram);
+    const pointer = target.vmcoreinfoPointer;
     const guestNote = pointer === undefined ? await readGuestNote(stream.devices, ram, arch.endian) : await readPointedNote(ram, pointer, arch.endian);
     const warnings = guestNote !== undefined && 'skipped' in guestNote ? [`VMCOREINFO left out: ${guestNote.skipped}`] : [];
     return {
-      arch, vcpus: machine.vcpus, ram, warnings,
+      arch, vcpus: decoded.vcpus, ram, warnings,
       ...(guestNote !== undefined && 'note' in guestNote ? { vmcoreinfo: guestNote.note } : {}),
       close: async () => fs.closeSync(fd),
     };
@@ -96,43 +95,6 @@ async function openSavedVmFd(fd: number, label: string): Promise<GuestModel> {
     fs.closeSync(fd);
     throw error;
   }
-}
-
-interface SavedMachine {
-  readonly vcpus: readonly Vcpu[];
-  readonly memory: readonly MappedRange[];
-  architecture(ram: readonly RamRange[]): Architecture;
-}
-
-/** The architecture is the `cpu` sections' (their fields differ per target); RAM is placed by the target's block list or the PC map. */
-function savedMachine(stream: MigrationStream, label: string): SavedMachine {
-  const sections = stream.devices.filter((d) => d.name === 'cpu').sort((a, b) => a.instance - b.instance);
-  const first = sections[0];
-  if (first?.has('env.xregs') === true) {
-    const vcpus = sections.map((cpu) => ({ index: cpu.instance, state: aarch64StateFromSection(cpu) }));
-    return { vcpus, memory: placeBlocks(stream.blocks, aarch64Target, label), architecture: () => aarch64Architecture(vcpus[0]?.state) };
-  }
-  if (first?.has('env.psw.mask') === true) {
-    const vcpus = sections.map((cpu) => ({ index: cpu.instance, state: s390xStateFromSection(cpu) }));
-    return { vcpus, memory: placeBlocks(stream.blocks, s390xTarget, label), architecture: () => s390xArchitecture };
-  }
-  const cpus = sections.map(vcpuFromSection);
-  return {
-    vcpus: cpus.map((c) => c.vcpu), memory: mapPcMemory(stream.machineType, stream.blocks, stream.devices),
-    architecture: (ram) => x86Architecture(cpus[0]?.longMode ?? false, ram),
-  };
-}
-
-/** The target's RAM blocks at their guest-physical places; flash and ROM blocks stay out, as in QEMU's dump. */
-function placeBlocks(blocks: readonly RamBlock[], target: TargetDescription, label: string): MappedRange[] {
-  const placed = (target.ramBlocks ?? []).flatMap((place) => {
-    const block = blocks.find((b) => b.id === place.id);
-    return block === undefined ? [] : [{ start: place.start, end: place.start + block.usedLength, block, offset: 0n }];
-  });
-  if (placed.length === 0) {
-    throw new VmdumpError('bad-input', `the ${target.name} stream has none of the RAM blocks ${(target.ramBlocks ?? []).map((b) => b.id).join(', ')} (blocks: ${blocks.map((b) => b.id).join(', ')})`, label);
-  }
-  return placed.sort((a, b) => (a.start < b.start ? -1 : 1));
 }
 
 function openForReading(file: string): Promise<number> {

@@ -1,0 +1,141 @@
+/**
+ * makedumpfile's kdump-compressed ("diskdump", header version 6) structures as values, and
+ * their encoders (kdump-compressed.md §2, §3, §5). Like the ELF encoder, a value that does not
+ * fit its field is an error, never truncated; the one clamp the format asks for (max_mapnr in
+ * the 32-bit field) is made by the planner, not here.
+ */
+import { VmdumpError, hex } from '../../guest/errors.js';
+import type { ElfClass, Endian } from '../../guest/guest.js';
+
+export type KdumpCodec = 'zlib' | 'lzo' | 'snappy' | 'zstd';
+
+/** DUMP_DH_COMPRESSED_* (makedumpfile diskdump_mod.h): the header's status and a descriptor's flags. */
+export const codecFlags: Readonly<Record<KdumpCodec, number>> = { zlib: 0x1, lzo: 0x2, snappy: 0x4, zstd: 0x20 };
+
+export interface KdumpTarget {
+  readonly elfClass: ElfClass;
+  readonly endian: Endian;
+}
+
+export interface DiskDumpHeader {
+  /** utsname.machine; the other utsname fields stay zero as in QEMU's header. */
+  readonly machine: string;
+  readonly status: number;
+  readonly blockSize: number;
+  readonly subHdrSize: number;
+  readonly bitmapBlocks: number;
+  /** Already clamped to 0xFFFFFFFF (§1). */
+  readonly maxMapnr: number;
+  readonly nrCpus: number;
+}
+
+export interface KdumpSubHeader {
+  readonly physBase: bigint;
+  readonly dumpLevel: number;
+  readonly offsetVmcoreinfo: bigint;
+  readonly sizeVmcoreinfo: bigint;
+  readonly offsetNote: bigint;
+  readonly noteSize: bigint;
+  readonly maxMapnr64: bigint;
+}
+
+/** One page_desc (24 bytes, packed). */
+export interface PageDescriptor {
+  readonly offset: number;
+  readonly size: number;
+  readonly flags: number;
+}
+
+export const KDUMP_SIGNATURE = 'KDUMP   ';
+export const KDUMP_HEADER_VERSION = 6;
+export const PAGE_DESCRIPTOR_SIZE = 24;
+const UTS_FIELD = 65;
+const UTS_MACHINE_AT = 12 + 4 * UTS_FIELD;
+
+export function diskDumpHeaderSize(elfClass: ElfClass): number {
+  return elfClass === 64 ? 464 : 452;
+}
+export function subHeaderSize(elfClass: ElfClass): number {
+  return elfClass === 64 ? 104 : 80;
+}
+
+type Width = 4 | 8;
+type FieldLayout<T> = readonly (readonly [keyof T & string, number, Width])[];
+
+/** After utsname and the timeval (22 / 10 bytes, the C alignment of struct timeval, §2). */
+const headerFields: Readonly<Record<ElfClass, FieldLayout<DiskDumpHeader>>> = {
+  64: [['status', 424, 4], ['blockSize', 428, 4], ['subHdrSize', 432, 4], ['bitmapBlocks', 436, 4],
+    ['maxMapnr', 440, 4], ['nrCpus', 460, 4]],
+  32: [['status', 412, 4], ['blockSize', 416, 4], ['subHdrSize', 420, 4], ['bitmapBlocks', 424, 4],
+    ['maxMapnr', 428, 4], ['nrCpus', 448, 4]],
+};
+
+/** `unsigned long` is 4 bytes on i386 and 8-byte members align to 4 there (§3). */
+const subHeaderFields: Readonly<Record<ElfClass, FieldLayout<KdumpSubHeader>>> = {
+  64: [['physBase', 0, 8], ['dumpLevel', 8, 4], ['offsetVmcoreinfo', 32, 8], ['sizeVmcoreinfo', 40, 8],
+    ['offsetNote', 48, 8], ['noteSize', 56, 8], ['maxMapnr64', 96, 8]],
+  32: [['physBase', 0, 4], ['dumpLevel', 4, 4], ['offsetVmcoreinfo', 20, 8], ['sizeVmcoreinfo', 28, 4],
+    ['offsetNote', 32, 8], ['noteSize', 40, 4], ['maxMapnr64', 72, 8]],
+};
+
+function setField(view: DataView, at: number, width: Width, value: bigint | number, little: boolean, name: string): void {
+  const big = BigInt(value);
+  if (big < 0n || big >= 1n << BigInt(width * 8)) {
+    throw new VmdumpError('unrepresentable', `kdump ${name} = ${hex(big)} does not fit in ${width} bytes`);
+  }
+  if (width === 4) view.setUint32(at, Number(big), little);
+  else view.setBigUint64(at, big, little);
+}
+
+function encodeFields<T extends object>(size: number, layout: FieldLayout<T>, value: T, target: KdumpTarget): Uint8Array {
+  const bytes = new Uint8Array(size);
+  const view = new DataView(bytes.buffer);
+  for (const [name, at, width] of layout) setField(view, at, width, value[name] as bigint | number, target.endian === 'little', name);
+  return bytes;
+}
+
+export function encodeDiskDumpHeader(header: DiskDumpHeader, target: KdumpTarget): Uint8Array {
+  const bytes = encodeFields(diskDumpHeaderSize(target.elfClass), headerFields[target.elfClass], header, target);
+  const encoder = new TextEncoder();
+  bytes.set(encoder.encode(KDUMP_SIGNATURE), 0);
+  new DataView(bytes.buffer).setUint32(8, KDUMP_HEADER_VERSION, target.endian === 'little');
+  bytes.set(encoder.encode(header.machine).subarray(0, UTS_FIELD - 1), UTS_MACHINE_AT);
+  return bytes;
+}
+
+export function encodeKdumpSubHeader(sub: KdumpSubHeader, target: KdumpTarget): Uint8Array {
+  return encodeFields(subHeaderSize(target.elfClass), subHeaderFields[target.elfClass], sub, target);
+}
+
+function decodeFields<T>(bytes: Uint8Array, layout: FieldLayout<T>, target: KdumpTarget): T {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const little = target.endian === 'little';
+  const value: Record<string, bigint | number> = {};
+  for (const [name, at, width] of layout) value[name] = width === 4 ? view.getUint32(at, little) : view.getBigUint64(at, little);
+  return value as T;
+}
+
+/** The header's fields as the encoder lays them out (bytes: at least diskDumpHeaderSize). */
+export function decodeDiskDumpHeader(bytes: Uint8Array, target: KdumpTarget): DiskDumpHeader & { readonly version: number } {
+  const fields = decodeFields<DiskDumpHeader>(bytes, headerFields[target.elfClass], target);
+  const machine = new TextDecoder('latin1').decode(bytes.subarray(UTS_MACHINE_AT, UTS_MACHINE_AT + UTS_FIELD)).replace(/\0[^]*$/, '');
+  const version = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, target.endian === 'little');
+  return { ...fields, machine, version };
+}
+
+export function decodeKdumpSubHeader(bytes: Uint8Array, target: KdumpTarget): KdumpSubHeader {
+  const fields = decodeFields<Record<keyof KdumpSubHeader, bigint | number>>(bytes, subHeaderFields[target.elfClass] as FieldLayout<Record<keyof KdumpSubHeader, bigint | number>>, target);
+  const big = (v: bigint | number): bigint => BigInt(v);
+  return {
+    physBase: big(fields.physBase), dumpLevel: Number(fields.dumpLevel), offsetVmcoreinfo: big(fields.offsetVmcoreinfo),
+    sizeVmcoreinfo: big(fields.sizeVmcoreinfo), offsetNote: big(fields.offsetNote), noteSize: big(fields.noteSize), maxMapnr64: big(fields.maxMapnr64),
+  };
+}
+
+/** Writes one descriptor at `at` of `view`, page_flags (+16) included: the buffer need not be zeroed. */
+export function encodePageDescriptor(view: DataView, at: number, desc: PageDescriptor, little: boolean): void {
+  view.setBigUint64(at, BigInt(desc.offset), little);
+  view.setUint32(at + 8, desc.size, little);
+  view.setUint32(at + 12, desc.flags, little);
+  view.setBigUint64(at + 16, 0n, little);
+}

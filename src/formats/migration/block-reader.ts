@@ -1,0 +1,151 @@
+/**
+ * Reads a span of a RAM block out of the stream file, group by group (page-index.ts): from a
+ * group's checkpoint the RAM records are parsed again, across section boundaries (EOS, footer,
+ * PART/END header), until a record leaves the group or the block. Pages the stream never sent
+ * read as zeros; re-sent pages come from the override map.
+ */
+import { VmdumpError, hex } from '../../guest/errors.js';
+import { ByteReader } from './byte-reader.js';
+import type { RamBlock } from './migration-stream.js';
+import { PAGES_PER_GROUP } from './page-index.js';
+
+const ZERO = 0x02;
+const PAGE = 0x08;
+const EOS = 0x10;
+const CONTINUE = 0x20;
+
+export interface StreamFile {
+  readonly fd: number;
+  readonly size: number;
+  readonly label: string;
+}
+
+/** Reused read buffers, one per stream file: the record source reads one chunk at a time. */
+const scratchBuffers = new WeakMap<StreamFile, Buffer>();
+const SMALL_READAHEAD = 64 << 10;
+
+/** Fills `target` (a group's bytes, or less for a block's last group) with the pages of `group`. */
+async function decodeGroup(file: StreamFile, block: RamBlock, group: number, target: Buffer): Promise<void> {
+  const first = group * PAGES_PER_GROUP;
+  const end = first + target.length / block.pageSize;
+  const start = block.pages.checkpoint(group);
+  if (start === undefined) {
+    target.fill(0);
+  } else {
+    // The next group's checkpoint bounds this group's records exactly in an in-order stream.
+    const extent = block.pages.extent(group) ?? SMALL_READAHEAD;
+    let scratch = scratchBuffers.get(file);
+    if (scratch === undefined || scratch.length < extent) {
+      scratch = Buffer.allocUnsafe(Math.max(extent, PAGES_PER_GROUP * (block.pageSize + 8) + 512));
+      scratchBuffers.set(file, scratch);
+    }
+    scratchBuffers.delete(file); // taken: a concurrent read allocates its own
+    const reader = new ByteReader(file.fd, file.size, file.label, start, extent, scratch);
+    try {
+      await replayRecords(reader, block, first, end, target);
+    } finally {
+      scratchBuffers.set(file, scratch);
+    }
+  }
+  if (block.pages.overrideCount > 0) await applyOverrides(file, block, first, end, target);
+}
+
+async function applyOverrides(file: StreamFile, block: RamBlock, first: number, end: number, target: Buffer): Promise<void> {
+  const pageSize = block.pageSize;
+  for (let page = first; page < end; page += 1) {
+    const source = block.pages.override(page);
+    if (source === undefined) continue;
+    const at = (page - first) * pageSize;
+    if (source.kind === 'fill') {
+      target.fill(source.byte, at, at + pageSize);
+    } else {
+      const reader = new ByteReader(file.fd, file.size, file.label, source.offset, pageSize);
+      await reader.ensure(pageSize, 'a re-sent page');
+      reader.copyTo(target, at, pageSize);
+    }
+  }
+}
+
+/** Replays the group's records into `target`; pages not sent (gaps) become zeros as they are passed. */
+async function replayRecords(reader: ByteReader, block: RamBlock, first: number, end: number, target: Buffer): Promise<void> {
+  const pageSize = block.pageSize;
+  let previous = first - 1;
+  const zeroUpTo = (page: number): void => {
+    if (page > previous + 1) target.fill(0, (previous + 1 - first) * pageSize, (page - first) * pageSize);
+  };
+  try {
+    for (;;) {
+      if (reader.remaining < 9) return;
+      await reader.ensure(8, 'a RAM record');
+      const at = reader.position;
+      const word = reader.be64();
+      const flags = Number(word & 0xfffn);
+      if (flags & EOS) {
+        // End of a RAM chunk: a footer may follow, then the next PART/END of the RAM section, or the device state.
+        await reader.ensure(Math.min(reader.remaining, 10), 'a section boundary');
+        if (reader.peekU8() === 0x7e) { reader.u8(); reader.be32(); }
+        await skipForeignChunks(reader, block);
+        const type = reader.peekU8();
+        if (type !== 0x02 && type !== 0x03) return;
+        reader.u8();
+        reader.be32();
+        continue;
+      }
+      if (!(flags & CONTINUE)) {
+        await reader.ensure(1, 'a block id');
+        const length = reader.peekU8();
+        await reader.ensure(1 + length, 'a block id');
+        if (reader.str8() !== block.id) return;
+      }
+      const page = Number(word / BigInt(pageSize));
+      if (page >= end || page <= previous) return;
+      zeroUpTo(page);
+      previous = page;
+      const into = (page - first) * pageSize;
+      if (flags & ZERO) {
+        await reader.ensure(1, 'a ZERO record');
+        target.fill(reader.u8(), into, into + pageSize);
+      } else if (flags & PAGE) {
+        await reader.ensure(pageSize, 'a page');
+        reader.copyTo(target, into, pageSize);
+      } else {
+        throw new VmdumpError('bad-input', `RAM record flags ${hex(flags)} changed since the stream was indexed at byte ${hex(at)}`);
+      }
+    }
+  } finally {
+    zeroUpTo(end);
+  }
+}
+
+/** Steps over other iterative sections' chunks (indexed in pass 1) that sit between two RAM chunks. */
+async function skipForeignChunks(reader: ByteReader, block: RamBlock): Promise<void> {
+  for (let end = block.foreignChunks.get(reader.position); end !== undefined; end = block.foreignChunks.get(reader.position)) {
+    reader.skip(end - reader.position);
+    await reader.ensure(Math.min(reader.remaining, 5), 'a section boundary');
+  }
+}
+
+/** Reads `into.length` bytes of `block` from `offset`. Whole groups land in `into` directly. */
+export async function readBlock(file: StreamFile, block: RamBlock, offset: bigint, into: Uint8Array): Promise<void> {
+  const groupBytes = PAGES_PER_GROUP * block.pageSize;
+  const target = Buffer.from(into.buffer, into.byteOffset, into.byteLength);
+  let done = 0;
+  let scratch: Buffer | undefined;
+  while (done < target.length) {
+    const at = offset + BigInt(done);
+    const group = Number(at / BigInt(groupBytes));
+    const groupStart = BigInt(group) * BigInt(groupBytes);
+    const groupLength = Number((block.usedLength - groupStart < BigInt(groupBytes)) ? block.usedLength - groupStart : BigInt(groupBytes));
+    const inGroup = Number(at - groupStart);
+    const take = Math.min(groupLength - inGroup, target.length - done);
+    if (inGroup === 0 && take === groupLength) {
+      await decodeGroup(file, block, group, target.subarray(done, done + take));
+    } else {
+      scratch ??= Buffer.allocUnsafe(groupBytes);
+      const view = scratch.subarray(0, groupLength);
+      await decodeGroup(file, block, group, view);
+      view.copy(target, done, inGroup, inGroup + take);
+    }
+    done += take;
+  }
+}

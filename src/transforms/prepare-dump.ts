@@ -1,0 +1,53 @@
+/**
+ * The one entry point from a guest and a request to a plan: discovery (which reads guest memory:
+ * page tables, the Linux kernel's layout), then pure planning of every record and offset. The
+ * CLI and the library both come through here, so the same request gives the same bytes.
+ */
+import type { GuestModel } from '../guest/guest.js';
+import type { KdumpCodec } from '../formats/kdump/kdump-format.js';
+import type { DumpLayout } from '../targets/index.js';
+import { discoverLayout, readersFor, type LayoutDiscovery } from './discover/discover.js';
+import { planDump, type DumpPlan } from './plan/dump-plan.js';
+import { planKdump, type KdumpPlan } from './plan/kdump-plan.js';
+import type { MemoryFilter } from './plan/memory-mapping.js';
+
+/** `elf` (default) or makedumpfile's kdump-compressed format with one page codec. */
+export type DumpFormat = 'elf' | `kdump-${KdumpCodec}`;
+
+export interface DumpRequest {
+  /** Default `elf`. */
+  readonly format?: DumpFormat;
+  /** Default `portable`: the Linux kernel's own layout when the guest says it is Linux; `qemu`: QEMU's bytes. */
+  readonly layout?: DumpLayout;
+  /** ELF only: QEMU's begin/length. */
+  readonly filter?: MemoryFilter;
+  /** ELF only: virtual addresses from the guest's page tables (QEMU's paging=true). */
+  readonly paging?: boolean;
+}
+
+/** A plan and what it was discovered from; nothing has been written yet. */
+export type PreparedDump =
+  | { readonly format: 'elf'; readonly plan: DumpPlan; readonly discovery: LayoutDiscovery; readonly readers: string }
+  | { readonly format: 'kdump'; readonly plan: KdumpPlan; readonly discovery: LayoutDiscovery; readonly readers: string };
+
+export function kdumpCodecOf(format: DumpFormat): KdumpCodec | undefined {
+  return format === 'elf' ? undefined : format.slice('kdump-'.length) as KdumpCodec;
+}
+
+export async function prepareDump(guest: GuestModel, request: DumpRequest = {}): Promise<PreparedDump> {
+  const layout = request.layout ?? 'portable';
+  const codec = kdumpCodecOf(request.format ?? 'elf');
+  if (codec !== undefined) {
+    // A kdump file holds physical pages whole; its notes carry VMCOREINFO for the readers.
+    const discovery: LayoutDiscovery = { kind: 'physical' };
+    return { format: 'kdump', plan: planKdump(guest, { codec, layout }), discovery, readers: readersFor(layout, discovery) };
+  }
+  const discovery = await discoverLayout(guest, { layout, paging: request.paging ?? false });
+  const plan = planDump(guest, {
+    layout,
+    ...(request.filter === undefined ? {} : { filter: request.filter }),
+    ...(discovery.kind === 'paging' && discovery.mappings !== undefined ? { mappings: discovery.mappings } : {}),
+    ...(discovery.kind === 'linux' && discovery.linux.kind === 'mapped' ? { linux: discovery.linux.facts } : {}),
+  });
+  return { format: 'elf', plan, discovery, readers: readersFor(layout, discovery) };
+}
