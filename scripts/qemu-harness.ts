@@ -70,7 +70,7 @@ export async function startGuest(config: GuestConfig, dir: string): Promise<Runn
   fs.writeFileSync(debugcon, '');
   fs.writeFileSync(serial, '');
   const x86 = config.qemu === undefined || config.qemu === QEMU;
-  // Only x86 machines have the ISA debug console; the others start without default devices, as measured (other-arches.md §3).
+  // Only x86 machines have the ISA debug console; the others start without default devices, as measured (docs/other-arches.md §3).
   const machineArgs = x86 ? ['-debugcon', `file:${debugcon}`] : ['-nodefaults'];
   const args = ['-machine', config.machine, '-accel', 'tcg', '-m', config.memory, '-smp', String(config.smp),
     ...(config.cpu === undefined ? [] : ['-cpu', config.cpu]),

@@ -44,7 +44,6 @@ export type { MemoryFilter } from './transforms/plan/memory-mapping.js';
 export { planKdump, type KdumpOptions, type KdumpPlan, type PfnRun } from './transforms/plan/kdump-plan.js';
 export type { KdumpCodec } from './formats/kdump/kdump-format.js';
 export { readDumpRecords, type PageChunk, type SourceRecord } from './transforms/encode/record-stream.js';
-export { encodeDumpRecords } from './transforms/encode/encode-records.js';
 export { startDump, outputDestination, type AnyDumpRun, type OutputDestination, type OutputOptions } from './pipeline/run-dump.js';
 export type { Destination } from './pipeline/write-records.js';
 export { writeDump, type DumpRun, type DumpSummary, type WriteDumpOptions } from './pipeline/write-dump.js';

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Unpacks Debian's ARCH builds of crash and makedumpfile (and the libraries they load) into a
 # private root, to run under qemu-user-static: Debian's x86 builds read only x86 dumps, and
-# installing the foreign packages would replace them (other-arches.md §8.5).
+# installing the foreign packages would replace them (docs/other-arches.md §8.5).
 #   out/readers-ARCH/root/usr/bin/crash, .../usr/bin/makedumpfile
 # Run: qemu-ARCH-static -L out/readers-ARCH/root out/readers-ARCH/root/usr/bin/crash ...
 # Needs `dpkg --add-architecture ARCH && apt-get update`. Usage: fetch-foreign-readers.sh arm64|s390x

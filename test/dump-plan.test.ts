@@ -14,7 +14,7 @@ const phdrs = (plan: DumpPlan) => record(plan, 'program-headers').headers;
 const vcpus = (n: number, longMode: boolean) =>
   Array.from({ length: n }, (_, index) => ({ index, state: x86State({ efer: longMode ? 0x500n : 0n }) }));
 
-describe('qemu layout reproduces the offsets of real QEMU 7.2 dumps (elf-vmcore.md §1, §8)', () => {
+describe('qemu layout reproduces the offsets of real QEMU 7.2 dumps (docs/elf-vmcore.md §1, §8)', () => {
   it('q35 64 MiB SeaBIOS, 2 vCPUs in protected mode: ELF64 + EM_386, 84 018 883 bytes', () => {
     const ram = q35SeaBiosRam();
     const plan = planDump(guestOf({ ram, vcpus: vcpus(2, false), longMode: false }), { layout: 'qemu' });
@@ -85,7 +85,7 @@ describe('portable layout', () => {
   });
 });
 
-describe('begin/length filter (memory-mapping.md §7 examples on the 64 MiB q35 guest)', () => {
+describe('begin/length filter (docs/memory-mapping.md §7 examples on the 64 MiB q35 guest)', () => {
   const guest = () => guestOf({ ram: q35SeaBiosRam(), vcpus: vcpus(1, false), longMode: false });
 
   it('begin 0x9f000 length 0x22000: two 4 KiB PT_LOADs at 0x9f000 and 0xc0000, 8192 payload bytes', () => {
@@ -116,7 +116,7 @@ describe('guest checks', () => {
   });
 });
 
-describe('Linux /proc/vmcore mappings (elf-vmcore.md §9.1)', () => {
+describe('Linux /proc/vmcore mappings (docs/elf-vmcore.md §9.1)', () => {
   const facts = { directMapBase: 0xffff888000000000n, kernelTextVirtual: 0xffffffff81000000n, kernelTextPhysical: 0x1000000n, kernelImageEnd: 0xffffffffc0000000n };
   const ram = () => [patternRange(0n, 0xa0000n), patternRange(0xc0000n, 0x80000000n - 0xc0000n), { ...patternRange(0xfd000000n, 0x1000000n), systemRam: false }];
 

@@ -10,7 +10,7 @@ const le32 = { elfClass: 32, endian: 'little', machine: EM_386 } as const;
 const be32 = { elfClass: 32, endian: 'big', machine: EM_PPC } as const;
 
 describe('ELF header', () => {
-  it('matches the real QEMU 7.2 header of elf-vmcore.md §8 byte for byte (ELF64 LE, EM_386)', () => {
+  it('matches the real QEMU 7.2 header of docs/elf-vmcore.md §8 byte for byte (ELF64 LE, EM_386)', () => {
     const header: ElfHeader = {
       type: ET_CORE, machine: EM_386, version: 1, entry: 0n, phoff: 0xc0n, shoff: 0x40n, flags: 0, ehsize: 8,
       phentsize: 56, phnum: 5, shentsize: 64, shnum: 2, shstrndx: 1,
@@ -22,7 +22,7 @@ describe('ELF header', () => {
       00 00 00 00 08 00 38 00 05 00 40 00 02 00 01 00`)));
   });
 
-  it('matches the real QEMU 7.2 ELF32 header of elf-vmcore.md §8', () => {
+  it('matches the real QEMU 7.2 ELF32 header of docs/elf-vmcore.md §8', () => {
     const header: ElfHeader = {
       type: ET_CORE, machine: EM_386, version: 1, entry: 0n, phoff: 0x84n, shoff: 0x34n, flags: 0, ehsize: 8,
       phentsize: 32, phnum: 5, shentsize: 40, shnum: 2, shstrndx: 1,
@@ -71,7 +71,7 @@ describe('program headers', () => {
       '00 00 00 01 | 00 00 06 b8 | 00 0c 00 00 | 00 0c 00 00 | 03 f4 00 00 | 03 f4 00 00 | 00 00 00 07 | 00 00 00 00')));
   });
 
-  it('writes "not in file" as all ones in either class (elf-vmcore.md §4)', () => {
+  it('writes "not in file" as all ones in either class (docs/elf-vmcore.md §4)', () => {
     const absent = { ...load, offset: NOT_IN_FILE, filesz: 0n };
     expect(toHex(encodeProgramHeaders([absent], le64).subarray(8, 16))).toBe('ff ff ff ff ff ff ff ff');
     expect(toHex(encodeProgramHeaders([absent], le32).subarray(4, 8))).toBe('ff ff ff ff');
@@ -86,7 +86,7 @@ describe('section headers', () => {
   const strtab: SectionHeader = {
     name: 1, type: SHT_STRTAB, flags: 0n, addr: 0n, offset: 0x50206b8n, size: 11n, link: 0, info: 0, addralign: 0n, entsize: 0n,
   };
-  it('matches the .shstrtab header of elf-vmcore.md §8 (ELF64 LE) and its ELF32/BE forms', () => {
+  it('matches the .shstrtab header of docs/elf-vmcore.md §8 (ELF64 LE) and its ELF32/BE forms', () => {
     expect(toHex(encodeSectionHeaders([strtab], le64))).toBe(toHex(hexBytes(`
       01 00 00 00 03 00 00 00 | 00 00 00 00 00 00 00 00 | 00 00 00 00 00 00 00 00
       b8 06 02 05 00 00 00 00 | 0b 00 00 00 00 00 00 00 | 00 00 00 00 | 00 00 00 00
@@ -99,7 +99,7 @@ describe('section headers', () => {
 
 describe('notes', () => {
   const note = { name: 'CORE', type: 1, desc: Uint8Array.of(1, 2, 3, 4, 5) };
-  it('pads name and desc to 4 bytes with a 12-byte header in both classes (elf-vmcore.md §7.2)', () => {
+  it('pads name and desc to 4 bytes with a 12-byte header in both classes (docs/elf-vmcore.md §7.2)', () => {
     expect(toHex(encodeNotes([note], le64))).toBe(toHex(hexBytes(
       '05 00 00 00 | 05 00 00 00 | 01 00 00 00 | 43 4f 52 45 00 00 00 00 | 01 02 03 04 05 00 00 00')));
     expect(toHex(encodeNotes([note], be32))).toBe(toHex(hexBytes(

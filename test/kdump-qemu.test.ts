@@ -135,7 +135,7 @@ describe('kdump-compressed against QEMU 7.2 (Linux guest, KASLR)', () => {
     const dmesg = path.join(dir, 'ours.dmesg');
     run('makedumpfile', ['--dump-dmesg', plain, dmesg]);
     expect(fs.readFileSync(dmesg, 'utf8')).toContain('VMDUMP-KMSG-MARKER');
-    // QEMU's own kdump of the same guest fails here, for the phys_base reason (kdump-compressed.md §3).
+    // QEMU's own kdump of the same guest fails here, for the phys_base reason (docs/kdump-compressed.md §3).
     if (dump.physBase !== qemuKdump.physBase) {
       const qemuPlain = path.join(dir, 'qemu.kdump');
       fs.writeFileSync(qemuPlain, readFlattened(qemuFlat).reassembled);

@@ -1,5 +1,5 @@
 /**
- * kdump-compressed layout and writer without QEMU: the spec's worked example (kdump-compressed.md
+ * kdump-compressed layout and writer without QEMU: the spec's worked example (docs/kdump-compressed.md
  * §1, §9: q35 64 MiB SeaBIOS, 2 vCPUs) by hand, the 32-bit header offsets, the flattened framing,
  * and the writer's promises: output independent of thread count and batch size, every page
  * back intact with each codec, plain == reassembled flattened, a stalled sink stops the reader.
@@ -36,7 +36,7 @@ const seaBiosGuest = (): GuestModel => guestOf({
   ram: q35SeaBiosRam(), longMode: false, vcpus: [{ index: 0, state: x86State() }, { index: 1, state: x86State() }],
 });
 
-describe('kdump layout (kdump-compressed.md §1–§4)', () => {
+describe('kdump layout (docs/kdump-compressed.md §1–§4)', () => {
   it('reproduces the spec\'s worked example: q35 64 MiB SeaBIOS, 2 vCPUs', () => {
     const plan = planKdump(seaBiosGuest(), { codec: 'zlib', layout: 'qemu' });
     expect(plan.notes.length).toBe(1248);

@@ -3,7 +3,7 @@
  * opens it: readelf, gdb by kernel virtual address, makedumpfile (--dump-dmesg and -c -d 31),
  * crash (sys, log) and drgn (release, tasks). Booted with nokaslr and with KASLR; dumped through
  * the live source and the saved-VM source. QEMU's own dump of the same guest fails makedumpfile
- * and drgn, as elf-vmcore.md §9 says.
+ * and drgn, as docs/elf-vmcore.md §9 says.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

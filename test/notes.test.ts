@@ -18,7 +18,7 @@ const cpu: Vcpu = { index: 2, state };
 const u64 = (desc: Uint8Array, at: number) => new DataView(desc.buffer).getBigUint64(at, true);
 const u32 = (desc: Uint8Array, at: number) => new DataView(desc.buffer).getUint32(at, true);
 
-describe('NT_PRSTATUS, x86_64 layout (elf-vmcore.md §7.3)', () => {
+describe('NT_PRSTATUS, x86_64 layout (docs/elf-vmcore.md §7.3)', () => {
   const [prstatus, qemu] = buildNotes({ arch: arch(EM_X86_64), vcpus: [cpu] });
   it('is 336 bytes named CORE type 1 with pr_pid = cpu_index + 1', () => {
     expect([prstatus!.name, prstatus!.type, prstatus!.desc.length, u32(prstatus!.desc, 32)]).toEqual(['CORE', 1, 336, 3]);

@@ -1,5 +1,5 @@
 /**
- * aarch64 and big-endian s390x guests, judged by QEMU and the readers (issue 9, other-arches.md):
+ * aarch64 and big-endian s390x guests, judged by QEMU and the readers (issue 9, docs/other-arches.md):
  * Debian's arm64 cloud kernel on `virt -cpu max` and Debian's s390x kernel on s390-ccw-virtio boot
  * busybox initramfs guests; QEMU 7.2 writes its ELF and kdump-zlib dumps of the paused guest and a
  * migration stream of the same state.

@@ -1,5 +1,5 @@
 /**
- * QEMU 7.2's paging=true mapping list: the verified 32-bit walk of memory-mapping.md §6 rebuilt
+ * QEMU 7.2's paging=true mapping list: the verified 32-bit walk of docs/memory-mapping.md §6 rebuilt
  * from synthetic tables, and whole dumps compared with QEMU's own.
  */
 import * as fs from 'node:fs';
@@ -23,7 +23,7 @@ function syntheticMemory(words: Map<bigint, bigint>): PhysicalMemory {
   };
 }
 
-describe('32-bit paging with PSE (memory-mapping.md §6, verified against QEMU 7.2)', () => {
+describe('32-bit paging with PSE (docs/memory-mapping.md §6, verified against QEMU 7.2)', () => {
   it('gives the same mapping list, aliases, PSE-36 and dropped I/O leaves included', async () => {
     const w = new Map<bigint, bigint>();
     const pd = 0x10000n;
@@ -58,7 +58,7 @@ describe('32-bit paging with PSE (memory-mapping.md §6, verified against QEMU 7
   });
 });
 
-describe('4-level: QEMU quirks for --layout qemu, fixed otherwise (memory-mapping.md §4.3-4.4)', () => {
+describe('4-level: QEMU quirks for --layout qemu, fixed otherwise (docs/memory-mapping.md §4.3-4.4)', () => {
   // PML4[0] → PDPT → PD → PT: PTE0 → 0x200000, PTE1 → 0x201000 with protection-key bits 62:59 set.
   const w = new Map<bigint, bigint>([
     [0x10000n, 0x11000n | 3n], [0x11000n, 0x12000n | 3n], [0x12000n, 0x13000n | 3n],

@@ -1,6 +1,6 @@
 /**
  * Extended program-header numbering at the boundary: 65 534 segments fit e_phnum; 65 535 and
- * 65 536 need PN_XNUM with the real count in section 0's sh_info (elf-vmcore.md §3). readelf
+ * 65 536 need PN_XNUM with the real count in section 0's sh_info (docs/elf-vmcore.md §3). readelf
  * judges, in both classes and both layouts.
  */
 import * as path from 'node:path';

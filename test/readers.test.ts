@@ -53,7 +53,7 @@ describe.each(cases)('readelf reads $arch ($elfClass, $data)', (c) => {
   readelfIt.each(['qemu', 'portable'])('%s layout', (layout) => {
     const core = cores.get(`${c.arch}/${layout}`)!;
     const { status, stdout, stderr } = run('readelf', ['-h', '-l', '-n', '-W', core]);
-    // QEMU 7.2 writes s390x's .shstrtab section header little-endian (other-arches.md §4.3 bug 1); --layout qemu
+    // QEMU 7.2 writes s390x's .shstrtab section header little-endian (docs/other-arches.md §4.3 bug 1); --layout qemu
     // keeps its bytes, and readelf names the bogus size it reads, exits 1, and still prints everything else.
     const qemuS390x = c.arch === 's390x' && layout === 'qemu';
     expect(stderr).toBe(qemuS390x ? 'readelf: Error: Reading 792633534417207296 bytes extends past end of file for string table\n' : '');
@@ -79,7 +79,7 @@ describe.each(cases)('readelf reads $arch ($elfClass, $data)', (c) => {
     fs.closeSync(fd);
     const owners = [...stdout.matchAll(/^\s+(CORE|QEMU|VMCOREINFO)\s+0x/gm)].map((m) => m[1]);
     const cpuNotes = c.vcpus ? ['CORE', 'CORE', 'QEMU', 'QEMU'] : [];
-    // QEMU 7.2 never writes a guest note for s390x (no fw_cfg, other-arches.md §4.3): its layout has none either.
+    // QEMU 7.2 never writes a guest note for s390x (no fw_cfg, docs/other-arches.md §4.3): its layout has none either.
     if (qemuS390x) {
       expect(owners).toEqual(cpuNotes);
       return;

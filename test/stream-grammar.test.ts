@@ -1,6 +1,6 @@
 /**
- * What the aarch64 and s390x machines add to a migration stream (other-arches.md §5, §8.3), on
- * small streams assembled here from the record grammar (qemu-migration-stream.md §3-5): the page
+ * What the aarch64 and s390x machines add to a migration stream (docs/other-arches.md §5, §8.3), on
+ * small streams assembled here from the record grammar (docs/qemu-migration-stream.md §3-5): the page
  * size comes from the stream, a non-RAM iterative section (s390-storage_attributes) may sit
  * between two RAM chunks of the same 2 MiB group and a re-read steps over it, and a section whose
  * compressed array began with a null pointer is stepped over to its footer. Real QEMU streams of

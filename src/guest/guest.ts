@@ -19,7 +19,7 @@ export interface Architecture {
   readonly pageSize: number;
 }
 
-/** An x86 segment register as QEMU's segment cache holds it (elf-vmcore.md §7.5). */
+/** An x86 segment register as QEMU's segment cache holds it (docs/elf-vmcore.md §7.5). */
 export interface X86Segment {
   readonly selector: number;
   readonly limit: number;
@@ -54,7 +54,7 @@ export interface X86CpuState {
 }
 
 /**
- * The aarch64 vCPU state QEMU's notes are built from (other-arches.md §4.2, §6). 128-bit V
+ * The aarch64 vCPU state QEMU's notes are built from (docs/other-arches.md §4.2, §6). 128-bit V
  * registers and SVE Z/P registers are held as their u64 lanes, low lane first, so the encoder
  * can write them in either byte order.
  */
@@ -86,7 +86,7 @@ export interface Aarch64SveState {
   readonly p: readonly (readonly bigint[])[];
 }
 
-/** The s390x vCPU state QEMU's ten notes are built from (other-arches.md §4.3, §6). */
+/** The s390x vCPU state QEMU's ten notes are built from (docs/other-arches.md §4.3, §6). */
 export interface S390CpuState {
   readonly kind: 's390x';
   readonly pswMask: bigint;
@@ -152,7 +152,7 @@ export interface GuestModel {
   readonly vcpus: readonly Vcpu[];
   /** Ascending, non-overlapping (checked by `checkRamRanges`). */
   readonly ram: readonly RamRange[];
-  /** The guest's VMCOREINFO note, appended last to PT_NOTE as QEMU does (elf-vmcore.md §7.6). */
+  /** The guest's VMCOREINFO note, appended last to PT_NOTE as QEMU does (docs/elf-vmcore.md §7.6). */
   readonly vmcoreinfo?: ElfNote;
   /** What the source noticed and worked around (QEMU prints these as warnings), for the user. */
   readonly warnings?: readonly string[];

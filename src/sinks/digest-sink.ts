@@ -17,7 +17,6 @@ export function digestSink(inner: Sink): DigestSink {
   let digest: string | undefined;
   return {
     description: inner.description,
-    seekable: false,
     digest: () => digest ?? hash.copy().digest('hex'),
     async open(options) {
       const target = await inner.open(options);

@@ -5,7 +5,6 @@ import type { Sink } from './sink.js';
 export function fdSink(fd: number, description = fd === 1 ? 'stdout' : `fd ${fd}`): Sink {
   return {
     description,
-    seekable: false,
     open: async (options) => ({
       writable: new FdWritable(fd, undefined, options?.recycle),
       commit: async () => undefined,

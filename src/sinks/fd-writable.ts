@@ -1,5 +1,5 @@
 /**
- * A Writable over a file descriptor that owns the OS details (style habit 10): short writes
+ * A Writable over a file descriptor that owns the OS details: short writes
  * are continued, EAGAIN on a non-blocking pipe is retried with a growing pause, and the
  * write callback fires only once the kernel has taken every byte — so the stream's buffer
  * is exactly the bytes not yet confirmed.

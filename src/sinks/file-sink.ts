@@ -38,7 +38,6 @@ export function partialName(destination: string): string {
 export function fileSink(destination: string, options: FileSinkOptions = {}): Sink {
   return {
     description: destination,
-    seekable: false,
     async open(openOptions?: SinkOpenOptions) {
       const fileSystem = options.fileSystem ?? fs;
       const target = await openDestination(destination, options);
@@ -48,7 +47,7 @@ export function fileSink(destination: string, options: FileSinkOptions = {}): Si
 }
 
 /**
- * The plain kdump file (kdump-compressed.md §8): the project's only positional writer. Its
+ * The plain kdump file (docs/kdump-compressed.md §8): the project's only positional writer. Its
  * parts are written where they belong, out of order (descriptors after the data they point
  * at), with the same temporary name, mode and commit as the sequential file sink. Holes it
  * skips read as zeros. A destination that cannot seek (a FIFO) fails with ESPIPE.

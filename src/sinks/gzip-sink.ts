@@ -14,7 +14,6 @@ export interface GzipOptions {
 export function gzipSink(inner: Sink, options: GzipOptions = {}): Sink {
   return {
     description: `gzip → ${inner.description}`,
-    seekable: false,
     async open() {
       const target = await inner.open();
       const gzip = createGzip({ level: options.level ?? 6, chunkSize: 256 << 10 });

@@ -1,15 +1,15 @@
 /**
- * A sink is a destination that is opened only after the dump is planned, written
- * sequentially through a Node Writable (so `false` from write() parks the producer),
- * then committed (made visible, durable) or aborted (nothing that looks complete remains).
+ * Where bytes go, in two kinds (the pipeline's Destination says which a run uses): a Sink is
+ * written front to back through a Node Writable (so `false` from write() parks the producer);
+ * a PlacedSink takes each record at its offset (the plain kdump file). Both are opened only
+ * after the dump is planned, then committed (made visible, durable) or aborted (nothing that
+ * looks complete remains).
  */
 import type { Writable } from 'node:stream';
 
 export interface Sink {
   /** Names the destination in messages: "core.elf", "stdout", "fd 5". */
   readonly description: string;
-  /** Every sink here writes front to back; none seeks. */
-  readonly seekable: false;
   open(options?: SinkOpenOptions): Promise<OpenSink>;
 }
 
@@ -34,7 +34,6 @@ export interface OpenSink {
 export function writableSink(writable: Writable, description = 'writable'): Sink {
   return {
     description,
-    seekable: false,
     open: async () => ({ writable, commit: async () => undefined, abort: async () => undefined }),
   };
 }

@@ -12,8 +12,11 @@ import { s390xTarget } from './s390x/target.js';
 import type { DecodedVcpus, TargetDescription } from './target.js';
 import { x86Target } from './x86/target.js';
 
-/** In the order a saved VM's `cpu` section is offered to them: x86, which claims whatever is left, last. */
-const registered: readonly TargetDescription[] = [aarch64Target, s390xTarget, x86Target];
+/**
+ * Every architecture with vCPU state; adding one is one more entry here. The order is the one a
+ * saved VM's `cpu` section is offered in: x86, which claims whatever is left, last.
+ */
+export const registered: readonly TargetDescription[] = [aarch64Target, s390xTarget, x86Target];
 
 /** Machines a raw image may be described as without register notes: memory and VMCOREINFO only. */
 const memoryOnlyArchitectures: readonly Architecture[] = [

@@ -1,6 +1,6 @@
 /**
  * Random access to a dump's logical bytes: a plain file as it is, or a flattened stream
- * through an index of its records (kdump-compressed.md §7; never-written ranges read as zeros,
+ * through an index of its records (docs/kdump-compressed.md §7; never-written ranges read as zeros,
  * as crash reads them). The index is built in one pass that checks the framing.
  */
 import * as fs from 'node:fs';

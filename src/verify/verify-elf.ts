@@ -1,7 +1,7 @@
 /**
  * Structural check of an ELF core: identification, the program header table (PN_XNUM
  * included), every PT_LOAD's bytes inside the file, and each note inside PT_NOTE
- * (elf-vmcore.md §2–§7). The field layouts are the encoder's own tables, read instead of written.
+ * (docs/elf-vmcore.md §2–§7). The field layouts are the encoder's own tables, read instead of written.
  */
 import { ET_CORE, PN_XNUM, PT_LOAD, PT_NOTE, machineNames } from '../formats/elf/elf-constants.js';
 import { VmdumpError, hex } from '../guest/errors.js';
@@ -64,7 +64,7 @@ export async function verifyElf(bytes: DumpBytes, file: string): Promise<ElfRepo
   };
 }
 
-/** e_phnum, or with PN_XNUM the real count from section header 0's sh_info (elf-vmcore.md §5). */
+/** e_phnum, or with PN_XNUM the real count from section header 0's sh_info (docs/elf-vmcore.md §5). */
 async function programHeaderCount(bytes: DumpBytes, header: ElfHeader, target: ElfTarget, fail: (m: string) => never): Promise<number> {
   if (header.phnum !== PN_XNUM) return header.phnum;
   const size = sectionHeaderSize(target.elfClass);

@@ -2,7 +2,7 @@
  * Structural check of a kdump-compressed file (plain, or flattened through DumpBytes):
  * header, sub-header and notes inside their blocks, bitmaps and descriptors inside the file,
  * one descriptor per bit of the 2nd bitmap, every descriptor's data inside the file and, per
- * codec, decompressing to exactly one block (kdump-compressed.md §1–§5; what crash's
+ * codec, decompressing to exactly one block (docs/kdump-compressed.md §1–§5; what crash's
  * read_dump_header and cache_page insist on).
  */
 import * as zlib from 'node:zlib';

@@ -63,7 +63,7 @@ export function guestOf(options: { arch?: Architecture; ram: RamRange[]; vcpus?:
 
 export const isX86_64 = (arch: Architecture): boolean => arch.machine === EM_X86_64;
 
-/** Ranges of QEMU 7.2's q35 64 MiB SeaBIOS guest (memory-mapping.md §2). */
+/** Ranges of QEMU 7.2's q35 64 MiB SeaBIOS guest (docs/memory-mapping.md §2). */
 export const q35SeaBiosRam = (): RamRange[] => [
   patternRange(0n, 0xa0000n), patternRange(0xc0000n, 0x4000000n - 0xc0000n),
   patternRange(0xfd000000n, 0x1000000n), patternRange(0xfffc0000n, 0x40000n),

@@ -1,5 +1,5 @@
 /**
- * An independent reader of kdump-compressed files, written from kdump-compressed.md (not from
+ * An independent reader of kdump-compressed files, written from docs/kdump-compressed.md (not from
  * the encoder): the flattened framing, the 64-bit headers (either byte order), bitmaps, descriptors
  * and page decompression with each codec's own library.
  */

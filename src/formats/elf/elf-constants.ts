@@ -27,15 +27,15 @@ export const PT_NOTE = 4;
 export const SHT_NULL = 0;
 export const SHT_STRTAB = 3;
 
-/** e_phnum value meaning "the real count is in section header 0's sh_info" (gABI, elf-vmcore.md §3). */
+/** e_phnum value meaning "the real count is in section header 0's sh_info" (gABI, docs/elf-vmcore.md §3). */
 export const PN_XNUM = 0xffff;
 
 export const NT_PRSTATUS = 1;
-/** Type of QEMU's CPU-state note (name "QEMU"), elf-vmcore.md §7.2. */
+/** Type of QEMU's CPU-state note (name "QEMU"), docs/elf-vmcore.md §7.2. */
 export const NT_QEMU_CPUSTATE = 0;
 /** Type Linux gives its VMCOREINFO note. */
 export const NT_VMCOREINFO = 0;
-/** Linux's core-note types (include/uapi/linux/elf.h) the aarch64 and s390x notes use (other-arches.md §4). */
+/** Linux's core-note types (include/uapi/linux/elf.h) the aarch64 and s390x notes use (docs/other-arches.md §4). */
 export const NT_PRFPREG = 2;
 export const NT_ARM_SVE = 0x405;
 export const NT_S390_TIMER = 0x301;

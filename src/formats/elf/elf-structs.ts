@@ -19,7 +19,7 @@ export interface ElfHeader {
   readonly phoff: bigint;
   readonly shoff: bigint;
   readonly flags: number;
-  /** Normally the header's own size; QEMU 7.2 writes 8 (elf-vmcore.md §2). */
+  /** Normally the header's own size; QEMU 7.2 writes 8 (docs/elf-vmcore.md §2). */
   readonly ehsize: number;
   readonly phentsize: number;
   /** The real count; the encoder writes PN_XNUM from 0xffff up (the count then lives in section header 0's sh_info). */
@@ -52,11 +52,11 @@ export interface SectionHeader {
   readonly info: number;
   readonly addralign: bigint;
   readonly entsize: bigint;
-  /** Only to reproduce QEMU 7.2 writing a header in its host's byte order (other-arches.md §4.3 bug 1). */
+  /** Only to reproduce QEMU 7.2 writing a header in its host's byte order (docs/other-arches.md §4.3 bug 1). */
   readonly writtenAs?: Endian;
 }
 
-/** All-ones file offset: "this segment has no bytes in the file" (elf-vmcore.md §4). Encodes as 0xFFFFFFFF in ELF32. */
+/** All-ones file offset: "this segment has no bytes in the file" (docs/elf-vmcore.md §4). Encodes as 0xFFFFFFFF in ELF32. */
 export const NOT_IN_FILE = 0xffff_ffff_ffff_ffffn;
 
 /** u16/u32 are fixed; `word` is 4 bytes in ELF32 and 8 in ELF64 (addresses, offsets, sizes). */
@@ -95,7 +95,7 @@ export function sectionHeaderSize(elfClass: ElfClass): number {
   return elfClass === 64 ? 64 : 40;
 }
 
-/** Note header (3 × u32) is 12 bytes in both classes; name and desc pad to 4 (elf-vmcore.md §7.2). */
+/** Note header (3 × u32) is 12 bytes in both classes; name and desc pad to 4 (docs/elf-vmcore.md §7.2). */
 export const NOTE_HEADER_SIZE = 12;
 /** Arithmetic, not `& ~3`: a 32-bit field read from a damaged file may exceed 2^31. */
 export function align4(n: number): number {

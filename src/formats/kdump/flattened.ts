@@ -1,5 +1,5 @@
 /**
- * makedumpfile's flattened format (kdump-compressed.md §7): a 4096-byte start header, then each
+ * makedumpfile's flattened format (docs/kdump-compressed.md §7): a 4096-byte start header, then each
  * placed record as (offset, size) big-endian i64 and its bytes, then an end marker of all ones.
  * It lets a dump whose parts are written out of order travel through a pipe; `makedumpfile -R`
  * or crash itself puts the parts back in place.

@@ -1,6 +1,6 @@
 /**
  * makedumpfile's kdump-compressed ("diskdump", header version 6) structures as values, and
- * their encoders (kdump-compressed.md §2, §3, §5). Like the ELF encoder, a value that does not
+ * their encoders (docs/kdump-compressed.md §2, §3, §5). Like the ELF encoder, a value that does not
  * fit its field is an error, never truncated; the one clamp the format asks for (max_mapnr in
  * the 32-bit field) is made by the planner, not here.
  */

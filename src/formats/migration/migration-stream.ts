@@ -1,9 +1,9 @@
 /**
- * One pass over a QEMU migration stream (qemu-migration-stream.md §3-5, §7): the header, the
+ * One pass over a QEMU migration stream (docs/qemu-migration-stream.md §3-5, §7): the header, the
  * configuration, the RAM section turned into a page index (payloads are skipped, not kept),
  * every device section decoded through the vmdesc trailer. Encodings vmdump does not decode are
  * refused by the capability that produces them. The page size is the stream's (vmdesc
- * page_size, checked against configuration/target-page-bits), not x86's (other-arches.md §5).
+ * page_size, checked against configuration/target-page-bits), not x86's (docs/other-arches.md §5).
  */
 import { hex } from '../../guest/errors.js';
 import type { ByteReader } from './byte-reader.js';

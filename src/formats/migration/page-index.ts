@@ -2,7 +2,7 @@
  * Where a RAM block's pages are in the stream, in memory that does not grow with what the
  * pages hold: one checkpoint per group of 512 pages (2 MiB of guest RAM), the stream offset of
  * the first record of that group. A stopped VM sends every page once, in ascending order
- * (qemu-migration-stream.md §1), so a group's records follow its checkpoint; reading a group
+ * (docs/qemu-migration-stream.md §1), so a group's records follow its checkpoint; reading a group
  * re-parses that stretch of the stream. A page sent again later (a running VM's next pass)
  * goes to an override map, and the last record for a page wins.
  *

@@ -1,5 +1,5 @@
 /**
- * The vmdesc JSON trailer (qemu-migration-stream.md §9): where it is, and how a FULL section's
+ * The vmdesc JSON trailer (docs/qemu-migration-stream.md §9): where it is, and how a FULL section's
  * bytes are laid out according to its entry. Device state is decoded by field path, so any
  * device can be read or skipped without knowing its C struct.
  */
@@ -131,7 +131,7 @@ function fieldBytes(field: VmdescField): number {
 /**
  * QEMU describes a compressible array by its first element only. When that element is a null
  * pointer (1 byte, an empty struct description), later elements may be whole structs of unknown
- * size (s390_css.css, other-arches.md §8.3): from such a field on, the trailer says nothing.
+ * size (s390_css.css, docs/other-arches.md §8.3): from such a field on, the trailer says nothing.
  */
 function unsizedField(field: VmdescField): boolean {
   return field.type === 'struct' && (field.array_len ?? 1) > 1 && (field.struct?.fields ?? []).length === 0;

@@ -1,5 +1,5 @@
 /**
- * `info mtree -f` → the ranges QEMU's dump contains (qemu-live-source.md §4): the flat view of
+ * `info mtree -f` → the ranges QEMU's dump contains (docs/qemu-live-source.md §4): the flat view of
  * address space "memory" (root: system), lines of kind ram/rom (not nv-), merged when a line
  * continues the previous one's region at the next offset.
  */

@@ -1,5 +1,5 @@
 /**
- * The live source: a running QEMU over QMP (qemu-live-source.md §8; x86, aarch64, s390x). It
+ * The live source: a running QEMU over QMP (docs/qemu-live-source.md §8; x86, aarch64, s390x). It
  * remembers the run state, stops the VM, takes the exact notes from a 4 KiB dump-guest-memory, the
  * ranges from `info mtree -f`, and reads RAM from share=on backend files or through pmemsave.
  * `close()` hands the VM back in the state it found it: it must be called on every path.
@@ -123,7 +123,7 @@ export async function openLiveVm(address: QmpAddress, options: LiveOptions = {})
     const first = flat[0];
     if (first === undefined) throw new VmdumpError('bad-input', 'the guest has no RAM in its memory map');
     const notesFile = path.join(workDir, 'notes.core');
-    // A 4 KiB dump gives QEMU's notes byte for byte (qemu-live-source.md §2, §3.4).
+    // A 4 KiB dump gives QEMU's notes byte for byte (docs/qemu-live-source.md §2, §3.4).
     await qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${notesFile}`, begin: Number(first.start), length: 4096 });
     const notes = decodeQemuNotes(fs.readFileSync(notesFile));
     fs.rmSync(notesFile);

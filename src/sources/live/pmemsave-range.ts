@@ -1,5 +1,5 @@
 /**
- * Guest-physical bytes through QMP `pmemsave` into a FIFO vmdump reads (qemu-live-source.md §6).
+ * Guest-physical bytes through QMP `pmemsave` into a FIFO vmdump reads (docs/qemu-live-source.md §6).
  * pmemsave blocks QEMU's main loop until its last byte is read, and QEMU's open() of the FIFO
  * blocks until a reader exists, so the FIFO is opened while the command runs and read strictly
  * in order. Abandoning a transfer opens (if needed) and closes the read end: QEMU's next write

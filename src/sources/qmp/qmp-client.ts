@@ -1,5 +1,5 @@
 /**
- * A QMP client (qemu-live-source.md §2): unix socket or TCP, greeting, capability negotiation,
+ * A QMP client (docs/qemu-live-source.md §2): unix socket or TCP, greeting, capability negotiation,
  * one outstanding command at a time, events, timeouts. QMP serves one client per socket: a
  * second client is accepted by the kernel but gets no greeting, so a missing greeting within
  * the timeout is reported as "busy", not as a hang.
@@ -29,7 +29,9 @@ const describe = (address: QmpAddress): string => ('path' in address ? address.p
 
 export class QmpClient {
   private buffer = '';
-  private pending: { resolve: (reply: Reply) => void; reject: (error: Error) => void } | undefined;
+  /** The command awaiting its reply (commands run one at a time), with the id it was sent with. */
+  private pending: { id: number; resolve: (reply: Reply) => void; reject: (error: Error) => void } | undefined;
+  private nextId = 1;
   private queue: Promise<unknown> = Promise.resolve();
   private closedError: Error | undefined;
   private readonly eventWaiters = new Set<{ name: string; resolve: (event: QmpEvent) => void; reject: (error: Error) => void }>();
@@ -111,7 +113,9 @@ export class QmpClient {
       for (const waiter of this.eventWaiters) {
         if (waiter.name === event.event) { this.eventWaiters.delete(waiter); waiter.resolve(event); }
       }
-    } else if (this.pending !== undefined) {
+    } else if (this.pending !== undefined && (message.id === undefined || message.id === this.pending.id)) {
+      // QEMU echoes the id; a reply carrying another id answers a command that already timed out and is dropped.
+      // A reply with no id (a peer that does not echo ids) answers the one command in flight.
       const { resolve } = this.pending;
       this.pending = undefined;
       resolve(message as unknown as Reply);
@@ -139,11 +143,13 @@ export class QmpClient {
           this.pending = undefined;
           reject(new VmdumpError('bad-input', `QMP command ${command} got no answer from ${this.where} within ${timeoutMs} ms`));
         }, timeoutMs);
+        const id = this.nextId++;
         this.pending = {
+          id,
           resolve: (r) => { clearTimeout(timer); resolve(r); },
           reject: (e) => { clearTimeout(timer); reject(e); },
         };
-        this.socket.write(`${JSON.stringify(args === undefined ? { execute: command } : { execute: command, arguments: args })}\n`);
+        this.socket.write(`${JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id })}\n`);
       });
       if ('error' in reply) {
         const error = reply.error as Partial<{ desc: unknown; class: unknown }> | null;
@@ -157,7 +163,7 @@ export class QmpClient {
     return result;
   }
 
-  /** Resolves with the next event named `name` (or one already received after `since`). */
+  /** Resolves with the next event named `name` received from now on. */
   waitForEvent(name: string, timeoutMs = this.timeoutMs): Promise<QmpEvent> {
     return new Promise((resolve, reject) => {
       if (this.closedError !== undefined) { reject(this.closedError); return; }

@@ -1,5 +1,5 @@
 /**
- * aarch64 notes as QEMU 7.2's target/arm/arch_dump.c lays them out (other-arches.md §4.2), per
+ * aarch64 notes as QEMU 7.2's target/arm/arch_dump.c lays them out (docs/other-arches.md §4.2), per
  * vCPU: NT_PRSTATUS (392), NT_PRFPREG (528), and NT_ARM_SVE when the CPU has SVE.
  */
 import { NT_ARM_SVE, NT_PRFPREG, NT_PRSTATUS } from '../../formats/elf/elf-constants.js';

@@ -1,5 +1,5 @@
 /**
- * s390x notes as QEMU 7.2's target/s390x/arch_dump.c writes them (other-arches.md §4.3, §6):
+ * s390x notes as QEMU 7.2's target/s390x/arch_dump.c writes them (docs/other-arches.md §4.3, §6):
  * ten per vCPU, in this order, all in the dump's (big-endian) byte order, except that QEMU
  * stores NT_PRSTATUS's pr_pid in its host's order; `pidOrder` says which one to write.
  */

@@ -13,7 +13,7 @@ export const EFER_LME = 1n << 8n;
 export const EFER_LMA = 1n << 10n;
 
 /**
- * x86 class and machine as QEMU chooses them (elf-vmcore.md §6): long mode on the first vCPU
+ * x86 class and machine as QEMU chooses them (docs/elf-vmcore.md §6): long mode on the first vCPU
  * gives EM_X86_64/ELF64; otherwise EM_386, ELF64 only if some range's exclusive end is above 0xFFFFFFFF.
  */
 export function x86Architecture(firstCpuLongMode: boolean, ram: readonly RamRange[]): Architecture {

@@ -1,6 +1,6 @@
 /**
  * x86 note payloads exactly as QEMU 7.2's target/i386/arch_dump.c lays them out
- * (elf-vmcore.md §7.3-7.5). Offsets are the spec's; every field not listed stays 0.
+ * (docs/elf-vmcore.md §7.3-7.5). Offsets are the spec's; every field not listed stays 0.
  */
 import { NT_PRSTATUS, NT_QEMU_CPUSTATE } from '../../formats/elf/elf-constants.js';
 import type { ElfNote, Endian, X86CpuState, X86Segment } from '../../guest/guest.js';
@@ -70,7 +70,7 @@ function putSegment(view: DataView, at: number, segment: X86Segment, little: boo
   view.setBigUint64(at + 16, segment.base, little);
 }
 
-/** The `QEMU` note: QEMUCPUState version 1, 440 bytes (elf-vmcore.md §7.5). */
+/** The `QEMU` note: QEMUCPUState version 1, 440 bytes (docs/elf-vmcore.md §7.5). */
 export function qemuCpuState(state: X86CpuState, endian: Endian): ElfNote {
   const desc = new Uint8Array(QEMU_CPU_STATE_SIZE);
   const view = new DataView(desc.buffer);

@@ -1,5 +1,5 @@
 /**
- * QEMU 7.2's paging=true mapping list (memory-mapping.md §3.2-§4): each vCPU's page tables are
+ * QEMU 7.2's paging=true mapping list (docs/memory-mapping.md §3.2-§4): each vCPU's page tables are
  * walked from the first vCPU with CR0.PG on, every present leaf is merge-inserted the way
  * QEMU's memory_mapping_list_add_merge_sorted does, quirks included (the 0xFFFF prefix on every
  * 4-level address, leaf addresses keeping bits 62:52 and then failing the I/O check).
@@ -77,7 +77,7 @@ export class MappingList {
 }
 
 /*
- * QEMU's quirks (memory-mapping.md §4.3-4.5), reproduced for --layout qemu and fixed otherwise
+ * QEMU's quirks (docs/memory-mapping.md §4.3-4.5), reproduced for --layout qemu and fixed otherwise
  * (WalkRules.qemuQuirks): every 4-level address gets the 0xFFFF prefix (canonical: sign-extend
  * bit 47, or 56 for 5-level), and a leaf keeps bits 62:52 of its entry as "physical" bits, so a
  * page with software-available bits set fails the I/O check and vanishes (fixed: the

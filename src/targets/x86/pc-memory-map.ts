@@ -1,7 +1,7 @@
 /**
  * RAM block offsets → guest-physical addresses for QEMU's x86 `pc` (i440fx) and `q35` machines,
  * rebuilt from the machine type, the RAM size and chipset registers in the device sections
- * (qemu-migration-stream.md §6). The result is what QEMU's dump walks: ranges backed by RAM
+ * (docs/qemu-migration-stream.md §6). The result is what QEMU's dump walks: ranges backed by RAM
  * or ROM in address order, neighbours merged when they continue the same block.
  */
 import { VmdumpError, hex } from '../../guest/errors.js';
@@ -134,7 +134,7 @@ function addVgaBar(devices: readonly DeviceState[], blocks: readonly RamBlock[],
   }
 }
 
-/** Sorts, rejects overlaps, and merges neighbours that continue the same block (memory-mapping.md §2). */
+/** Sorts, rejects overlaps, and merges neighbours that continue the same block (docs/memory-mapping.md §2). */
 function mergeRanges(pieces: Piece[]): PlacedBlock[] {
   pieces.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
   const merged: { start: bigint; end: bigint; block: RamBlock; offset: bigint }[] = [];

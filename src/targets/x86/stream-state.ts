@@ -1,5 +1,5 @@
 /**
- * The `cpu` device sections → the guest model's vCPU state (qemu-migration-stream.md §8, §10).
+ * The `cpu` device sections → the guest model's vCPU state (docs/qemu-migration-stream.md §8, §10).
  * Fields are read by their vmdesc names, so the same code serves qemu-system-x86_64 (64-bit
  * target_ulong) and qemu-system-i386 (32-bit, EFER in the cpu/efer32 subsection).
  */

@@ -1,6 +1,6 @@
 /**
  * One page in, its compressed form written into `into`, or 0 when the codec cannot make it
- * strictly smaller (the page is then stored raw, kdump-compressed.md §5). Each codec is what
+ * strictly smaller (the page is then stored raw, docs/kdump-compressed.md §5). Each codec is what
  * the readers decompress: zlib = a zlib-wrapped deflate stream at level 1 (QEMU's compress2
  * Z_BEST_SPEED), lzo = lzo1x_1, snappy = raw snappy, zstd = one zstd frame (level 1, as
  * makedumpfile). Native bindings load only for the codec asked for, and only where pages are

@@ -1,6 +1,6 @@
 /**
  * A kdump-compressed dump as placed records: (offset, bytes) in the order QEMU writes them
- * (kdump-compressed.md §7). A stream sink frames them as makedumpfile's flattened format; the
+ * (docs/kdump-compressed.md §7). A stream sink frames them as makedumpfile's flattened format; the
  * plain file sink writes each at its offset. Records are never empty (an empty flattened record
  * ends makedumpfile -R's reassembly).
  */

@@ -2,7 +2,7 @@
  * Guest pages in pfn order, a batch at a time, for the kdump writer. Each batch owns its
  * ArrayBuffer (it moves to a compression thread and back, then is reused). Bytes of a page outside every RAM range (a
  * range that starts or ends mid-page) read as zeros, as in QEMU's get_next_page
- * (kdump-compressed.md §6).
+ * (docs/kdump-compressed.md §6).
  */
 import type { RamRange } from '../../guest/guest.js';
 import type { PfnRun } from '../plan/kdump-plan.js';

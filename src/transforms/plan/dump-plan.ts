@@ -2,7 +2,7 @@
  * The plan of a dump: every record with its file offset and size, and the exact total,
  * computed before the first byte is written. Records hold values; encoding is separate.
  *
- * `qemu` layout (QEMU 7.2, elf-vmcore.md §1):      `portable` layout (readers' layout, issue text):
+ * `qemu` layout (QEMU 7.2, docs/elf-vmcore.md §1):      `portable` layout (docs/elf-vmcore.md §9.1):
  *   0      ELF header (e_ehsize 8)                  0      ELF header (correct e_ehsize)
  *   64/52  section headers: NULL, .shstrtab         64/52  program headers: PT_NOTE, PT_LOAD...
  *   +      program headers: PT_NOTE, PT_LOAD...     +      notes
@@ -61,7 +61,7 @@ export interface DumpPlan {
   readonly totalSize: bigint;
 }
 
-/** `\0.shstrtab\0`, the only section name QEMU 7.2 writes on x86 (elf-vmcore.md §3). */
+/** `\0.shstrtab\0`, the only section name QEMU 7.2 writes on x86 (docs/elf-vmcore.md §3). */
 const SHSTRTAB = new Uint8Array([0, ...new TextEncoder().encode('.shstrtab'), 0]);
 
 /** Everything a layout needs, independent of where it puts things. */
@@ -85,7 +85,7 @@ export function planDump(guest: Pick<GuestModel, 'arch' | 'vcpus' | 'ram' | 'vmc
   const pieces = planMemoryPayload(guest.ram, options.filter);
   const memoryBytes = pieces.reduce((sum, p) => sum + p.length, 0n);
   if (memoryBytes === 0n) {
-    // QEMU's message for an empty guest or a filter that falls in a hole (memory-mapping.md §7).
+    // QEMU's message for an empty guest or a filter that falls in a hole (docs/memory-mapping.md §7).
     throw new VmdumpError(options.filter === undefined ? 'bad-input' : 'usage', 'no guest memory to dump');
   }
   const notes = buildNotes(guest, layout);
@@ -111,7 +111,7 @@ function programHeaders(c: Contents, noteOffset: bigint, memoryOffset: bigint): 
     return {
       type: PT_LOAD, flags: 0,
       offset: located === undefined ? NOT_IN_FILE : memoryOffset + located.payloadOffset,
-      // QEMU writes the physical address where the mapping has no virtual one (elf-vmcore.md §4).
+      // QEMU writes the physical address where the mapping has no virtual one (docs/elf-vmcore.md §4).
       vaddr: m.virt === 0n && c.zeroVirtualIs === 'physical' ? m.phys : m.virt,
       paddr: m.phys, filesz: located?.filesz ?? 0n, memsz: m.length, align: 0n,
     };

@@ -1,6 +1,6 @@
 /**
  * The layout of a kdump-compressed dump, computed from block geometry, vCPUs and notes before
- * any page is read (kdump-compressed.md §1, §10). Everything up to the first page record is
+ * any page is read (docs/kdump-compressed.md §1, §10). Everything up to the first page record is
  * fixed here; only the page data offsets wait for the compressor.
  *
  *   0                       disk_dump_header (rest of block 0 stays zero)

@@ -1,6 +1,6 @@
 /**
  * Which guest memory a dump describes and where its bytes sit in the file
- * (memory-mapping.md §3.1, §7; elf-vmcore.md §4.1, §5). Pure functions over RAM ranges.
+ * (docs/memory-mapping.md §3.1, §7; docs/elf-vmcore.md §4.1, §5). Pure functions over RAM ranges.
  */
 import type { MemoryMapping, RamRange } from '../../guest/guest.js';
 import type { LinuxMappingFacts } from '../../targets/target.js';
@@ -23,7 +23,7 @@ export interface PayloadPiece {
   readonly payloadOffset: bigint;
 }
 
-/** Rejects the filter inputs QEMU 7.2 turns into errors or inconsistent files (memory-mapping.md §7 quirks). */
+/** Rejects the filter inputs QEMU 7.2 turns into errors or inconsistent files (docs/memory-mapping.md §7 quirks). */
 export function checkMemoryFilter(filter: MemoryFilter): void {
   if (filter.length === 0n) throw new VmdumpError('usage', "Invalid parameter 'length': it must be greater than 0");
   if (filter.begin < 0n || filter.length < 0n) {
@@ -34,7 +34,7 @@ export function checkMemoryFilter(filter: MemoryFilter): void {
   }
 }
 
-/** paging=false: one mapping per range, virtual address 0 (memory-mapping.md §3.1). */
+/** paging=false: one mapping per range, virtual address 0 (docs/memory-mapping.md §3.1). */
 export function planPhysicalMappings(ram: readonly RamRange[]): MemoryMapping[] {
   return ram.map((range) => ({ phys: range.start, virt: virtAddr(0n), length: range.size }));
 }
@@ -60,7 +60,7 @@ export function planLinuxMappings(ram: readonly RamRange[], facts: LinuxMappingF
 
 /**
  * Drops mappings outside the filter and trims the rest to it; a mapping cut at its start
- * moves its virtual address along only when it has one (memory-mapping.md §7).
+ * moves its virtual address along only when it has one (docs/memory-mapping.md §7).
  */
 export function filterMappings(mappings: readonly MemoryMapping[], filter: MemoryFilter | undefined): MemoryMapping[] {
   if (filter === undefined) return [...mappings];
@@ -76,7 +76,7 @@ export function filterMappings(mappings: readonly MemoryMapping[], filter: Memor
   return kept;
 }
 
-/** The memory payload: each range (cut to the filter) in ascending order, concatenated (elf-vmcore.md §5). */
+/** The memory payload: each range (cut to the filter) in ascending order, concatenated (docs/elf-vmcore.md §5). */
 export function planMemoryPayload(ram: readonly RamRange[], filter: MemoryFilter | undefined): PayloadPiece[] {
   const pieces: PayloadPiece[] = [];
   let payloadOffset = 0n;
@@ -94,7 +94,7 @@ export function planMemoryPayload(ram: readonly RamRange[], filter: MemoryFilter
 /**
  * p_offset (relative to the payload) and p_filesz of one mapping: the piece holding its first
  * byte decides, and p_filesz is clamped to that piece's end even when the next piece continues
- * the memory (elf-vmcore.md §4.1). A mapping in no piece has no bytes in the file.
+ * the memory (docs/elf-vmcore.md §4.1). A mapping in no piece has no bytes in the file.
  */
 export function locateMapping(mapping: MemoryMapping, pieces: readonly PayloadPiece[]):
   { payloadOffset: bigint; filesz: bigint } | undefined {

@@ -1,5 +1,5 @@
 /**
- * The PT_NOTE contents, in QEMU's order (elf-vmcore.md §7.1, other-arches.md §4): the target's
+ * The PT_NOTE contents, in QEMU's order (docs/elf-vmcore.md §7.1, docs/other-arches.md §4): the target's
  * per-vCPU notes, then the guest's VMCOREINFO note — which the qemu layout leaves out where
  * QEMU 7.2 never writes one (s390x).
  */

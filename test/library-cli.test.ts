@@ -1,0 +1,96 @@
+/**
+ * The library and the CLI are one product: the same request gives the same bytes. A small
+ * x86_64 "Linux" guest described as a raw image (its VMCOREINFO names the kernel's top page
+ * table, which maps the direct map at 0xffff888000000000 with a 1 GiB page) is dumped by the CLI
+ * and by prepareDump + outputDestination + startDump, for the default Linux layout, --paging and
+ * a plain kdump file; the files must be identical, and the default layout must really be the
+ * Linux one (so the comparison covers discovery, not only planning).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openRawImage } from '../src/sources/raw/raw-image.js';
+import { outputDestination, startDump } from '../src/pipeline/run-dump.js';
+import { prepareDump, type DumpRequest } from '../src/transforms/prepare-dump.js';
+import { fillPattern } from './helpers/guests.js';
+import { runCli, tempDir } from './helpers/machines.js';
+import { expectSameFile } from './helpers/same-file.js';
+
+const MiB = 1 << 20;
+const DIRECT_MAP = 0xffff_8880_0000_0000n;
+/** __START_KERNEL_map + 32 MiB: init_top_pgt at physical 32 MiB (phys_base 0). */
+const INIT_TOP_PGT = 0xffff_ffff_8200_0000n;
+
+let dir: string;
+let machine: string;
+
+function writeLinuxLikeGuest(): string {
+  const ram = Buffer.alloc(64 * MiB);
+  fillPattern(ram, 0n);
+  const pml4 = 32 * MiB;
+  const pdpt = pml4 + 0x1000;
+  ram.fill(0, pml4, pml4 + 0x2000);
+  const slot = Number((DIRECT_MAP >> 39n) & 0x1ffn);
+  ram.writeBigUInt64LE(BigInt(pdpt) | 0x3n, pml4 + 8 * slot); // present, writable
+  ram.writeBigUInt64LE(0x83n, pdpt); // 1 GiB page at physical 0: present, writable, PS
+  fs.writeFileSync(path.join(dir, 'ram.img'), ram);
+  fs.writeFileSync(path.join(dir, 'vmcoreinfo.txt'), [
+    'OSRELEASE=6.1.0-test', 'PAGESIZE=4096', `SYMBOL(_stext)=ffffffff81000000`, `SYMBOL(init_top_pgt)=${INIT_TOP_PGT.toString(16)}`,
+    'NUMBER(phys_base)=0', 'NUMBER(KERNEL_IMAGE_SIZE)=1073741824', 'KERNELOFFSET=0', '',
+  ].join('\n'));
+  const description = {
+    arch: 'x86_64', ram: [{ address: '0x0', size: 64 * MiB, file: 'ram.img' }], vmcoreinfo: 'vmcoreinfo.txt',
+    vcpus: [{ rip: '0xffffffff81000000', cr0: '0x80050033', cr3: `0x${pml4.toString(16)}`, cr4: '0x20', efer: '0xd00' }],
+  };
+  const file = path.join(dir, 'machine.json');
+  fs.writeFileSync(file, JSON.stringify(description));
+  return file;
+}
+
+beforeAll(() => {
+  dir = tempDir('vmdump-library-cli-');
+  machine = writeLinuxLikeGuest();
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+async function libraryDump(request: DumpRequest, output: string): Promise<string> {
+  const guest = await openRawImage(machine);
+  try {
+    const prepared = await prepareDump(guest, request);
+    const { destination } = outputDestination(output, prepared);
+    await startDump(prepared, destination, { threads: 2 }).result;
+    return prepared.readers;
+  } finally {
+    await guest.close();
+  }
+}
+
+describe('a library call with the CLI\'s options writes the CLI\'s bytes', () => {
+  it.each([
+    ['the default Linux layout', [], {}, /Linux \/proc\/vmcore layout/],
+    ['--paging', ['--paging'], { paging: true }, /physical layout/],
+    ['kdump-zstd into a plain file', ['--format', 'kdump-zstd', '--threads', '2'], { format: 'kdump-zstd' }, undefined],
+  ] as const)('%s', async (_name, args, request: DumpRequest, readers) => {
+    const fromCli = path.join(dir, `cli-${args.join('')}.dump`);
+    const fromLibrary = path.join(dir, `library-${args.join('')}.dump`);
+    const cli = await runCli(['raw', machine, ...args, '--progress', 'none', '-o', fromCli]);
+    expect(cli.stderr).not.toMatch(/error/);
+    expect(cli.code).toBe(0);
+    const libraryReaders = await libraryDump(request, fromLibrary);
+    expectSameFile(fromLibrary, fromCli);
+    if (readers !== undefined) {
+      expect(libraryReaders).toMatch(readers);
+      expect(cli.stderr).toMatch(readers);
+    }
+  });
+
+  it('the default layout is Linux\'s: RAM at the direct map found in the guest\'s page tables', async () => {
+    const guest = await openRawImage(machine);
+    try {
+      const prepared = await prepareDump(guest, {});
+      expect(prepared.discovery).toMatchObject({ kind: 'linux', linux: { kind: 'mapped', facts: { directMapBase: DIRECT_MAP } } });
+    } finally {
+      await guest.close();
+    }
+  });
+});
