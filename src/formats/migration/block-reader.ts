@@ -8,11 +8,8 @@ import { VmdumpError, hex } from '../../guest/errors.js';
 import { ByteReader } from './byte-reader.js';
 import type { RamBlock } from './migration-stream.js';
 import { PAGES_PER_GROUP } from './page-index.js';
+import { RamFlag, Rec } from './stream-grammar.js';
 
-const ZERO = 0x02;
-const PAGE = 0x08;
-const EOS = 0x10;
-const CONTINUE = 0x20;
 
 export interface StreamFile {
   readonly fd: number;
@@ -80,18 +77,18 @@ async function replayRecords(reader: ByteReader, block: RamBlock, first: number,
       const at = reader.position;
       const word = reader.be64();
       const flags = Number(word & 0xfffn);
-      if (flags & EOS) {
+      if (flags & RamFlag.Eos) {
         // End of a RAM chunk: a footer may follow, then the next PART/END of the RAM section, or the device state.
         await reader.ensure(Math.min(reader.remaining, 10), 'a section boundary');
-        if (reader.peekU8() === 0x7e) { reader.u8(); reader.be32(); }
+        if (reader.peekU8() === Rec.Footer) { reader.u8(); reader.be32(); }
         await skipForeignChunks(reader, block);
         const type = reader.peekU8();
-        if (type !== 0x02 && type !== 0x03) return;
+        if (type !== Rec.SectionPart && type !== Rec.SectionEnd) return;
         reader.u8();
         reader.be32();
         continue;
       }
-      if (!(flags & CONTINUE)) {
+      if (!(flags & RamFlag.Continue)) {
         await reader.ensure(1, 'a block id');
         const length = reader.peekU8();
         await reader.ensure(1 + length, 'a block id');
@@ -102,10 +99,10 @@ async function replayRecords(reader: ByteReader, block: RamBlock, first: number,
       zeroUpTo(page);
       previous = page;
       const into = (page - first) * pageSize;
-      if (flags & ZERO) {
+      if (flags & RamFlag.Zero) {
         await reader.ensure(1, 'a ZERO record');
         target.fill(reader.u8(), into, into + pageSize);
-      } else if (flags & PAGE) {
+      } else if (flags & RamFlag.Page) {
         await reader.ensure(pageSize, 'a page');
         reader.copyTo(target, into, pageSize);
       } else {

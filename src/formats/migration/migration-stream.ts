@@ -12,8 +12,7 @@ import { readDeviceState, type DeviceState, type Vmdesc, type VmdescEntry } from
 
 export const QEVM_MAGIC = 0x5145564d;
 
-const enum Rec { Eof = 0x00, SectionStart = 0x01, SectionPart = 0x02, SectionEnd = 0x03, SectionFull = 0x04, Configuration = 0x07, Command = 0x08, Footer = 0x7e }
-const enum RamFlag { Full = 0x01, Zero = 0x02, MemSize = 0x04, Page = 0x08, Eos = 0x10, Continue = 0x20, Xbzrle = 0x40, Hook = 0x80, CompressPage = 0x100, MultifdFlush = 0x200 }
+import { Rec, RamFlag } from './stream-grammar.js';
 
 export interface RamBlock {
   readonly id: string;
@@ -167,7 +166,7 @@ async function readConfiguration(reader: ByteReader, pageSize: number): Promise<
   const machineType = reader.bytes(length).toString('latin1');
   for (;;) {
     await reader.ensure(1 + 1 + 255 + 4 + 4);
-    if (reader.peekU8() !== 0x05) return machineType;
+    if (reader.peekU8() !== Rec.Subsection) return machineType;
     const at = reader.position;
     reader.u8();
     const name = reader.str8();

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import { VmdumpError, hex } from '../../guest/errors.js';
 import type { ByteReader } from './byte-reader.js';
+import { Rec } from './stream-grammar.js';
 
 export interface VmdescField {
   readonly name: string;
@@ -160,7 +161,7 @@ async function readEntry(reader: ByteReader, entry: VmdescEntry, prefix: string,
   for (const sub of entry.subsections ?? []) {
     await reader.ensure(1 + 1 + 255 + 4, 'a subsection header');
     const at = reader.position;
-    if (reader.u8() !== 0x05) reader.fail(`expected subsection ${sub.vmsd_name} (0x05)`, at);
+    if (reader.u8() !== Rec.Subsection) reader.fail(`expected subsection ${sub.vmsd_name} (0x05)`, at);
     const subName = reader.str8();
     if (subName !== sub.vmsd_name) reader.fail(`expected subsection ${sub.vmsd_name}, found "${subName}"`, at);
     reader.be32();
