@@ -10,10 +10,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, tempDir, writeMachine } from './helpers/machines.js';
-import { run } from './helpers/tools.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { CLI, runCli, tempDir, writeMachine } from './helpers/machines.js';
+import { unpackExample } from '../scripts/unpack-example.js';
+import { run, inCi } from './helpers/tools.js';
 
-const inCi = process.env.CI === 'true';
 const dir = tempDir('vmdump-faults-');
 const mountPoint = path.join(dir, 'small');
 fs.mkdirSync(mountPoint);
@@ -63,6 +64,69 @@ describe('a destination that fills up (3 MiB tmpfs)', () => {
     expect(result.code).toBe(4);
     expect(fs.readdirSync(mountPoint)).toEqual(['core']);
     expect(fs.readFileSync(out, 'utf8')).toBe('the previous dump\n');
+  });
+});
+
+/**
+ * The CLI reading a saved VM on standard input, a real pipe from `producer` (a shell command),
+ * with `env` added. Resolves when the CLI exits; the producer is ended then.
+ */
+function cliOnPipe(producer: string, args: readonly string[], env: Record<string, string>): { cli: ChildProcess; exited: Promise<{ code: number | null; stderr: string }> } {
+  const writer = spawn('sh', ['-c', producer], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const cli = spawn(process.execPath, [CLI, 'saved', '-', ...args], { env: { ...process.env, ...env }, stdio: [writer.stdout, 'ignore', 'pipe'] });
+  let stderr = '';
+  cli.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const exited = new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+    cli.on('error', reject);
+    cli.on('close', (code) => { writer.kill('SIGKILL'); resolve({ code, stderr }); });
+  });
+  return { cli, exited };
+}
+
+/** Resolves once `pid` holds an open, already unlinked spool file (vmdump is spooling). */
+async function spooling(pid: number): Promise<void> {
+  for (;;) {
+    const links = fs.readdirSync(`/proc/${pid}/fd`).map((fd) => { try { return fs.readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { return ''; } });
+    if (links.some((link) => link.includes('.vmdump-spool-') && link.endsWith('(deleted)'))) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('a saved VM on a pipe, spooled into $TMPDIR', () => {
+  let stream: string;
+  beforeAll(() => { stream = unpackExample(path.join(dir, 'example')); });
+  afterEach(() => {
+    if (mounted) for (const name of fs.readdirSync(mountPoint)) fs.rmSync(path.join(mountPoint, name));
+  });
+
+  asRootIt('a $TMPDIR too small for the stream (3 MiB tmpfs, the 1.8 MB stream twice): exit 4, one line naming ENOSPC and $TMPDIR, nothing left', async () => {
+    const out = path.join(dir, 'spooled.elf');
+    const { exited } = cliOnPipe(`cat '${stream}' '${stream}'`, ['--progress', 'none', '-o', out], { TMPDIR: mountPoint });
+    const result = await exited;
+    expect(result.code).toBe(4);
+    expect(result.stderr.split('\n')).toHaveLength(2);
+    expect(result.stderr).toContain(`into $TMPDIR (${mountPoint}), which is full: `);
+    expect(result.stderr).toMatch(/^vmdump: error: cannot spool the saved VM from standard input .*\(ENOSPC\)/);
+    expect(fs.readdirSync(mountPoint)).toEqual([]);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  it.each([['SIGINT', 130], ['SIGTERM', 143]] as const)('%s while spooling: exit %i, one line, nothing left in $TMPDIR or at the destination', async (signal, exit) => {
+    const spool = fs.mkdtempSync(path.join(dir, 'spool-'));
+    const out = path.join(dir, `signalled-${signal}.elf`);
+    try {
+      // The stream's first megabyte, then a writer that keeps the pipe open: vmdump is still spooling.
+      const { cli, exited } = cliOnPipe(`head -c 1000000 '${stream}'; sleep 30`, ['--progress', 'none', '-o', out], { TMPDIR: spool });
+      await spooling(cli.pid!);
+      cli.kill(signal);
+      const result = await exited;
+      expect(result.code).toBe(exit);
+      expect(result.stderr).toBe(`vmdump: error: dump cancelled: interrupted by ${signal}\n`);
+      expect(fs.readdirSync(spool)).toEqual([]);
+      expect(fs.existsSync(out)).toBe(false);
+    } finally {
+      fs.rmSync(spool, { recursive: true, force: true });
+    }
   });
 });
 

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { runCli, tempDir } from './helpers/machines.js';
 import { pageMismatches, readFlattened, readKdump, type Flattened, type KdumpFile } from './helpers/kdump-reader.js';
 import { buildLinuxGuest, fetchLinuxVmlinux, saveReferences, startGuest, QEMU } from '../scripts/qemu-harness.js';
-import { hasTool, itWithTool, run } from './helpers/tools.js';
+import { hasTool, itWithTool, run, inCi } from './helpers/tools.js';
 import { openSavedVm } from '../src/sources/saved-vm/saved-vm-source.js';
 import { planKdump } from '../src/transforms/plan/kdump-plan.js';
 import { PageRecordAssembler, kdumpHeadRecords, type PlacedBytes } from '../src/transforms/encode/kdump-records.js';
@@ -24,7 +24,6 @@ import { flattenRecords } from '../src/formats/kdump/flattened.js';
 
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
 const crashIt = itWithTool('crash', 'crash');
-const inCi = process.env.CI === 'true';
 const dir = tempDir('vmdump-kdump-');
 let refs: { dump: string; stream: string; kdump: string } | undefined;
 let qemuKdump: KdumpFile;

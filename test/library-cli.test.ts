@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { openRawImage } from '../src/sources/raw/raw-image.js';
 import { outputDestination, startDump } from '../src/pipeline/run-dump.js';
 import { prepareDump, type DumpRequest } from '../src/transforms/prepare-dump.js';
@@ -21,7 +21,7 @@ const DIRECT_MAP = 0xffff_8880_0000_0000n;
 /** __START_KERNEL_map + 32 MiB: init_top_pgt at physical 32 MiB (phys_base 0). */
 const INIT_TOP_PGT = 0xffff_ffff_8200_0000n;
 
-let dir: string;
+const dir = tempDir('vmdump-library-cli-');
 let machine: string;
 
 function writeLinuxLikeGuest(): string {
@@ -48,10 +48,8 @@ function writeLinuxLikeGuest(): string {
 }
 
 beforeAll(() => {
-  dir = tempDir('vmdump-library-cli-');
   machine = writeLinuxLikeGuest();
 });
-afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 async function libraryDump(request: DumpRequest, output: string): Promise<string> {
   const guest = await openRawImage(machine);

@@ -10,11 +10,10 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { runCli, tempDir } from './helpers/machines.js';
 import { buildLinuxGuest, fetchLinuxVmlinux, saveReferences, startGuest, QEMU } from '../scripts/qemu-harness.js';
-import { hasTool, itWithTool, run } from './helpers/tools.js';
+import { hasTool, itWithTool, run, inCi } from './helpers/tools.js';
 
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
 const dir = tempDir('vmdump-linux-');
-const inCi = process.env.CI === 'true';
 let vmlinux: string | undefined;
 beforeAll(() => {
   if (hasTool(QEMU) && (inCi || (hasTool('crash') && hasTool('drgn')))) vmlinux = fetchLinuxVmlinux();

@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { runCli, tempDir } from './helpers/machines.js';
 import { pageMismatches, readFlattened, readKdump } from './helpers/kdump-reader.js';
 import { buildLinuxGuest, fetchForeignReaders, fetchLinuxVmlinux, saveStream, startGuest, type RunningGuest } from '../scripts/qemu-harness.js';
-import { hasTool, itWithTool, run } from './helpers/tools.js';
+import { hasTool, itWithTool, run, inCi } from './helpers/tools.js';
 
 interface ArchCase {
   readonly debian: 'arm64' | 's390x';
@@ -57,7 +57,6 @@ const cases: readonly ArchCase[] = [
 ];
 
 const dir = tempDir('vmdump-arches-');
-const inCi = process.env.CI === 'true';
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** Runs a command without blocking the event loop, so the slow emulated readers can run side by side. */

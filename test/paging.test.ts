@@ -11,7 +11,8 @@ import type { PhysicalMemory } from '../src/guest/guest-memory.js';
 import { buildLinuxGuest, buildTinyGuests, fetchLinuxVmlinux, saveReferences, startGuest, QEMU, type GuestConfig, type TinyGuests } from '../scripts/qemu-harness.js';
 import { patternRange, x86State } from './helpers/guests.js';
 import { runCli, tempDir } from './helpers/machines.js';
-import { hasTool, itWithTool, run } from './helpers/tools.js';
+import { hasTool, itWithTool, run, inCi } from './helpers/tools.js';
+import { expectSameFile } from './helpers/same-file.js';
 
 /** Page tables as sparse memory; "memory" is the q35 guest of the spec (RAM, BIOS ROM, RAM above 4 GiB). */
 function syntheticMemory(words: Map<bigint, bigint>): PhysicalMemory {
@@ -133,7 +134,7 @@ describe('--paging --layout qemu against QEMU paging=true', () => {
     const ours = path.join(work, 'ours.core');
     const result = await runCli(['saved', stream, '--paging', '--layout', 'qemu', '-o', ours]);
     expect(result.code).toBe(0);
-    expect(run('cmp', [ours, qemu]).stdout).toBe('');
+    expectSameFile(ours, qemu);
     const table = run('readelf', ['-l', '-W', ours]).stdout;
     const loads = table.match(/^\s+LOAD\s/gm)?.length ?? 0;
     expect(loads).toBeGreaterThan(linux ? 100 : 1);
@@ -146,7 +147,7 @@ describe('--paging --layout qemu against QEMU paging=true', () => {
       expect((await runCli(['saved', stream, '--paging', '-o', portable])).code).toBe(0);
       const banner = /VMDUMP-LINUX-BANNER=([0-9a-f]+)/.exec(guest.serialText())![1]!;
       expect(run('gdb', ['-batch', '-nx', '-ex', `x/s 0x${banner}`, '-c', portable]).stdout).toMatch(/Linux version 6\./);
-      if (hasTool('crash') || process.env.CI === 'true') {
+      if (hasTool('crash') || inCi) {
         const vmlinux = fetchLinuxVmlinux();
         const crash = run('sh', ['-c', `printf 'sys\\nquit\\n' | crash -s '${vmlinux}' '${portable}'`]);
         expect(crash.stdout).toMatch(/RELEASE: 6\./);

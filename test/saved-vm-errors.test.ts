@@ -12,6 +12,7 @@ import { locateVmdesc } from '../src/formats/migration/vmdesc.js';
 import { runCli, tempDir } from './helpers/machines.js';
 import { buildTinyGuests, saveReferences, startGuest, QEMU } from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run } from './helpers/tools.js';
+import { expectSameFile } from './helpers/same-file.js';
 
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
 const dir = tempDir('vmdump-bad-stream-');
@@ -114,7 +115,7 @@ describe('libvirt save images (virsh save)', () => {
     fs.writeFileSync(file, Buffer.concat([header('LibvirtQemudSave', 0, '<domain><name>t</name></domain>'), stream]));
     const out = path.join(dir, 'virsh.core');
     expect((await runCli(['saved', file, '--layout', 'qemu', '-o', out])).code).toBe(0);
-    expect(run('cmp', [out, reference]).stdout).toBe('');
+    expectSameFile(out, reference);
   });
 
   qemuIt('compressed and incomplete images are refused with the reason', async () => {
@@ -128,7 +129,7 @@ describe('standard input', () => {
     const out = path.join(dir, 'stdin.core');
     const shell = run('bash', ['-c', `set -o pipefail; cat '${streamFile}' | TMPDIR='${dir}' '${process.execPath}' '${path.resolve('dist/src/cli/main.js')}' saved - --layout qemu > '${out}'`]);
     expect(shell.status).toBe(0);
-    expect(run('cmp', [out, reference]).stdout).toBe('');
+    expectSameFile(out, reference);
     expect(fs.readdirSync(dir).filter((f) => f.startsWith('.vmdump-spool'))).toEqual([]);
   });
 

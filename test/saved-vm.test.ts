@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { readElfFile } from './helpers/elf-reader.js';
 import { runCli, tempDir } from './helpers/machines.js';
 import { buildLinuxGuest, buildTinyGuests, saveReferences, startGuest, QEMU } from '../scripts/qemu-harness.js';
-import { hasTool, itWithTool, run } from './helpers/tools.js';
+import { hasTool, itWithTool, run, inCi } from './helpers/tools.js';
+import { expectSameFile } from './helpers/same-file.js';
 
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
 const dir = tempDir('vmdump-saved-');
@@ -56,7 +57,7 @@ describe.each([
     const result = await runCli(['saved', refs.stream, '--layout', 'qemu', '-o', ours]);
     expect(result.stderr).toMatch(/wrote/);
     expect(result.code).toBe(0);
-    expect(run('cmp', [refs.dump, ours]).stdout).toBe('');
+    expectSameFile(ours, refs.dump);
     expect(fs.statSync(ours).size).toBe(fs.statSync(refs.dump).size);
     const parsed = readElfFile(ours);
     expect(parsed.phdrs).toHaveLength(phdrs);
@@ -94,7 +95,7 @@ describe('a real Linux guest (Debian cloud kernel, -device vmcoreinfo)', () => {
     const version = /VMDUMP-LINUX-VERSION=(.*)/.exec(serial)![1]!.trim();
     const ours = path.join(work, 'qemu-layout.core');
     expect((await runCli(['saved', refs.stream, '--layout', 'qemu', '-o', ours])).code).toBe(0);
-    expect(run('cmp', [refs.dump, ours]).stdout).toBe('');
+    expectSameFile(ours, refs.dump);
     const note = readElfFile(ours).notes.find((n) => n.name === 'VMCOREINFO');
     expect(note?.desc.toString('latin1')).toMatch(new RegExp(`^OSRELEASE=${linux.version}\n`));
     // nokaslr: the kernel image maps at 0xffffffff80000000 + phys_base, and VMCOREINFO says phys_base is 0.
@@ -108,7 +109,7 @@ describe('a real Linux guest (Debian cloud kernel, -device vmcoreinfo)', () => {
     const readelf = run('readelf', ['-l', '-n', '-W', portable]);
     expect(readelf.stderr).toBe('');
     expect(readelf.stdout).toMatch(/VMCOREINFO/);
-    if (hasTool('makedumpfile') || process.env.CI === 'true') {
+    if (hasTool('makedumpfile') || inCi) {
       const dmesg = path.join(work, 'dmesg.txt');
       const made = run('makedumpfile', ['--dump-dmesg', portable, dmesg]);
       expect(made.stdout + made.stderr).toMatch(/makedumpfile Completed/);

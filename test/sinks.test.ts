@@ -3,10 +3,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Volume, createFsFromVolume } from 'memfs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { GuestModel } from '../src/guest/guest.js';
 import { writeDump } from '../src/pipeline/write-dump.js';
-import { fileSink } from '../src/sinks/file-sink.js';
+import { fileSink, placedFileSink } from '../src/sinks/file-sink.js';
+import { writeKdump } from '../src/pipeline/write-kdump.js';
+import { planKdump } from '../src/transforms/plan/kdump-plan.js';
 import type { FileSystem } from '../src/sinks/fs-api.js';
 import { gzipSink } from '../src/sinks/gzip-sink.js';
 import { planDump } from '../src/transforms/plan/dump-plan.js';
@@ -16,7 +18,6 @@ import { tempDir } from './helpers/machines.js';
 import { itWithTool, run } from './helpers/tools.js';
 
 const dir = tempDir();
-afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const guest = (): GuestModel => guestOf({
   ram: [patternRange(0n, 0xa0000n), patternRange(0x100000n, 0x300000n)],
   vcpus: [{ index: 0, state: x86State({ efer: 0x500n, rip: 0xffffffff81000000n }) }],
@@ -117,5 +118,43 @@ describe('gzip sink', () => {
     const result = run('gzip', ['-dc', gz]);
     expect(result.status).toBe(0);
     expect(run('sh', ['-c', `gzip -dc '${gz}' | cmp - '${plain}' && echo same`]).stdout.trim()).toBe('same');
+  });
+});
+
+describe('the first error is the one reported', () => {
+  /** memfs whose writes fail with ENOSPC after `budget` bytes and whose close always fails (EIO), as a dying disk's might. */
+  const failingDisk = (budget: number) => {
+    const { volume, fileSystem } = memfs();
+    let written = 0;
+    const failing: FileSystem = {
+      ...fileSystem,
+      write(fd, buffer, offset, length, position, callback) {
+        if (written + length > budget) {
+          callback(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }), 0);
+          return;
+        }
+        written += length;
+        fileSystem.write(fd, buffer, offset, length, position, callback);
+      },
+      close(fd, callback) {
+        fileSystem.close(fd, () => callback(Object.assign(new Error('EIO: i/o error, close'), { code: 'EIO' })));
+      },
+    };
+    return { volume, fileSystem: failing };
+  };
+
+  it.each([
+    ['file sink (ELF)', (fileSystem: FileSystem) => writeDump(planDump(guest()), fileSink('/dumps/core', { fileSystem })).result],
+    ['gzip into a file sink', (fileSystem: FileSystem) => writeDump(planDump(guest()), gzipSink(fileSink('/dumps/core', { fileSystem }), { level: 0 })).result],
+    ['plain kdump file (positional writes)', (fileSystem: FileSystem) =>
+      writeKdump(planKdump(guest(), { codec: 'zlib' }), { kind: 'plain', sink: placedFileSink('/dumps/core', { fileSystem }) }, { threads: 1 }).result],
+    ['flattened kdump into a file sink', (fileSystem: FileSystem) =>
+      writeKdump(planKdump(guest(), { codec: 'zlib' }), { kind: 'flattened', sink: fileSink('/dumps/core', { fileSystem }) }, { threads: 1 }).result],
+  ])('%s: a write fails (ENOSPC), then close fails (EIO): ENOSPC is reported, nothing is left', async (_name, dump) => {
+    const { volume, fileSystem } = failingDisk(64 << 10);
+    const failure = await dump(fileSystem).then(() => undefined, (error: unknown) => error);
+    expect(failure).toMatchObject({ code: 'output', message: expect.stringMatching(/ENOSPC/) as unknown });
+    expect(String((failure as Error).message)).not.toMatch(/EIO/);
+    expect(volume.readdirSync('/dumps')).toEqual([]);
   });
 });

@@ -75,3 +75,10 @@ export function errnoText(error: unknown): string {
   const fsStyle = /^[A-Z0-9_]+: (.*?)(?:, \w+ '.*')?$/.exec(e.message);
   return `${fsStyle?.[1] ?? plainWords[e.code] ?? e.message} (${e.code})`;
 }
+
+/** The error a run ends with when its AbortSignal fires (SIGINT, SIGTERM, a caller's abort). */
+export function cancelled(signal: AbortSignal): VmdumpError {
+  const reason: unknown = signal.reason;
+  const why = reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'aborted';
+  return new VmdumpError('cancelled', `dump cancelled: ${why}`);
+}

@@ -1,5 +1,7 @@
 /** What both writers share: observing a stream of items, and turning any failure into one VmdumpError. */
-import { VmdumpError, isVmdumpError } from '../guest/errors.js';
+import { VmdumpError, cancelled, isVmdumpError } from '../guest/errors.js';
+
+export { cancelled };
 
 export async function* tap<T>(source: AsyncIterable<T>, see: (item: T) => void): AsyncGenerator<T> {
   for await (const item of source) {
@@ -8,11 +10,6 @@ export async function* tap<T>(source: AsyncIterable<T>, see: (item: T) => void):
   }
 }
 
-export function cancelled(signal: AbortSignal): VmdumpError {
-  const reason: unknown = signal.reason;
-  const why = reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'aborted';
-  return new VmdumpError('cancelled', `dump cancelled: ${why}`);
-}
 
 const outputErrors: Readonly<Record<string, string>> = {
   EPIPE: 'the output was closed before the dump was complete (EPIPE)',

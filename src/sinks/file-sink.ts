@@ -131,7 +131,10 @@ async function openInPlace(fileSystem: FileSystem, destination: string): Promise
   const fd = await call<number>((cb) => fileSystem.open(destination, 'w', 0o600, cb)).catch((error: NodeJS.ErrnoException) => {
     throw new VmdumpError('output', `cannot open ${destination}: ${errnoText(error)}`, undefined, { cause: error });
   });
-  const close = (): Promise<void> => callVoid((cb) => fileSystem.close(fd, cb));
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (!closed) { closed = true; await callVoid((cb) => fileSystem.close(fd, cb)); }
+  };
   return { fd, commit: close, abort: () => close().catch(() => undefined) };
 }
 

@@ -20,18 +20,24 @@ export async function openDumpBytes(file: string): Promise<{ bytes: DumpBytes; f
   const handle = await fs.promises.open(file, 'r').catch((error: NodeJS.ErrnoException) => {
     throw new VmdumpError('bad-input', `cannot open ${file}: ${error.code ?? error.message}`);
   });
-  const fileSize = (await handle.stat()).size;
-  const readAt = async (offset: number, length: number): Promise<Buffer> => {
-    const buffer = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buffer, 0, length, offset);
-    return buffer.subarray(0, bytesRead);
-  };
-  const head = await readAt(0, 16);
-  if (head.toString('latin1', 0, FLAT_SIGNATURE.length) !== FLAT_SIGNATURE || head[FLAT_SIGNATURE.length] !== 0) {
-    return { bytes: { size: fileSize, read: readAt, close: () => handle.close() }, flattened: false, fileSize };
+  try {
+    const fileSize = (await handle.stat()).size;
+    const readAt = async (offset: number, length: number): Promise<Buffer> => {
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(buffer, 0, length, offset);
+      return buffer.subarray(0, bytesRead);
+    };
+    const head = await readAt(0, 16);
+    if (head.toString('latin1', 0, FLAT_SIGNATURE.length) !== FLAT_SIGNATURE || head[FLAT_SIGNATURE.length] !== 0) {
+      return { bytes: { size: fileSize, read: readAt, close: () => handle.close() }, flattened: false, fileSize };
+    }
+    const records = await indexFlattened(readAt, fileSize, file);
+    return { bytes: flattenedBytes(records, readAt, () => handle.close()), flattened: true, fileSize };
+  } catch (error) {
+    // The caller gets no DumpBytes to close: the handle is closed here (the first error is reported).
+    await handle.close().catch(() => undefined);
+    throw error;
   }
-  const records = await indexFlattened(readAt, fileSize, file);
-  return { bytes: flattenedBytes(records, readAt, () => handle.close()), flattened: true, fileSize };
 }
 
 async function indexFlattened(readAt: (offset: number, length: number) => Promise<Buffer>, fileSize: number, file: string): Promise<FlatRecord[]> {

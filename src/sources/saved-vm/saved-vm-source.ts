@@ -6,11 +6,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { VmdumpError, errnoText } from '../../guest/errors.js';
+import { addAbortSignal, type Readable } from 'node:stream';
+import { VmdumpError, cancelled, errnoText, isVmdumpError } from '../../guest/errors.js';
 import type { GuestModel, RamRange } from '../../guest/guest.js';
 import { targetOfCpuSection } from '../../targets/index.js';
 import { isSpecialBlock } from '../../formats/migration/block-names.js';
@@ -44,8 +44,12 @@ function streamStart(fd: number, label: string): number {
 export interface SavedVmOptions {
   /** Folder for the spool of a non-seekable input (default: $TMPDIR). */
   readonly spoolDir?: string;
+  /** The file calls the spool makes (default node:fs); tests put failing ones here. */
+  readonly spoolFileSystem?: SpoolFileSystem;
   readonly signal?: AbortSignal;
 }
+
+export type SpoolFileSystem = Pick<typeof fs, 'openSync' | 'unlinkSync' | 'write' | 'closeSync'>;
 
 /**
  * Opens a saved VM. `file` is a path, or `-` for standard input; a pipe is first copied to an
@@ -54,10 +58,21 @@ export interface SavedVmOptions {
  */
 export async function openSavedVm(file: string, options: SavedVmOptions = {}): Promise<GuestModel> {
   const label = file === '-' ? 'standard input' : file;
-  const fd = file === '-' || !fs.statSync(file, { throwIfNoEntry: false })?.isFile()
-    ? await spoolToTemporaryFile(fs.createReadStream('', { fd: file === '-' ? 0 : await openForReading(file), autoClose: file !== '-', highWaterMark: 1 << 20 }), label, options)
-    : await openForReading(file);
+  const stat = file === '-' ? undefined : fs.statSync(file, { throwIfNoEntry: false });
+  const fd = stat?.isFile() === true ? await openForReading(file) : await spoolToTemporaryFile(await pipeInput(file, stat), label, options);
   return openSavedVmFd(fd, label);
+}
+
+/**
+ * A non-seekable input as a stream. Pipes (standard input, a FIFO) are read through libuv's pipe
+ * handle, not the thread pool: a read waiting on a silent writer must not keep vmdump alive
+ * after it was cancelled (SIGINT with `slow-producer | vmdump saved -`).
+ */
+async function pipeInput(file: string, stat: fs.Stats | undefined): Promise<Readable> {
+  if (file === '-') return process.stdin;
+  // Opened blocking, so that a writer that has not opened its end yet is waited for, not read as EOF.
+  if (stat?.isFIFO() === true) return new net.Socket({ fd: await openForReading(file), readable: true, writable: false });
+  return fs.createReadStream('', { fd: await openForReading(file), highWaterMark: 1 << 20 });
 }
 
 /** A stream received some other way (a live migration), spooled first; see openSavedVm. */
@@ -89,12 +104,20 @@ async function openSavedVmFd(fd: number, label: string): Promise<GuestModel> {
     return {
       arch, vcpus: decoded.vcpus, ram, warnings,
       ...(guestNote !== undefined && 'note' in guestNote ? { vmcoreinfo: guestNote.note } : {}),
-      close: async () => fs.closeSync(fd),
+      close: closeOnce(fd),
     };
   } catch (error) {
-    fs.closeSync(fd);
+    try { fs.closeSync(fd); } catch { /* the first error is the one reported */ }
     throw error;
   }
+}
+
+/** The model's close(): the descriptor is closed the first time, later calls do nothing. */
+function closeOnce(fd: number): () => Promise<void> {
+  let open = true;
+  return async () => {
+    if (open) { open = false; fs.closeSync(fd); }
+  };
 }
 
 function openForReading(file: string): Promise<number> {
@@ -102,18 +125,52 @@ function openForReading(file: string): Promise<number> {
     ? reject(new VmdumpError('bad-input', `cannot open ${file}: ${errnoText(error)}`, undefined, { cause: error })) : resolve(fd))));
 }
 
-/** Copies a pipe (or other non-seekable input) into a temporary file that no longer has a name. */
+/**
+ * Copies a pipe (or other non-seekable input) into a temporary file that no longer has a name.
+ * The spool owns its descriptor and closes it exactly once, on failure; the first error is the
+ * one reported: a write that fails (ENOSPC in $TMPDIR) is an output error that names the folder,
+ * a read that fails is bad input, an abort is a cancellation.
+ */
 async function spoolToTemporaryFile(input: Readable, label: string, options: SavedVmOptions): Promise<number> {
   const dir = options.spoolDir ?? os.tmpdir();
+  const files = options.spoolFileSystem ?? fs;
   const name = path.join(dir, `.vmdump-spool-${process.pid}-${randomBytes(4).toString('hex')}`);
-  const fd = fs.openSync(name, 'wx+', 0o600);
-  fs.unlinkSync(name);
+  let fd: number;
   try {
-    await pipeline(input, fs.createWriteStream('', { fd, autoClose: false }), options.signal === undefined ? {} : { signal: options.signal });
+    fd = files.openSync(name, 'wx+', 0o600);
+  } catch (error) {
+    input.destroy();
+    throw spoolWriteError(error, label, dir);
+  }
+  files.unlinkSync(name);
+  const { signal } = options;
+  if (signal !== undefined) addAbortSignal(signal, input);
+  try {
+    let position = 0;
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      await writeAll(files, fd, chunk, position).catch((error: unknown) => { throw spoolWriteError(error, label, dir); });
+      position += chunk.length;
+    }
     return fd;
   } catch (error) {
-    fs.closeSync(fd);
-    if (options.signal?.aborted) throw error;
+    input.destroy();
+    // Closed here and nowhere else; a failing close must not replace the error that brought us here.
+    try { files.closeSync(fd); } catch { /* the first error is the one reported */ }
+    if (signal?.aborted) throw cancelled(signal);
+    if (isVmdumpError(error)) throw error;
     throw new VmdumpError('bad-input', `cannot read the saved VM from ${label}: ${errnoText(error)}`, undefined, { cause: error });
+  }
+}
+
+function spoolWriteError(error: unknown, label: string, dir: string): VmdumpError {
+  const full = (error as NodeJS.ErrnoException).code === 'ENOSPC' ? ', which is full' : '';
+  return new VmdumpError('output', `cannot spool the saved VM from ${label} into $TMPDIR (${dir})${full}: ${errnoText(error)}; `
+    + 'set TMPDIR to a folder with room for the whole stream, or give vmdump the saved file itself', undefined, { cause: error });
+}
+
+async function writeAll(files: SpoolFileSystem, fd: number, bytes: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length;) {
+    done += await new Promise<number>((resolve, reject) => files.write(fd, bytes, done, bytes.length - done, position + done,
+      (error, written) => (error ? reject(error) : resolve(written))));
   }
 }
