@@ -50,7 +50,11 @@ function makeImage(file: string): void {
   fs.closeSync(fd);
 }
 
-interface Measured { seconds: number; peakRss?: number; outputBytes?: number }
+interface Measured {
+  seconds: number;
+  peakRss?: number;
+  outputBytes?: number;
+}
 
 function timeShell(command: string): Measured {
   const started = performance.now();
@@ -61,7 +65,10 @@ function timeShell(command: string): Measured {
 
 function timeVmdump(args: string[]): Measured {
   const started = performance.now();
-  const result = spawnSync(process.execPath, [CLI, ...args, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const result = spawnSync(process.execPath, [CLI, ...args, '--progress=json'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  });
   const seconds = (performance.now() - started) / 1000;
   if (result.status !== 0) throw new Error(`vmdump ${args.join(' ')} failed: ${result.stderr}`);
   const done = JSON.parse(result.stderr.trim().split('\n').at(-1)!) as { peakRssBytes: number };
@@ -69,23 +76,41 @@ function timeVmdump(args: string[]): Measured {
 }
 
 function best(run: () => Measured, cleanup: () => void = () => undefined): Measured {
-  const runs = [0, 1].map(() => { const m = run(); cleanup(); return m; });
+  const runs = [0, 1].map(() => {
+    const m = run();
+    cleanup();
+    return m;
+  });
   return runs.reduce((a, b) => (a.seconds <= b.seconds ? a : b));
 }
 
 const rate = (m: Measured, bytes = size): string => `${(bytes / m.seconds / 1e9).toFixed(2)} GB/s`;
 const mib = (bytes: number | undefined): string => (bytes === undefined ? '' : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
 
-interface Row { name: string; ours: Measured; refName: string; ref: Measured; pause?: string; bytes?: number }
+interface Row {
+  name: string;
+  ours: Measured;
+  refName: string;
+  ref: Measured;
+  pause?: string;
+  bytes?: number;
+}
 
 /** One vmdump run against the guest's second QMP socket; the pause comes from vmdump's own report. */
 function timeVmdumpLive(args: string[]): Measured & { pausedMs?: number } {
   const started = performance.now();
-  const result = spawnSync(process.execPath, [CLI, ...args, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const result = spawnSync(process.execPath, [CLI, ...args, '--progress=json'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  });
   if (result.status !== 0) throw new Error(`vmdump ${args.join(' ')} failed: ${result.stderr}`);
   const done = JSON.parse(result.stderr.trim().split('\n').at(-1)!) as { peakRssBytes: number };
   const paused = /paused for (\d+) ms/.exec(result.stderr);
-  return { seconds: (performance.now() - started) / 1000, peakRss: done.peakRssBytes, ...(paused ? { pausedMs: Number(paused[1]) } : {}) };
+  return {
+    seconds: (performance.now() - started) / 1000,
+    peakRss: done.peakRssBytes,
+    ...(paused ? { pausedMs: Number(paused[1]) } : {}),
+  };
 }
 
 /**
@@ -102,11 +127,23 @@ async function qemuRows(image: string, out: string): Promise<Row[]> {
   const mib = size / 2 ** 20;
   const work = path.join(dir, 'guest');
   const socket = path.join(work, 'vmdump.sock');
-  const guest = await startGuest({
-    machine: 'q35', memory: `${mib}M`, smp: 1, kernel: tiny64,
-    extra: ['-machine', 'memory-backend=m0', '-object', `memory-backend-file,id=m0,size=${mib}M,mem-path=${image},share=off`,
-      '-qmp', `unix:${socket},server=on,wait=off`],
-  }, work);
+  const guest = await startGuest(
+    {
+      machine: 'q35',
+      memory: `${mib}M`,
+      smp: 1,
+      kernel: tiny64,
+      extra: [
+        '-machine',
+        'memory-backend=m0',
+        '-object',
+        `memory-backend-file,id=m0,size=${mib}M,mem-path=${image},share=off`,
+        '-qmp',
+        `unix:${socket},server=on,wait=off`,
+      ],
+    },
+    work,
+  );
   const stream = path.join(dir, 'vm.state');
   const rm = () => fs.rmSync(out, { force: true });
   let live: Measured & { pausedMs?: number };
@@ -130,10 +167,20 @@ async function qemuRows(image: string, out: string): Promise<Row[]> {
   const qemuPause = `${(qemuDump.seconds * 1000).toFixed(0)} ms`;
   return [
     { name: 'vmdump saved → file', ours: saved, refName: 'QEMU dump-guest-memory', ref: qemuDump },
-    { name: 'vmdump qmp → file', ours: paused, refName: 'QEMU dump-guest-memory', ref: qemuDump,
-      pause: `guest paused ${(paused.seconds * 1000).toFixed(0)} ms (whole dump) vs QEMU ${qemuPause}` },
-    { name: 'vmdump qmp --live', ours: live, refName: 'QEMU dump-guest-memory', ref: qemuDump,
-      pause: `guest paused ${live.pausedMs ?? '?'} ms (switchover) vs QEMU ${qemuPause}` },
+    {
+      name: 'vmdump qmp → file',
+      ours: paused,
+      refName: 'QEMU dump-guest-memory',
+      ref: qemuDump,
+      pause: `guest paused ${(paused.seconds * 1000).toFixed(0)} ms (whole dump) vs QEMU ${qemuPause}`,
+    },
+    {
+      name: 'vmdump qmp --live',
+      ours: live,
+      refName: 'QEMU dump-guest-memory',
+      ref: qemuDump,
+      pause: `guest paused ${live.pausedMs ?? '?'} ms (switchover) vs QEMU ${qemuPause}`,
+    },
   ];
 }
 
@@ -141,10 +188,19 @@ async function qemuRows(image: string, out: string): Promise<Row[]> {
 async function linuxPagingRow(out: string): Promise<Row[]> {
   if (spawnSync('sh', ['-c', 'command -v qemu-system-x86_64 && command -v apt-get'], { stdio: 'ignore' }).status !== 0) return [];
   const linux = buildLinuxGuest();
-  const guest = await startGuest({
-    machine: 'q35', memory: '1024M', smp: 2, kernel: linux.kernel, initrd: linux.initrd, append: 'console=ttyS0',
-    extra: ['-device', 'vmcoreinfo'], ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
-  }, path.join(dir, 'linux'));
+  const guest = await startGuest(
+    {
+      machine: 'q35',
+      memory: '1024M',
+      smp: 2,
+      kernel: linux.kernel,
+      initrd: linux.initrd,
+      append: 'console=ttyS0',
+      extra: ['-device', 'vmcoreinfo'],
+      ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+    },
+    path.join(dir, 'linux'),
+  );
   const stream = path.join(dir, 'linux.state');
   let qemuDump: Measured;
   try {
@@ -157,7 +213,10 @@ async function linuxPagingRow(out: string): Promise<Row[]> {
   } finally {
     await guest.quit();
   }
-  const ours = best(() => timeVmdump(['saved', stream, '--paging', '-o', out]), () => fs.rmSync(out, { force: true }));
+  const ours = best(
+    () => timeVmdump(['saved', stream, '--paging', '-o', out]),
+    () => fs.rmSync(out, { force: true }),
+  );
   return [{ name: 'Linux 1 GiB --paging', ours, refName: 'QEMU paging=true', ref: qemuDump, bytes: 2 ** 30 }];
 }
 
@@ -181,11 +240,21 @@ async function archRows(out: string): Promise<Row[]> {
     const linux = buildLinuxGuest(a.debian);
     const work = path.join(dir, a.debian);
     const socket = path.join(work, 'vmdump.sock');
-    const guest = await startGuest({
-      qemu: a.qemu, machine: a.machine, cpu: 'max', memory: '512M', smp: 2, kernel: linux.kernel, initrd: linux.initrd,
-      append: `console=${a.console} rdinit=/init panic=-1`, ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
-      extra: [...a.extra, '-qmp', `unix:${socket},server=on,wait=off`],
-    }, work);
+    const guest = await startGuest(
+      {
+        qemu: a.qemu,
+        machine: a.machine,
+        cpu: 'max',
+        memory: '512M',
+        smp: 2,
+        kernel: linux.kernel,
+        initrd: linux.initrd,
+        append: `console=${a.console} rdinit=/init panic=-1`,
+        ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+        extra: [...a.extra, '-qmp', `unix:${socket},server=on,wait=off`],
+      },
+      work,
+    );
     const stream = path.join(work, 'vm.state');
     const qemu: Partial<Record<'elf' | 'kdump-zlib', Measured>> = {};
     const live: Partial<Record<'elf' | 'kdump-zlib', Measured>> = {};
@@ -193,11 +262,15 @@ async function archRows(out: string): Promise<Row[]> {
       await guest.qmp.execute('stop');
       for (const format of ['elf', 'kdump-zlib'] as const) {
         const started = performance.now();
-        await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${out}`, format }, { timeoutMs: 3_600_000 });
+        await guest.qmp.execute(
+          'dump-guest-memory',
+          { paging: false, protocol: `file:${out}`, format },
+          { timeoutMs: 3_600_000 },
+        );
         qemu[format] = { seconds: (performance.now() - started) / 1000, outputBytes: fs.statSync(out).size };
         rm();
         live[format] = timeVmdumpLive(['qmp', socket, '--format', format, '-o', out]);
-        live[format]!.outputBytes = fs.statSync(out).size;
+        live[format].outputBytes = fs.statSync(out).size;
         rm();
       }
       await saveStream(guest, stream);
@@ -205,7 +278,11 @@ async function archRows(out: string): Promise<Row[]> {
       await guest.quit();
     }
     for (const format of ['elf', 'kdump-zlib'] as const) {
-      const saved = best(() => { const m = timeVmdump(['saved', stream, '--format', format, '-o', out]); m.outputBytes = fs.statSync(out).size; return m; }, rm);
+      const saved = best(() => {
+        const m = timeVmdump(['saved', stream, '--format', format, '-o', out]);
+        m.outputBytes = fs.statSync(out).size;
+        return m;
+      }, rm);
       const ref = qemu[format]!;
       rows.push(
         { name: `${a.debian} saved ${format}`, ours: saved, refName: `QEMU ${format}`, ref, bytes: 512 * 2 ** 20 },
@@ -218,13 +295,20 @@ async function archRows(out: string): Promise<Row[]> {
 
 /** Guest RAM as a page cache holds it: real files from /usr, page after page, then zeros. */
 function makeFileImage(file: string, bytes: number, dataBytes: number): void {
-  const list = spawnSync('sh', ['-c', 'find /usr/lib /usr/share /usr/bin -type f -size +4k 2>/dev/null'], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  const list = spawnSync('sh', ['-c', 'find /usr/lib /usr/share /usr/bin -type f -size +4k 2>/dev/null'], {
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+  });
   const sources = list.stdout.split('\n').filter(Boolean);
   const fd = fs.openSync(file, 'w');
   let written = 0;
   for (let i = 0; written < dataBytes; i = (i + 1) % sources.length) {
     let content: Buffer;
-    try { content = fs.readFileSync(sources[i]!); } catch { continue; }
+    try {
+      content = fs.readFileSync(sources[i]!);
+    } catch {
+      continue;
+    }
     const pages = content.subarray(0, Math.min(content.length - (content.length % 4096), dataBytes - written));
     if (pages.length > 0) written += fs.writeSync(fd, pages);
   }
@@ -247,11 +331,23 @@ async function kdumpRows(out: string): Promise<Row[]> {
   const { tiny64 } = buildTinyGuests();
   const work = path.join(dir, 'kdump-guest');
   const socket = path.join(work, 'vmdump.sock');
-  const guest = await startGuest({
-    machine: 'q35', memory: `${bytes / 2 ** 20}M`, smp: 1, kernel: tiny64,
-    extra: ['-machine', 'memory-backend=m0', '-object', `memory-backend-file,id=m0,size=${bytes / 2 ** 20}M,mem-path=${image},share=on`,
-      '-qmp', `unix:${socket},server=on,wait=off`],
-  }, work);
+  const guest = await startGuest(
+    {
+      machine: 'q35',
+      memory: `${bytes / 2 ** 20}M`,
+      smp: 1,
+      kernel: tiny64,
+      extra: [
+        '-machine',
+        'memory-backend=m0',
+        '-object',
+        `memory-backend-file,id=m0,size=${bytes / 2 ** 20}M,mem-path=${image},share=on`,
+        '-qmp',
+        `unix:${socket},server=on,wait=off`,
+      ],
+    },
+    work,
+  );
   const stream = path.join(dir, 'kdump-vm.state');
   const qemuOut = `${out}.qemu-kdump`;
   const rm = (): void => fs.rmSync(out, { force: true });
@@ -262,19 +358,35 @@ async function kdumpRows(out: string): Promise<Row[]> {
   try {
     await guest.qmp.execute('stop');
     const started = performance.now();
-    await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${qemuOut}`, format: 'kdump-zlib' }, { timeoutMs: 3_600_000 });
+    await guest.qmp.execute(
+      'dump-guest-memory',
+      { paging: false, protocol: `file:${qemuOut}`, format: 'kdump-zlib' },
+      { timeoutMs: 3_600_000 },
+    );
     qemu = { seconds: (performance.now() - started) / 1000, outputBytes: fs.statSync(qemuOut).size };
     fs.rmSync(qemuOut, { force: true });
-    for (const codec of codecs) live[codec] = best(() => withSize(timeVmdump(['qmp', socket, '--format', `kdump-${codec}`, '-o', out])), rm);
+    for (const codec of codecs)
+      live[codec] = best(() => withSize(timeVmdump(['qmp', socket, '--format', `kdump-${codec}`, '-o', out])), rm);
     await saveStream(guest, stream);
   } finally {
     await guest.quit();
     fs.rmSync(image, { force: true });
   }
-  const rows: Row[] = codecs.map((codec) => ({ name: `kdump-${codec} (qmp)`, bytes, refName: 'QEMU kdump-zlib', ref: qemu, ours: live[codec]! }));
+  const rows: Row[] = codecs.map((codec) => ({
+    name: `kdump-${codec} (qmp)`,
+    bytes,
+    refName: 'QEMU kdump-zlib',
+    ref: qemu,
+    ours: live[codec]!,
+  }));
   for (const codec of ['zlib', 'zstd'] as const) {
-    rows.push({ name: `kdump-${codec} (saved)`, bytes, refName: 'QEMU kdump-zlib', ref: qemu,
-      ours: best(() => withSize(timeVmdump(['saved', stream, '--format', `kdump-${codec}`, '-o', out])), rm) });
+    rows.push({
+      name: `kdump-${codec} (saved)`,
+      bytes,
+      refName: 'QEMU kdump-zlib',
+      ref: qemu,
+      ours: best(() => withSize(timeVmdump(['saved', stream, '--format', `kdump-${codec}`, '-o', out])), rm),
+    });
   }
   fs.rmSync(stream, { force: true });
   return rows;
@@ -289,14 +401,26 @@ async function generalRows(out: string): Promise<Row[]> {
   timeShell(`cat '${image}' > /dev/null`); // warm the page cache for everyone alike
   const rm = () => fs.rmSync(out, { force: true });
   const rows: Row[] = [
-    { name: 'vmdump → /dev/null', ours: best(() => timeVmdump(['raw', machine, '-o', '/dev/null'])),
-      refName: 'cat > /dev/null', ref: best(() => timeShell(`cat '${image}' > /dev/null`)) },
-    { name: 'vmdump → file', ours: best(() => timeVmdump(['raw', machine, '-o', out]), rm),
-      refName: 'cat > file', ref: best(() => timeShell(`cat '${image}' > '${out}'`), rm) },
-    { name: 'vmdump --gzip → file', ours: best(() => timeVmdump(['raw', machine, '--gzip', '-o', out]), rm),
-      refName: 'gzip -6 -c > file', ref: best(() => timeShell(`gzip -6 -c '${image}' > '${out}'`), rm) },
-    ...await qemuRows(image, out),
-    ...await linuxPagingRow(out),
+    {
+      name: 'vmdump → /dev/null',
+      ours: best(() => timeVmdump(['raw', machine, '-o', '/dev/null'])),
+      refName: 'cat > /dev/null',
+      ref: best(() => timeShell(`cat '${image}' > /dev/null`)),
+    },
+    {
+      name: 'vmdump → file',
+      ours: best(() => timeVmdump(['raw', machine, '-o', out]), rm),
+      refName: 'cat > file',
+      ref: best(() => timeShell(`cat '${image}' > '${out}'`), rm),
+    },
+    {
+      name: 'vmdump --gzip → file',
+      ours: best(() => timeVmdump(['raw', machine, '--gzip', '-o', out]), rm),
+      refName: 'gzip -6 -c > file',
+      ref: best(() => timeShell(`gzip -6 -c '${image}' > '${out}'`), rm),
+    },
+    ...(await qemuRows(image, out)),
+    ...(await linuxPagingRow(out)),
   ];
   fs.rmSync(image, { force: true });
   return rows;
@@ -307,16 +431,23 @@ async function main(): Promise<void> {
   // BENCH_ONLY=kdump or BENCH_ONLY=arches runs those rows alone.
   const only = process.env.BENCH_ONLY;
   const rows: Row[] = only === undefined ? await generalRows(out) : [];
-  if (only === undefined || only === 'kdump') rows.push(...await kdumpRows(out));
-  if (only === undefined || only === 'arches') rows.push(...await archRows(out));
-  console.log(`\nimage: ${size / GiB} GiB (1/4 zero, 1/4 random, 1/2 text pages); kdump guest: see kdumpRows; ${os.cpus().length} cores, node ${process.version}\n`);
-  console.log('case                    time     throughput  peak RSS  | reference            time     throughput  | vmdump/reference');
+  if (only === undefined || only === 'kdump') rows.push(...(await kdumpRows(out)));
+  if (only === undefined || only === 'arches') rows.push(...(await archRows(out)));
+  console.log(
+    `\nimage: ${size / GiB} GiB (1/4 zero, 1/4 random, 1/2 text pages); kdump guest: see kdumpRows; ${os.cpus().length} cores, node ${process.version}\n`,
+  );
+  console.log(
+    'case                    time     throughput  peak RSS  | reference            time     throughput  | vmdump/reference',
+  );
   for (const { name, ours: m, refName, ref, pause, bytes } of rows) {
-    console.log(`${name.padEnd(22)} ${m.seconds.toFixed(2).padStart(6)} s ${rate(m, bytes).padStart(11)} ${mib(m.peakRss).padStart(9)}  | `
-      + `${refName.padEnd(22)} ${ref.seconds.toFixed(2).padStart(6)} s ${rate(ref, bytes).padStart(11)}  | ${(ref.seconds / m.seconds).toFixed(2)}× reference speed`
-      + (pause === undefined ? '' : `\n${''.padEnd(24)}${pause}`)
-      + (m.outputBytes === undefined || ref.outputBytes === undefined ? ''
-        : `\n${''.padEnd(24)}output ${mib(m.outputBytes)} vs ${mib(ref.outputBytes)} (${(m.outputBytes / ref.outputBytes).toFixed(3)}× the reference's size)`));
+    console.log(
+      `${name.padEnd(22)} ${m.seconds.toFixed(2).padStart(6)} s ${rate(m, bytes).padStart(11)} ${mib(m.peakRss).padStart(9)}  | ` +
+        `${refName.padEnd(22)} ${ref.seconds.toFixed(2).padStart(6)} s ${rate(ref, bytes).padStart(11)}  | ${(ref.seconds / m.seconds).toFixed(2)}× reference speed` +
+        (pause === undefined ? '' : `\n${''.padEnd(24)}${pause}`) +
+        (m.outputBytes === undefined || ref.outputBytes === undefined
+          ? ''
+          : `\n${''.padEnd(24)}output ${mib(m.outputBytes)} vs ${mib(ref.outputBytes)} (${(m.outputBytes / ref.outputBytes).toFixed(3)}× the reference's size)`),
+    );
   }
 }
 

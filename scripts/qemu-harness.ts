@@ -12,15 +12,26 @@ import { QmpClient } from '../src/sources/qmp/qmp-client.js';
 export const GUEST_DIR = path.join(repositoryRoot(), 'test-guests');
 export const QEMU = 'qemu-system-x86_64';
 
-export interface TinyGuests { tiny32: string; tiny64: string; paging32: string; pagingPae: string; paging4: string; paging5: string }
+export interface TinyGuests {
+  tiny32: string;
+  tiny64: string;
+  paging32: string;
+  pagingPae: string;
+  paging4: string;
+  paging5: string;
+}
 
 export function buildTinyGuests(): TinyGuests {
   const out = (name: string): string => path.join(GUEST_DIR, 'out', `${name}.elf`);
   const result = spawnSync('sh', [path.join(GUEST_DIR, 'build.sh')], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`building the tiny guests failed: ${result.stderr}`);
   return {
-    tiny32: out('tiny32'), tiny64: out('tiny64'), paging32: out('paging32'), pagingPae: out('pagingpae'),
-    paging4: out('paging4'), paging5: out('paging5'),
+    tiny32: out('tiny32'),
+    tiny64: out('tiny64'),
+    paging32: out('paging32'),
+    pagingPae: out('pagingpae'),
+    paging4: out('paging4'),
+    paging5: out('paging5'),
   };
 }
 
@@ -29,7 +40,7 @@ export interface GuestConfig {
   readonly qemu?: string;
   readonly machine: string;
   readonly cpu?: string;
-  readonly memory: string;        // -m value, e.g. '128M', '4608M'
+  readonly memory: string; // -m value, e.g. '128M', '4608M'
   readonly smp: number;
   readonly kernel: string;
   readonly initrd?: string;
@@ -39,7 +50,11 @@ export interface GuestConfig {
   readonly ready?: { readonly text: string; readonly on: 'debugcon' | 'serial' };
 }
 
-export interface LinuxGuest { readonly kernel: string; readonly initrd: string; readonly version: string }
+export interface LinuxGuest {
+  readonly kernel: string;
+  readonly initrd: string;
+  readonly version: string;
+}
 
 export type DebianArch = 'amd64' | 'arm64' | 's390x';
 const linuxOut = (arch: DebianArch): string => path.join(GUEST_DIR, 'out', arch === 'amd64' ? 'linux' : `linux-${arch}`);
@@ -49,7 +64,11 @@ export function buildLinuxGuest(arch: DebianArch = 'amd64'): LinuxGuest {
   const result = spawnSync('sh', [path.join(GUEST_DIR, 'build-linux.sh'), arch], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`building the ${arch} Linux guest failed: ${result.stderr}`);
   const out = linuxOut(arch);
-  return { kernel: path.join(out, 'vmlinuz'), initrd: path.join(out, 'initrd.gz'), version: fs.readFileSync(path.join(out, 'version'), 'utf8').trim() };
+  return {
+    kernel: path.join(out, 'vmlinuz'),
+    initrd: path.join(out, 'initrd.gz'),
+    version: fs.readFileSync(path.join(out, 'version'), 'utf8').trim(),
+  };
 }
 
 export interface RunningGuest {
@@ -72,24 +91,51 @@ export async function startGuest(config: GuestConfig, dir: string): Promise<Runn
   const x86 = config.qemu === undefined || config.qemu === QEMU;
   // Only x86 machines have the ISA debug console; the others start without default devices, as measured (docs/other-arches.md §3).
   const machineArgs = x86 ? ['-debugcon', `file:${debugcon}`] : ['-nodefaults'];
-  const args = ['-machine', config.machine, '-accel', 'tcg', '-m', config.memory, '-smp', String(config.smp),
+  const args = [
+    '-machine',
+    config.machine,
+    '-accel',
+    'tcg',
+    '-m',
+    config.memory,
+    '-smp',
+    String(config.smp),
     ...(config.cpu === undefined ? [] : ['-cpu', config.cpu]),
-    '-display', 'none', '-no-reboot', '-kernel', config.kernel, ...machineArgs, '-serial', `file:${serial}`,
-    ...(config.initrd ? ['-initrd', config.initrd] : []), ...(config.append ? ['-append', config.append] : []),
-    '-qmp', `unix:${socket},server=on,wait=off`, ...(config.extra ?? [])];
+    '-display',
+    'none',
+    '-no-reboot',
+    '-kernel',
+    config.kernel,
+    ...machineArgs,
+    '-serial',
+    `file:${serial}`,
+    ...(config.initrd ? ['-initrd', config.initrd] : []),
+    ...(config.append ? ['-append', config.append] : []),
+    '-qmp',
+    `unix:${socket},server=on,wait=off`,
+    ...(config.extra ?? []),
+  ];
   const child = spawn(config.qemu ?? QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   const ready = config.ready ?? { text: 'VMDUMP-TINY-READY', on: 'debugcon' };
   const watched = ready.on === 'serial' ? serial : debugcon;
   for (let waited = 0; !fs.readFileSync(watched, 'utf8').includes(ready.text); waited += 50) {
     if (child.exitCode !== null) throw new Error(`QEMU exited: ${stderr}`);
-    if (waited > 180_000) { child.kill(); throw new Error(`guest never printed ${ready.text}`); }
+    if (waited > 180_000) {
+      child.kill();
+      throw new Error(`guest never printed ${ready.text}`);
+    }
     await sleep(50);
   }
   const qmp = await QmpClient.connect({ path: socket });
   return {
-    qmp, dir, process: child, serialText: () => fs.readFileSync(serial, 'utf8'),
+    qmp,
+    dir,
+    process: child,
+    serialText: () => fs.readFileSync(serial, 'utf8'),
     async quit() {
       await qmp.execute('quit').catch(() => undefined);
       qmp.close();
@@ -115,15 +161,26 @@ export async function saveStream(guest: RunningGuest, file: string): Promise<voi
  * kdump-zlib dump (the flattened stream QEMU 7.2 always writes), and a migration stream of that
  * paused state.
  */
-export async function saveReferences(guest: RunningGuest, options: { paging?: boolean; kdump?: boolean } = {}): Promise<{ dump: string; stream: string; kdump?: string }> {
+export async function saveReferences(
+  guest: RunningGuest,
+  options: { paging?: boolean; kdump?: boolean } = {},
+): Promise<{ dump: string; stream: string; kdump?: string }> {
   const dump = path.join(guest.dir, 'qemu.core');
   const stream = path.join(guest.dir, 'vm.state');
   await guest.qmp.execute('stop');
-  await guest.qmp.execute('dump-guest-memory', { paging: options.paging ?? false, protocol: `file:${dump}` }, { timeoutMs: 300_000 });
+  await guest.qmp.execute(
+    'dump-guest-memory',
+    { paging: options.paging ?? false, protocol: `file:${dump}` },
+    { timeoutMs: 300_000 },
+  );
   let kdump: string | undefined;
   if (options.kdump === true) {
     kdump = path.join(guest.dir, 'qemu.kdump-zlib.flat');
-    await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${kdump}`, format: 'kdump-zlib' }, { timeoutMs: 300_000 });
+    await guest.qmp.execute(
+      'dump-guest-memory',
+      { paging: false, protocol: `file:${kdump}`, format: 'kdump-zlib' },
+      { timeoutMs: 300_000 },
+    );
   }
   await saveStream(guest, stream);
   return { dump, stream, ...(kdump === undefined ? {} : { kdump }) };

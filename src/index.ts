@@ -22,8 +22,20 @@ import { writeDump, type DumpRun, type WriteDumpOptions } from './pipeline/write
 import { writableSink, type Sink } from './sinks/sink.js';
 
 export type {
-  Aarch64CpuState, Architecture, CpuState, ElfClass, ElfNote, Endian, GuestModel, MemoryMapping, RamRange, S390CpuState, Vcpu,
-  X86CpuState, X86DescriptorTable, X86Segment,
+  Aarch64CpuState,
+  Architecture,
+  CpuState,
+  ElfClass,
+  ElfNote,
+  Endian,
+  GuestModel,
+  MemoryMapping,
+  RamRange,
+  S390CpuState,
+  Vcpu,
+  X86CpuState,
+  X86DescriptorTable,
+  X86Segment,
 } from './guest/guest.js';
 export { VmdumpError, isVmdumpError, type ErrorPlace, type VmdumpErrorCode } from './guest/errors.js';
 export { physAddr, type PhysAddr, type FileOffset, type VirtAddr } from './guest/units.js';
@@ -31,7 +43,15 @@ export { GuestMemory, type HolePolicy, type PhysicalMemory } from './guest/guest
 export * as elf from './formats/elf/elf-constants.js';
 export { x86Architecture } from './targets/x86/architecture.js';
 export { planPagingMappings } from './targets/x86/paging.js';
-export { architectureNamed, targetFor, type DumpLayout, type LinuxLayoutDecision, type LinuxMappingFacts, type TargetDescription, type WalkRules } from './targets/index.js';
+export {
+  architectureNamed,
+  targetFor,
+  type DumpLayout,
+  type LinuxLayoutDecision,
+  type LinuxMappingFacts,
+  type TargetDescription,
+  type WalkRules,
+} from './targets/index.js';
 export { openRawImage } from './sources/raw/raw-image.js';
 export { openSavedVm, openSavedVmStream } from './sources/saved-vm/saved-vm-source.js';
 export { openLiveVm, type LiveGuest, type LiveOptions } from './sources/live/live-source.js';
@@ -44,10 +64,22 @@ export type { MemoryFilter } from './transforms/plan/memory-mapping.js';
 export { planKdump, type KdumpOptions, type KdumpPlan, type PfnRun } from './transforms/plan/kdump-plan.js';
 export type { KdumpCodec } from './formats/kdump/kdump-format.js';
 export { readDumpRecords, type PageChunk, type SourceRecord } from './transforms/encode/record-stream.js';
-export { startDump, outputDestination, type AnyDumpRun, type OutputDestination, type OutputOptions } from './pipeline/run-dump.js';
+export {
+  startDump,
+  outputDestination,
+  type AnyDumpRun,
+  type OutputDestination,
+  type OutputOptions,
+} from './pipeline/run-dump.js';
 export type { Destination } from './pipeline/write-records.js';
 export { writeDump, type DumpRun, type DumpSummary, type WriteDumpOptions } from './pipeline/write-dump.js';
-export { writeKdump, type KdumpDestination, type KdumpRun, type KdumpSummary, type WriteKdumpOptions } from './pipeline/write-kdump.js';
+export {
+  writeKdump,
+  type KdumpDestination,
+  type KdumpRun,
+  type KdumpSummary,
+  type WriteKdumpOptions,
+} from './pipeline/write-kdump.js';
 export { withRate, type DumpPhase, type DumpProgress, type RatedProgress } from './pipeline/progress.js';
 export { writableSink, type OpenPlacedSink, type OpenSink, type PlacedSink, type Sink } from './sinks/sink.js';
 export { fdSink, stdoutSink } from './sinks/fd-sink.js';
@@ -57,7 +89,11 @@ export { gzipSink, type GzipOptions } from './sinks/gzip-sink.js';
 export { verifyDumpFile, type VerifyReport } from './verify/verify-dump.js';
 
 /** Plans (physical or given mappings, no discovery) and writes an ELF dump of `guest` to a sink or any Writable. */
-export function dumpGuest(guest: GuestModel, destination: Sink | Writable, options: DumpOptions & WriteDumpOptions = {}): DumpRun {
+export function dumpGuest(
+  guest: GuestModel,
+  destination: Sink | Writable,
+  options: DumpOptions & WriteDumpOptions = {},
+): DumpRun {
   const sink = isWritable(destination) ? writableSink(destination) : destination;
   return writeDump(planDump(guest, options), sink, options);
 }

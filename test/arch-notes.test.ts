@@ -18,34 +18,58 @@ const value = (i: number): bigint => 0x8000_0000_0000_0000n + BigInt(i) * 0x0101
 const range = (n: number, from: number): bigint[] => Array.from({ length: n }, (_, i) => value(from + i));
 
 const aarch64State: Aarch64CpuState = {
-  kind: 'aarch64', x: range(31, 0), sp: value(31), pc: value(32), pstate: 0x3c5n,
+  kind: 'aarch64',
+  x: range(31, 0),
+  sp: value(31),
+  pc: value(32),
+  pstate: 0x3c5n,
   v: Array.from({ length: 32 }, (_, k) => [value(100 + 2 * k), value(101 + 2 * k)] as const),
-  fpsr: 0x0800_0010, fpcr: 0x0300_0000, sctlrEl1: 0x30d0_0980n,
+  fpsr: 0x0800_0010,
+  fpcr: 0x0300_0000,
+  sctlrEl1: 0x30d0_0980n,
   sve: {
-    vq: 4, maxVq: 16,
+    vq: 4,
+    maxVq: 16,
     z: Array.from({ length: 32 }, (_, k) => range(16, 200 + 16 * k)),
     p: Array.from({ length: 17 }, (_, k) => range(4, 800 + 4 * k)),
   },
 };
 
 const s390State: S390CpuState = {
-  kind: 's390x', pswMask: value(1), pswAddr: value(2), gprs: range(16, 10), acrs: Array.from({ length: 16 }, (_, i) => 0xa000_0000 + i),
-  fpc: 0x0008_0000, v: Array.from({ length: 32 }, (_, k) => [value(100 + 2 * k), value(101 + 2 * k)] as const),
-  prefix: 0x1f_e000, crs: range(16, 60), cpuTimer: value(80), clockComparator: value(81), todProgrammable: 0x1234,
+  kind: 's390x',
+  pswMask: value(1),
+  pswAddr: value(2),
+  gprs: range(16, 10),
+  acrs: Array.from({ length: 16 }, (_, i) => 0xa000_0000 + i),
+  fpc: 0x0008_0000,
+  v: Array.from({ length: 32 }, (_, k) => [value(100 + 2 * k), value(101 + 2 * k)] as const),
+  prefix: 0x1f_e000,
+  crs: range(16, 60),
+  cpuTimer: value(80),
+  clockComparator: value(81),
+  todProgrammable: 0x1234,
 };
 
 const arch = (base: Architecture, endian: Endian): Architecture => ({ ...base, endian });
 const reader = (desc: Uint8Array, endian: Endian) => {
   const view = new DataView(desc.buffer, desc.byteOffset, desc.byteLength);
   const little = endian === 'little';
-  return { u16: (at: number) => view.getUint16(at, little), u32: (at: number) => view.getUint32(at, little), u64: (at: number) => view.getBigUint64(at, little) };
+  return {
+    u16: (at: number) => view.getUint16(at, little),
+    u32: (at: number) => view.getUint32(at, little),
+    u64: (at: number) => view.getBigUint64(at, little),
+  };
 };
 
 describe.each(['little', 'big'] as const)('aarch64 notes, %s-endian (docs/other-arches.md §4.2)', (endian) => {
   const notes = buildNotes({ arch: arch(architectureNamed('aarch64')!, endian), vcpus: [{ index: 1, state: aarch64State }] });
 
   it('per vCPU: NT_PRSTATUS 392, NT_PRFPREG 528, NT_ARM_SVE 2224 (vl 64)', () => {
-    expect(notes.map((n) => [n.name, n.type, n.desc.length])).toEqual([['CORE', 1, 392], ['CORE', 2, 528], ['LINUX', 0x405, 2224]]);
+    expect(notes.map((n) => [n.name, n.type, n.desc.length])).toEqual([
+      ['CORE', 1, 392],
+      ['CORE', 2, 528],
+      ['LINUX', 0x405, 2224],
+    ]);
   });
 
   it('NT_PRSTATUS: pr_pid 32, x0..x30 from 112, sp 360, pc 368, pstate 376, pr_fpvalid 384', () => {
@@ -80,13 +104,27 @@ describe.each(['little', 'big'] as const)('aarch64 notes, %s-endian (docs/other-
 
 describe.each(['big', 'little'] as const)('s390x notes, %s-endian (docs/other-arches.md §4.3)', (endian) => {
   const s390 = arch(architectureNamed('s390x')!, endian);
-  const notes = buildNotes({ arch: s390, vcpus: [{ index: 0, state: s390State }, { index: 1, state: s390State }] });
+  const notes = buildNotes({
+    arch: s390,
+    vcpus: [
+      { index: 0, state: s390State },
+      { index: 1, state: s390State },
+    ],
+  });
   const qemuNotes = buildNotes({ arch: s390, vcpus: [{ index: 1, state: s390State }] }, 'qemu');
 
-  it('ten notes per vCPU in QEMU\'s order, names and sizes', () => {
+  it("ten notes per vCPU in QEMU's order, names and sizes", () => {
     expect(notes.slice(0, 10).map((n) => [n.name, n.type, n.desc.length])).toEqual([
-      ['CORE', 1, 336], ['CORE', 2, 136], ['LINUX', 0x305, 4], ['LINUX', 0x304, 128], ['LINUX', 0x301, 8],
-      ['LINUX', 0x302, 8], ['LINUX', 0x303, 4], ['LINUX', 0x309, 128], ['LINUX', 0x30a, 256], ['LINUX', 0x30b, 32],
+      ['CORE', 1, 336],
+      ['CORE', 2, 136],
+      ['LINUX', 0x305, 4],
+      ['LINUX', 0x304, 128],
+      ['LINUX', 0x301, 8],
+      ['LINUX', 0x302, 8],
+      ['LINUX', 0x303, 4],
+      ['LINUX', 0x309, 128],
+      ['LINUX', 0x30a, 256],
+      ['LINUX', 0x30b, 32],
     ]);
     expect(notes.length).toBe(20);
   });
@@ -99,17 +137,29 @@ describe.each(['big', 'little'] as const)('s390x notes, %s-endian (docs/other-ar
     expect([r.u64(320), r.u64(328)]).toEqual([0n, 0n]);
   });
 
-  it('--layout qemu writes pr_pid little-endian whatever the dump\'s order (QEMU bug 2)', () => {
+  it("--layout qemu writes pr_pid little-endian whatever the dump's order (QEMU bug 2)", () => {
     expect(new DataView(qemuNotes[0]!.desc.buffer).getUint32(32, true)).toBe(2);
   });
 
   it('FPREGSET, PREFIX, CTRS, TIMER, TODCMP, TODPREG, VXRS_LOW/HIGH, GS_CB contents', () => {
     const at = (i: number) => reader(notes[i]!.desc, endian);
     expect([at(1).u32(0), at(1).u32(4), at(1).u64(8), at(1).u64(8 + 8 * 15)]).toEqual([0x0008_0000, 0, value(100), value(130)]);
-    expect([at(2).u32(0), at(3).u64(0), at(3).u64(120), at(4).u64(0), at(5).u64(0), at(6).u32(0)])
-      .toEqual([0x1f_e000, value(60), value(75), value(80), value(81), 0x1234]);
+    expect([at(2).u32(0), at(3).u64(0), at(3).u64(120), at(4).u64(0), at(5).u64(0), at(6).u32(0)]).toEqual([
+      0x1f_e000,
+      value(60),
+      value(75),
+      value(80),
+      value(81),
+      0x1234,
+    ]);
     // VXRS_LOW: the low halves of v0..v15; VXRS_HIGH: v16..v31, high half first.
-    expect([at(7).u64(0), at(7).u64(120), at(8).u64(0), at(8).u64(8), at(8).u64(248)]).toEqual([value(101), value(131), value(132), value(133), value(163)]);
+    expect([at(7).u64(0), at(7).u64(120), at(8).u64(0), at(8).u64(8), at(8).u64(248)]).toEqual([
+      value(101),
+      value(131),
+      value(132),
+      value(133),
+      value(163),
+    ]);
     expect(Array.from(notes[9]!.desc)).toEqual(new Array(32).fill(0));
   });
 
@@ -122,14 +172,25 @@ describe.each(['big', 'little'] as const)('s390x notes, %s-endian (docs/other-ar
 });
 
 describe('note headers in both byte orders (docs/elf-vmcore.md §7.2)', () => {
-  it.each([['big', '00000005 00000003 00000001'], ['little', '05000000 03000000 01000000']] as const)('%s-endian: n_namesz, n_descsz, n_type, then name and desc padded to 4', (endian, header) => {
-    const bytes = encodeNotes([{ name: 'CORE', type: 1, desc: new Uint8Array([0xaa, 0xbb, 0xcc]) }], { elfClass: 64, endian, machine: 22 });
+  it.each([
+    ['big', '00000005 00000003 00000001'],
+    ['little', '05000000 03000000 01000000'],
+  ] as const)('%s-endian: n_namesz, n_descsz, n_type, then name and desc padded to 4', (endian, header) => {
+    const bytes = encodeNotes([{ name: 'CORE', type: 1, desc: new Uint8Array([0xaa, 0xbb, 0xcc]) }], {
+      elfClass: 64,
+      endian,
+      machine: 22,
+    });
     expect(Buffer.from(bytes).toString('hex')).toBe(`${header.replace(/ /g, '')}434f524500000000aabbcc00`);
   });
 });
 
 describe('s390x layouts (docs/other-arches.md §4.3 bug 1, §4.1)', () => {
-  const guest = guestOf({ arch: architectureNamed('s390x')!, ram: [patternRange(0n, 0x10000n)], vcpus: [{ index: 0, state: s390State }] });
+  const guest = guestOf({
+    arch: architectureNamed('s390x')!,
+    ram: [patternRange(0n, 0x10000n)],
+    vcpus: [{ index: 0, state: s390State }],
+  });
 
   it('--layout qemu writes the .shstrtab section header little-endian in a big-endian file, as QEMU 7.2 does', () => {
     const plan = planDump(guest, { layout: 'qemu' });
@@ -137,7 +198,11 @@ describe('s390x layouts (docs/other-arches.md §4.3 bug 1, §4.1)', () => {
     if (record?.kind !== 'section-headers') throw new Error('no section headers');
     const bytes = Buffer.from(encodeSectionHeaders(record.headers, plan.target));
     // sh_name 1, sh_type SHT_STRTAB, sh_offset = the file's last 11 bytes: little-endian.
-    expect([bytes.readUInt32LE(64), bytes.readUInt32LE(68), bytes.readBigUInt64LE(64 + 24)]).toEqual([1, 3, plan.totalSize - 11n]);
+    expect([bytes.readUInt32LE(64), bytes.readUInt32LE(68), bytes.readBigUInt64LE(64 + 24)]).toEqual([
+      1,
+      3,
+      plan.totalSize - 11n,
+    ]);
     expect(plan.target.endian).toBe('big');
   });
 
@@ -150,16 +215,30 @@ describe('s390x layouts (docs/other-arches.md §4.3 bug 1, §4.1)', () => {
 
 describe('aarch64 kdump choices (docs/other-arches.md §4.2)', () => {
   const ram = [patternRange(0x4000_0000n, 0x100_0000n)];
-  const vmcoreinfo = { name: 'VMCOREINFO', type: 0, desc: new TextEncoder().encode('PAGESIZE=4096\nNUMBER(PHYS_OFFSET)=0x40000000\n') };
+  const vmcoreinfo = {
+    name: 'VMCOREINFO',
+    type: 0,
+    desc: new TextEncoder().encode('PAGESIZE=4096\nNUMBER(PHYS_OFFSET)=0x40000000\n'),
+  };
   const guest = guestOf({ arch: architectureNamed('aarch64')!, ram, vcpus: [{ index: 0, state: aarch64State }], vmcoreinfo });
 
   it('--layout qemu: 64 KiB blocks, machine "Unknown", max_mapnr in 64 KiB frames from 0', () => {
     const plan = planKdump(guest, { codec: 'zlib', layout: 'qemu' });
-    expect([plan.blockSize, plan.header.machine, plan.maxMapnr, plan.subHeader.physBase]).toEqual([65536, 'Unknown', 0x4100, 0x4000_0000n]);
+    expect([plan.blockSize, plan.header.machine, plan.maxMapnr, plan.subHeader.physBase]).toEqual([
+      65536,
+      'Unknown',
+      0x4100,
+      0x4000_0000n,
+    ]);
   });
 
-  it('portable: the guest\'s 4 KiB pages, so makedumpfile can read it; phys_base = PHYS_OFFSET', () => {
+  it("portable: the guest's 4 KiB pages, so makedumpfile can read it; phys_base = PHYS_OFFSET", () => {
     const plan = planKdump(guest, { codec: 'zlib' });
-    expect([plan.blockSize, plan.header.machine, plan.maxMapnr, plan.subHeader.physBase]).toEqual([4096, 'aarch64', 0x41000, 0x4000_0000n]);
+    expect([plan.blockSize, plan.header.machine, plan.maxMapnr, plan.subHeader.physBase]).toEqual([
+      4096,
+      'aarch64',
+      0x41000,
+      0x4000_0000n,
+    ]);
   });
 });

@@ -14,8 +14,13 @@ const dir = tempDir();
 let machine: string;
 beforeAll(() => {
   machine = writeMachine(dir, {
-    arch: 'x86_64', ranges: [{ address: 0n, size: 0xa0000 }, { address: 0x100000n, size: 0x400000 }],
-    vcpus: [{ rip: '0xffffffff81000000' }], vmcoreinfo: 'OSRELEASE=6.1\n',
+    arch: 'x86_64',
+    ranges: [
+      { address: 0n, size: 0xa0000 },
+      { address: 0x100000n, size: 0x400000 },
+    ],
+    vcpus: [{ rip: '0xffffffff81000000' }],
+    vmcoreinfo: 'OSRELEASE=6.1\n',
   });
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -34,16 +39,49 @@ function description(name: string, body: unknown): string {
 describe('bad input: one line, a documented exit code, nothing left behind', () => {
   const range = (extra: object) => ({ address: '0x0', size: '0x1000', file: 'ram0.img', ...extra });
   it.each([
-    ['a missing description', () => path.join(dir, 'nope.json'), 3, /cannot read the machine description \S+nope.json: no such file or directory \(ENOENT\)/],
+    [
+      'a missing description',
+      () => path.join(dir, 'nope.json'),
+      3,
+      /cannot read the machine description \S+nope.json: no such file or directory \(ENOENT\)/,
+    ],
     ['malformed JSON', () => description('bad-json.json', '{"arch": "x86_64", "ram": [}'), 3, /not valid JSON/],
-    ['a missing RAM file', () => description('bad-file.json', { arch: 'x86_64', ram: [range({ file: 'missing.img' })] }), 3, /^vmdump: error: cannot open \S*missing\.img: no such file or directory \(ENOENT\) \(ram\[0\]\)$/m],
-    ['a range beyond the file end', () => description('bad-size.json', { arch: 'x86_64', ram: [range({ size: '0x100000' })] }), 3,
-      /range ends at file offset 0x100000 but .*ram0\.img has only 0xa0000 bytes \(ram\[0\]\)/],
-    ['overlapping ranges', () => description('bad-overlap.json', { arch: 'x86_64', ram: [range({}), range({ address: '0x800', fileOffset: 0 })] }), 3,
-      /RAM range at 0x800 overlaps ram\[0\].*ending at 0x1000/],
-    ['a field of the wrong type', () => description('bad-type.json', { arch: 'x86_64', ram: [range({ size: -5 })] }), 3, /ram\[0\]\.size: -5 is out of range/],
-    ['a misspelt register', () => description('bad-reg.json', { arch: 'x86_64', ram: [range({})], vcpus: [{ rpi: 1 }] }), 3, /vcpus\[0\]\.rpi: unknown field/],
-    ['an unknown architecture', () => description('bad-arch.json', { arch: 'vax', ram: [range({})] }), 3, /arch: unknown architecture "vax"/],
+    [
+      'a missing RAM file',
+      () => description('bad-file.json', { arch: 'x86_64', ram: [range({ file: 'missing.img' })] }),
+      3,
+      /^vmdump: error: cannot open \S*missing\.img: no such file or directory \(ENOENT\) \(ram\[0\]\)$/m,
+    ],
+    [
+      'a range beyond the file end',
+      () => description('bad-size.json', { arch: 'x86_64', ram: [range({ size: '0x100000' })] }),
+      3,
+      /range ends at file offset 0x100000 but .*ram0\.img has only 0xa0000 bytes \(ram\[0\]\)/,
+    ],
+    [
+      'overlapping ranges',
+      () => description('bad-overlap.json', { arch: 'x86_64', ram: [range({}), range({ address: '0x800', fileOffset: 0 })] }),
+      3,
+      /RAM range at 0x800 overlaps ram\[0\].*ending at 0x1000/,
+    ],
+    [
+      'a field of the wrong type',
+      () => description('bad-type.json', { arch: 'x86_64', ram: [range({ size: -5 })] }),
+      3,
+      /ram\[0\]\.size: -5 is out of range/,
+    ],
+    [
+      'a misspelt register',
+      () => description('bad-reg.json', { arch: 'x86_64', ram: [range({})], vcpus: [{ rpi: 1 }] }),
+      3,
+      /vcpus\[0\]\.rpi: unknown field/,
+    ],
+    [
+      'an unknown architecture',
+      () => description('bad-arch.json', { arch: 'vax', ram: [range({})] }),
+      3,
+      /arch: unknown architecture "vax"/,
+    ],
   ])('%s', async (_what, file, code, message) => {
     const result = await runCli(['raw', file(), '-o', path.join(dir, 'out.core')]);
     expect(result.stderr).toMatch(message);
@@ -80,7 +118,10 @@ describe('output destinations', () => {
     const core = path.join(dir, 'ok.core');
     const result = await runCli(['raw', machine, '-o', core, '--progress=json']);
     expect(result.code).toBe(0);
-    const lines = result.stderr.trim().split('\n').map((l) => JSON.parse(l) as { event: string; bytesWritten: number; totalBytes: number });
+    const lines = result.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; bytesWritten: number; totalBytes: number });
     const done = lines.at(-1)!;
     expect(done).toMatchObject({ event: 'done', bytesWritten: fs.statSync(core).size, totalBytes: fs.statSync(core).size });
     expect(readElfFile(core).phdrs.map((p) => p.paddr)).toEqual([0n, 0n, 0x100000n]);
@@ -107,7 +148,9 @@ describe('output destinations', () => {
     expect(run('bash', ['-c', `gzip -dc '${gz}' | cmp - '${plain}' && echo same`]).stdout.trim()).toBe('same');
     const viaFlag = await runCli(['raw', machine, '--gzip', '-o', path.join(dir, 'flag.core.gz')]);
     expect(viaFlag.code).toBe(0);
-    expect(run('bash', ['-c', `gzip -dc '${path.join(dir, 'flag.core.gz')}' | cmp - '${plain}' && echo same`]).stdout.trim()).toBe('same');
+    expect(
+      run('bash', ['-c', `gzip -dc '${path.join(dir, 'flag.core.gz')}' | cmp - '${plain}' && echo same`]).stdout.trim(),
+    ).toBe('same');
     for (const f of [plain, gz, path.join(dir, 'flag.core.gz')]) fs.rmSync(f);
   });
 
@@ -115,7 +158,10 @@ describe('output destinations', () => {
     const existing = path.join(dir, 'existing.core');
     fs.writeFileSync(existing, 'an earlier dump');
     const refused = await runCli(['raw', machine, '-o', existing]);
-    expect([refused.code, refused.stderr.trim()]).toEqual([4, `vmdump: error: ${existing} already exists; use --force to replace it`]);
+    expect([refused.code, refused.stderr.trim()]).toEqual([
+      4,
+      `vmdump: error: ${existing} already exists; use --force to replace it`,
+    ]);
     expect(fs.readFileSync(existing, 'utf8')).toBe('an earlier dump');
     expect((await runCli(['raw', machine, '--force', '-o', existing])).code).toBe(0);
     expect(readElfFile(existing).phdrs.length).toBe(3);
@@ -152,9 +198,14 @@ describe('output destinations', () => {
   });
 
   it('a reader that closes the pipe early: one line naming EPIPE, exit 4', () => {
-    const shell = run('bash', ['-c', `'${process.execPath}' '${CLI}' raw '${machine}' 2>'${dir}/epipe.err' | head -c 100 > /dev/null; echo \${PIPESTATUS[0]}`]);
+    const shell = run('bash', [
+      '-c',
+      `'${process.execPath}' '${CLI}' raw '${machine}' 2>'${dir}/epipe.err' | head -c 100 > /dev/null; echo \${PIPESTATUS[0]}`,
+    ]);
     expect(shell.stdout.trim()).toBe('4');
-    expect(fs.readFileSync(path.join(dir, 'epipe.err'), 'utf8')).toMatch(/^vmdump: error: the output was closed before the dump was complete \(EPIPE\) \(stdout\)\n$/);
+    expect(fs.readFileSync(path.join(dir, 'epipe.err'), 'utf8')).toMatch(
+      /^vmdump: error: the output was closed before the dump was complete \(EPIPE\) \(stdout\)\n$/,
+    );
     fs.rmSync(path.join(dir, 'epipe.err'));
   });
 });
@@ -165,30 +216,49 @@ describe('big sparse guests', () => {
     fs.mkdirSync(folder);
     fs.writeFileSync(path.join(folder, 'ram.img'), 'hello');
     fs.truncateSync(path.join(folder, 'ram.img'), bytes);
-    fs.writeFileSync(path.join(folder, 'machine.json'), JSON.stringify({ arch: 'x86_64', ram: [{ address: 0, size: bytes, file: 'ram.img' }] }));
+    fs.writeFileSync(
+      path.join(folder, 'machine.json'),
+      JSON.stringify({ arch: 'x86_64', ram: [{ address: 0, size: bytes, file: 'ram.img' }] }),
+    );
     return path.join(folder, 'machine.json');
   };
 
   it.each([
     ['SIGTERM', 143, 'as memory starts', (p: { phase: string }) => p.phase === 'memory'],
     ['SIGINT', 130, 'at the first progress line (headers)', () => true],
-    ['SIGTERM', 143, 'past half the memory', (p: { bytesWritten: number; totalBytes: number }) => p.bytesWritten > p.totalBytes / 2],
-  ] as const)('%s (exit %i) %s: no file, not even the temporary one', async (signal, exitCode, _when, reached) => {
-    const big = sparse(`${signal}-${exitCode}-${Math.random().toString(16).slice(2)}`, 2 * 1024 ** 3);
-    const out = path.join(path.dirname(big), 'core.gz');
-    const child = spawn(process.execPath, [CLI, 'raw', big, '--gzip', '-o', out, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      const lines = stderr.split('\n').filter((l) => l.startsWith('{"event":"progress"')).map((l) => JSON.parse(l) as { phase: string; bytesWritten: number; totalBytes: number });
-      if (lines.some((p) => (reached as (p: never) => boolean)(p as never))) resolve();
-    }));
-    child.kill(signal);
-    const code = await new Promise((resolve) => child.on('close', resolve));
-    expect(code).toBe(exitCode);
-    expect(stderr).toMatch(new RegExp(`vmdump: error: dump cancelled: interrupted by ${signal}`));
-    expect(fs.readdirSync(path.dirname(big)).sort()).toEqual(['machine.json', 'ram.img']);
-  }, 60_000);
+    [
+      'SIGTERM',
+      143,
+      'past half the memory',
+      (p: { bytesWritten: number; totalBytes: number }) => p.bytesWritten > p.totalBytes / 2,
+    ],
+  ] as const)(
+    '%s (exit %i) %s: no file, not even the temporary one',
+    async (signal, exitCode, _when, reached) => {
+      const big = sparse(`${signal}-${exitCode}-${Math.random().toString(16).slice(2)}`, 2 * 1024 ** 3);
+      const out = path.join(path.dirname(big), 'core.gz');
+      const child = spawn(process.execPath, [CLI, 'raw', big, '--gzip', '-o', out, '--progress=json'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      await new Promise<void>((resolve) =>
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          const lines = stderr
+            .split('\n')
+            .filter((l) => l.startsWith('{"event":"progress"'))
+            .map((l) => JSON.parse(l) as { phase: string; bytesWritten: number; totalBytes: number });
+          if (lines.some((p) => (reached as (p: never) => boolean)(p as never))) resolve();
+        }),
+      );
+      child.kill(signal);
+      const code = await new Promise((resolve) => child.on('close', resolve));
+      expect(code).toBe(exitCode);
+      expect(stderr).toMatch(new RegExp(`vmdump: error: dump cancelled: interrupted by ${signal}`));
+      expect(fs.readdirSync(path.dirname(big)).sort()).toEqual(['machine.json', 'ram.img']);
+    },
+    60_000,
+  );
 
   it('peak memory does not grow with guest size (64 MiB vs 4 GiB to /dev/null)', async () => {
     const peak = async (machinePath: string) => {

@@ -21,7 +21,14 @@ describe('qemu layout reproduces the offsets of real QEMU 7.2 dumps (docs/elf-vm
     expect(plan.target).toEqual({ elfClass: 64, endian: 'little', machine: EM_386 });
     expect(plan.totalSize).toBe(84_018_883n);
     const header = record(plan, 'elf-header').header;
-    expect([header.phoff, header.shoff, header.ehsize, header.phnum, header.shnum, header.shstrndx]).toEqual([0xc0n, 0x40n, 8, 5, 2, 1]);
+    expect([header.phoff, header.shoff, header.ehsize, header.phnum, header.shnum, header.shstrndx]).toEqual([
+      0xc0n,
+      0x40n,
+      8,
+      5,
+      2,
+      1,
+    ]);
     const [note, ...loads] = phdrs(plan);
     expect(note).toMatchObject({ type: PT_NOTE, offset: 0x1d8n, filesz: 0x4e0n, memsz: 0x4e0n });
     expect(loads.map((l) => [l.type, l.offset, l.paddr, l.vaddr, l.filesz])).toEqual([
@@ -36,8 +43,12 @@ describe('qemu layout reproduces the offsets of real QEMU 7.2 dumps (docs/elf-vm
   });
 
   it('pflash guest, 1 vCPU at reset: ELF32 with phdrs at 0x84, PT_NOTE 0x270 at 0x124, memory at 0x394', () => {
-    const ram = [patternRange(0n, 0xa0000n), patternRange(0xc0000n, 0x20000n), patternRange(0xe0000n, 0x20000n),
-      patternRange(0x100000n, 0x4000000n - 0x100000n)];
+    const ram = [
+      patternRange(0n, 0xa0000n),
+      patternRange(0xc0000n, 0x20000n),
+      patternRange(0xe0000n, 0x20000n),
+      patternRange(0x100000n, 0x4000000n - 0x100000n),
+    ];
     const plan = planDump(guestOf({ ram, vcpus: vcpus(1, false), longMode: false }), { layout: 'qemu' });
     expect(plan.target.elfClass).toBe(32);
     const header = record(plan, 'elf-header').header;
@@ -47,8 +58,15 @@ describe('qemu layout reproduces the offsets of real QEMU 7.2 dumps (docs/elf-vm
   });
 
   it('OVMF 256 MiB in long mode, 2 vCPUs: EM_X86_64, PT_NOTE 0x660 at 0x280, memory at 0x8e0; VMCOREINFO adds 104', () => {
-    const ram = [[0n, 0xa0000n], [0xa0000n, 0x10000n], [0xc0000n, 0x4000n], [0xc4000n, 0x1c000n], [0xe0000n, 0x20000n],
-      [0x100000n, 0x10000000n - 0x100000n], [0xc0000000n, 0x1000000n]].map(([s, n]) => patternRange(s!, n!));
+    const ram = [
+      [0n, 0xa0000n],
+      [0xa0000n, 0x10000n],
+      [0xc0000n, 0x4000n],
+      [0xc4000n, 0x1c000n],
+      [0xe0000n, 0x20000n],
+      [0x100000n, 0x10000000n - 0x100000n],
+      [0xc0000000n, 0x1000000n],
+    ].map(([s, n]) => patternRange(s!, n!));
     const plan = planDump(guestOf({ ram, vcpus: vcpus(2, true) }), { layout: 'qemu' });
     expect(plan.target).toMatchObject({ elfClass: 64, machine: EM_X86_64 });
     expect(phdrs(plan)[0]).toMatchObject({ offset: 0x280n, filesz: 0x660n });
@@ -92,13 +110,20 @@ describe('begin/length filter (docs/memory-mapping.md §7 examples on the 64 MiB
     const plan = planDump(guest(), { layout: 'qemu', filter: { begin: 0x9f000n, length: 0x22000n } });
     expect(plan.memoryBytes).toBe(8192n);
     const loads = phdrs(plan).slice(1);
-    expect(loads.map((l) => [l.paddr, l.memsz, l.filesz])).toEqual([[0x9f000n, 0x1000n, 0x1000n], [0xc0000n, 0x1000n, 0x1000n]]);
+    expect(loads.map((l) => [l.paddr, l.memsz, l.filesz])).toEqual([
+      [0x9f000n, 0x1000n, 0x1000n],
+      [0xc0000n, 0x1000n, 0x1000n],
+    ]);
     expect(loads[1]!.offset - loads[0]!.offset).toBe(0x1000n);
   });
 
   it('begin 0x123 length 0x1000: one PT_LOAD at p_paddr 0x123 with 4096 bytes', () => {
     const plan = planDump(guest(), { filter: { begin: 0x123n, length: 0x1000n } });
-    expect(phdrs(plan).slice(1).map((l) => [l.paddr, l.vaddr, l.filesz])).toEqual([[0x123n, 0x123n, 0x1000n]]);
+    expect(
+      phdrs(plan)
+        .slice(1)
+        .map((l) => [l.paddr, l.vaddr, l.filesz]),
+    ).toEqual([[0x123n, 0x123n, 0x1000n]]);
     expect(record(plan, 'memory').piece.rangeOffset).toBe(0x123n);
   });
 
@@ -117,14 +142,26 @@ describe('guest checks', () => {
 });
 
 describe('Linux /proc/vmcore mappings (docs/elf-vmcore.md §9.1)', () => {
-  const facts = { directMapBase: 0xffff888000000000n, kernelTextVirtual: 0xffffffff81000000n, kernelTextPhysical: 0x1000000n, kernelImageEnd: 0xffffffffc0000000n };
-  const ram = () => [patternRange(0n, 0xa0000n), patternRange(0xc0000n, 0x80000000n - 0xc0000n), { ...patternRange(0xfd000000n, 0x1000000n), systemRam: false }];
+  const facts = {
+    directMapBase: 0xffff888000000000n,
+    kernelTextVirtual: 0xffffffff81000000n,
+    kernelTextPhysical: 0x1000000n,
+    kernelImageEnd: 0xffffffffc0000000n,
+  };
+  const ram = () => [
+    patternRange(0n, 0xa0000n),
+    patternRange(0xc0000n, 0x80000000n - 0xc0000n),
+    { ...patternRange(0xfd000000n, 0x1000000n), systemRam: false },
+  ];
 
   it('kernel image first (aliasing the RAM bytes), RAM at the direct map, VRAM at virtual 0', () => {
     const plan = planDump(guestOf({ ram: ram() }), { linux: facts });
     const loads = phdrs(plan).slice(1);
     expect(loads.map((l) => [l.vaddr, l.paddr])).toEqual([
-      [0xffffffff81000000n, 0x1000000n], [0xffff888000000000n, 0n], [0xffff8880000c0000n, 0xc0000n], [0n, 0xfd000000n],
+      [0xffffffff81000000n, 0x1000000n],
+      [0xffff888000000000n, 0n],
+      [0xffff8880000c0000n, 0xc0000n],
+      [0n, 0xfd000000n],
     ]);
     // The image segment's bytes are the RAM segment's: same file offset for the same physical address.
     expect(loads[0]!.offset).toBe(loads[2]!.offset + 0x1000000n - 0xc0000n);
@@ -137,7 +174,10 @@ describe('Linux /proc/vmcore mappings (docs/elf-vmcore.md §9.1)', () => {
   });
 
   it('the qemu layout ignores the Linux facts', () => {
-    expect(phdrs(planDump(guestOf({ ram: ram() }), { layout: 'qemu', linux: facts })).slice(1).map((l) => l.vaddr))
-      .toEqual([0n, 0xc0000n, 0xfd000000n]);
+    expect(
+      phdrs(planDump(guestOf({ ram: ram() }), { layout: 'qemu', linux: facts }))
+        .slice(1)
+        .map((l) => l.vaddr),
+    ).toEqual([0n, 0xc0000n, 0xfd000000n]);
   });
 });

@@ -9,7 +9,7 @@ import { runCli, tempDir } from './helpers/machines.js';
 const dir = tempDir('vmdump-example-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-it('vmdump saved on the bundled stream: 2 vCPUs in long mode, the guest\'s page stamps in place', async () => {
+it("vmdump saved on the bundled stream: 2 vCPUs in long mode, the guest's page stamps in place", async () => {
   const stream = unpackExample(dir);
   const core = path.join(dir, 'core.elf');
   const result = await runCli(['saved', stream, '-o', core]);

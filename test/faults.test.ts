@@ -71,14 +71,26 @@ describe('a destination that fills up (3 MiB tmpfs)', () => {
  * The CLI reading a saved VM on standard input, a real pipe from `producer` (a shell command),
  * with `env` added. Resolves when the CLI exits; the producer is ended then.
  */
-function cliOnPipe(producer: string, args: readonly string[], env: Record<string, string>): { cli: ChildProcess; exited: Promise<{ code: number | null; stderr: string }> } {
+function cliOnPipe(
+  producer: string,
+  args: readonly string[],
+  env: Record<string, string>,
+): { cli: ChildProcess; exited: Promise<{ code: number | null; stderr: string }> } {
   const writer = spawn('sh', ['-c', producer], { stdio: ['ignore', 'pipe', 'ignore'] });
-  const cli = spawn(process.execPath, [CLI, 'saved', '-', ...args], { env: { ...process.env, ...env }, stdio: [writer.stdout, 'ignore', 'pipe'] });
+  const cli = spawn(process.execPath, [CLI, 'saved', '-', ...args], {
+    env: { ...process.env, ...env },
+    stdio: [writer.stdout, 'ignore', 'pipe'],
+  });
   let stderr = '';
-  cli.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  cli.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   const exited = new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
     cli.on('error', reject);
-    cli.on('close', (code) => { writer.kill('SIGKILL'); resolve({ code, stderr }); });
+    cli.on('close', (code) => {
+      writer.kill('SIGKILL');
+      resolve({ code, stderr });
+    });
   });
   return { cli, exited };
 }
@@ -86,7 +98,13 @@ function cliOnPipe(producer: string, args: readonly string[], env: Record<string
 /** Resolves once `pid` holds an open, already unlinked spool file (vmdump is spooling). */
 async function spooling(pid: number): Promise<void> {
   for (;;) {
-    const links = fs.readdirSync(`/proc/${pid}/fd`).map((fd) => { try { return fs.readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { return ''; } });
+    const links = fs.readdirSync(`/proc/${pid}/fd`).map((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
     if (links.some((link) => link.includes('.vmdump-spool-') && link.endsWith('(deleted)'))) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -94,29 +112,39 @@ async function spooling(pid: number): Promise<void> {
 
 describe('a saved VM on a pipe, spooled into $TMPDIR', () => {
   let stream: string;
-  beforeAll(() => { stream = unpackExample(path.join(dir, 'example')); });
+  beforeAll(() => {
+    stream = unpackExample(path.join(dir, 'example'));
+  });
   afterEach(() => {
     if (mounted) for (const name of fs.readdirSync(mountPoint)) fs.rmSync(path.join(mountPoint, name));
   });
 
-  asRootIt('a $TMPDIR too small for the stream (3 MiB tmpfs, the 1.8 MB stream twice): exit 4, one line naming ENOSPC and $TMPDIR, nothing left', async () => {
-    const out = path.join(dir, 'spooled.elf');
-    const { exited } = cliOnPipe(`cat '${stream}' '${stream}'`, ['--progress', 'none', '-o', out], { TMPDIR: mountPoint });
-    const result = await exited;
-    expect(result.code).toBe(4);
-    expect(result.stderr.split('\n')).toHaveLength(2);
-    expect(result.stderr).toContain(`into $TMPDIR (${mountPoint}), which is full: `);
-    expect(result.stderr).toMatch(/^vmdump: error: cannot spool the saved VM from standard input .*\(ENOSPC\)/);
-    expect(fs.readdirSync(mountPoint)).toEqual([]);
-    expect(fs.existsSync(out)).toBe(false);
-  });
+  asRootIt(
+    'a $TMPDIR too small for the stream (3 MiB tmpfs, the 1.8 MB stream twice): exit 4, one line naming ENOSPC and $TMPDIR, nothing left',
+    async () => {
+      const out = path.join(dir, 'spooled.elf');
+      const { exited } = cliOnPipe(`cat '${stream}' '${stream}'`, ['--progress', 'none', '-o', out], { TMPDIR: mountPoint });
+      const result = await exited;
+      expect(result.code).toBe(4);
+      expect(result.stderr.split('\n')).toHaveLength(2);
+      expect(result.stderr).toContain(`into $TMPDIR (${mountPoint}), which is full: `);
+      expect(result.stderr).toMatch(/^vmdump: error: cannot spool the saved VM from standard input .*\(ENOSPC\)/);
+      expect(fs.readdirSync(mountPoint)).toEqual([]);
+      expect(fs.existsSync(out)).toBe(false);
+    },
+  );
 
-  it.each([['SIGINT', 130], ['SIGTERM', 143]] as const)('%s while spooling: exit %i, one line, nothing left in $TMPDIR or at the destination', async (signal, exit) => {
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)('%s while spooling: exit %i, one line, nothing left in $TMPDIR or at the destination', async (signal, exit) => {
     const spool = fs.mkdtempSync(path.join(dir, 'spool-'));
     const out = path.join(dir, `signalled-${signal}.elf`);
     try {
       // The stream's first megabyte, then a writer that keeps the pipe open: vmdump is still spooling.
-      const { cli, exited } = cliOnPipe(`head -c 1000000 '${stream}'; sleep 30`, ['--progress', 'none', '-o', out], { TMPDIR: spool });
+      const { cli, exited } = cliOnPipe(`head -c 1000000 '${stream}'; sleep 30`, ['--progress', 'none', '-o', out], {
+        TMPDIR: spool,
+      });
       await spooling(cli.pid!);
       cli.kill(signal);
       const result = await exited;
@@ -150,7 +178,9 @@ describe('a source device that fails under vmdump', () => {
       for (const args of [[], ['--format', 'kdump-zstd']]) {
         const result = await runCli(['raw', description, ...args, '-o', out]);
         expect(result.code).toBe(3);
-        expect(result.stderr).toMatch(/^vmdump: error: cannot read guest memory: i\/o error, read \(EIO\) \(ram\[0\] \(loop\d+ at 0x0\), range offset 0x[0-9a-f]+\)\n$/);
+        expect(result.stderr).toMatch(
+          /^vmdump: error: cannot read guest memory: i\/o error, read \(EIO\) \(ram\[0\] \(loop\d+ at 0x0\), range offset 0x[0-9a-f]+\)\n$/,
+        );
         expect(fs.readdirSync(dir).filter((f) => f.includes('from-loop'))).toEqual([]);
       }
     } finally {

@@ -36,12 +36,21 @@ beforeAll(async () => {
   if (inCi || hasTool('crash')) vmlinux = fetchLinuxVmlinux();
   const linux = buildLinuxGuest();
   release = linux.version;
-  const guest = await startGuest({
-    machine: 'q35', memory: '512M', smp: 2, kernel: linux.kernel, initrd: linux.initrd, append: 'console=ttyS0',
-    ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' }, extra: ['-device', 'vmcoreinfo'],
-  }, dir);
+  const guest = await startGuest(
+    {
+      machine: 'q35',
+      memory: '512M',
+      smp: 2,
+      kernel: linux.kernel,
+      initrd: linux.initrd,
+      append: 'console=ttyS0',
+      ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+      extra: ['-device', 'vmcoreinfo'],
+    },
+    dir,
+  );
   try {
-    refs = await saveReferences(guest, { kdump: true }) as typeof refs;
+    refs = (await saveReferences(guest, { kdump: true })) as typeof refs;
   } finally {
     await guest.quit();
   }
@@ -59,7 +68,9 @@ async function dumpTo(name: string, args: readonly string[]): Promise<string> {
 }
 
 function recordsBefore(flat: Flattened, file: Buffer, end: number): { offset: number; bytes: string }[] {
-  return flat.records.filter((r) => r.offset < end).map((r) => ({ offset: r.offset, bytes: file.subarray(r.payloadAt, r.payloadAt + r.size).toString('hex') }));
+  return flat.records
+    .filter((r) => r.offset < end)
+    .map((r) => ({ offset: r.offset, bytes: file.subarray(r.payloadAt, r.payloadAt + r.size).toString('hex') }));
 }
 
 /** Each page decompresses to QEMU's, and exactly the zero pages share the zero page (§5). */
@@ -68,117 +79,150 @@ function expectSamePages(ours: KdumpFile): void {
 }
 
 describe('kdump-compressed against QEMU 7.2 (Linux guest, KASLR)', () => {
-  qemuIt('--layout qemu kdump-zlib: headers, notes, bitmaps and framing are QEMU\'s; every page decompresses to QEMU\'s', async () => {
-    const out = await dumpTo('ours-qemu.flat', ['--format', 'kdump-zlib', '--layout', 'qemu', '--flattened']);
-    const file = fs.readFileSync(out);
-    const ours = readFlattened(file);
-    const theirs = readFlattened(qemuFlat);
-    expect(ours.startHeader.equals(theirs.startHeader)).toBe(true);
-    const descAt = (1 + qemuKdump.subHdrSize + qemuKdump.bitmapBlocks) * qemuKdump.blockSize;
-    // Disk dump header, sub-header (QEMU's phys_base reading included), notes, every bitmap chunk, in QEMU's order.
-    expect(recordsBefore(ours, file, descAt)).toEqual(recordsBefore(theirs, qemuFlat, descAt));
-    // vmdump verify accepts QEMU's own dumps, ELF and flattened kdump.
-    for (const dump of [refs!.dump, refs!.kdump]) {
-      const verified = await runCli(['verify', dump]);
-      expect(verified.stderr).toBe('');
-      expect(verified.code).toBe(0);
-    }
-    // KASLR: QEMU reads NUMBER(phys_base), which Linux prints in decimal, as hex (spec §3); so does --layout qemu.
-    const [, sign, digits] = /NUMBER\(phys_base\)=(-?)(\d+)/.exec(qemuKdump.bytes.toString('latin1', qemuKdump.offsetVmcoreinfo, qemuKdump.offsetVmcoreinfo + qemuKdump.sizeVmcoreinfo))!;
-    expect(qemuKdump.physBase).toBe(BigInt.asUintN(64, (sign === '-' ? -1n : 1n) * BigInt(`0x${digits}`)));
-    const dump = readKdump(ours.reassembled);
-    expectSamePages(dump);
-    // QEMU's caches: 682 descriptors (16 368 bytes) per descriptor record but the last; data records at most 16 KiB.
-    const descRecords = ours.records.filter((r) => r.offset >= descAt && r.offset < descAt + 24 * dump.pfns.length);
-    expect(descRecords.slice(0, -1).every((r) => r.size === 16368)).toBe(true);
-    expect(ours.records.filter((r) => r.offset >= descAt + 24 * dump.pfns.length).every((r) => r.size <= 16384)).toBe(true);
-  }, 300_000);
-
-  qemuIt('fed QEMU\'s compressed pages, our placement and framing rebuild QEMU\'s flattened file byte for byte', async () => {
-    const guest = await openSavedVm(refs!.stream);
-    try {
-      const plan = planKdump(guest, { codec: 'zlib', layout: 'qemu' });
-      const assembler = new PageRecordAssembler(plan);
-      const zeroOffset = plan.zeroPageOffset;
-      async function* records(): AsyncGenerator<PlacedBytes> {
-        yield* kdumpHeadRecords(plan);
-        for (const d of qemuKdump.descriptors) {
-          if (d.offset === zeroOffset) assembler.addPage(undefined, 0);
-          else assembler.addPage(qemuKdump.bytes.subarray(d.offset, d.offset + d.size), d.flags);
-          yield* assembler.take();
-        }
-        yield* assembler.finish();
+  qemuIt(
+    "--layout qemu kdump-zlib: headers, notes, bitmaps and framing are QEMU's; every page decompresses to QEMU's",
+    async () => {
+      const out = await dumpTo('ours-qemu.flat', ['--format', 'kdump-zlib', '--layout', 'qemu', '--flattened']);
+      const file = fs.readFileSync(out);
+      const ours = readFlattened(file);
+      const theirs = readFlattened(qemuFlat);
+      expect(ours.startHeader.equals(theirs.startHeader)).toBe(true);
+      const descAt = (1 + qemuKdump.subHdrSize + qemuKdump.bitmapBlocks) * qemuKdump.blockSize;
+      // Disk dump header, sub-header (QEMU's phys_base reading included), notes, every bitmap chunk, in QEMU's order.
+      expect(recordsBefore(ours, file, descAt)).toEqual(recordsBefore(theirs, qemuFlat, descAt));
+      // vmdump verify accepts QEMU's own dumps, ELF and flattened kdump.
+      for (const dump of [refs!.dump, refs!.kdump]) {
+        const verified = await runCli(['verify', dump]);
+        expect(verified.stderr).toBe('');
+        expect(verified.code).toBe(0);
       }
-      const chunks: Uint8Array[] = [];
-      for await (const chunk of flattenRecords(records())) chunks.push(chunk);
-      const rebuilt = Buffer.concat(chunks);
-      expect(rebuilt.length).toBe(qemuFlat.length);
-      expect(rebuilt.equals(qemuFlat)).toBe(true);
-    } finally {
-      await guest.close();
-    }
-  }, 300_000);
-
-  qemuIt('portable kdump-zlib: makedumpfile -R rebuilds our plain file from our flattened stream; crash and makedumpfile read both', async () => {
-    const plain = await dumpTo('ours.kdump', ['--format', 'kdump-zlib']);
-    const flat = await dumpTo('ours.flat', ['--format', 'kdump-zlib', '--flattened', '--threads', '1']);
-    const rebuilt = path.join(dir, 'rebuilt.kdump');
-    expect(run('sh', ['-c', `makedumpfile -R '${rebuilt}' < '${flat}'`]).status).toBe(0);
-    expect(fs.readFileSync(rebuilt).equals(fs.readFileSync(plain))).toBe(true);
-    const dump = readKdump(fs.readFileSync(plain));
-    expectSamePages(dump);
-    // The real phys_base (decimal, negative under KASLR) where QEMU writes its hex misreading.
-    const physBase = /NUMBER\(phys_base\)=(-?\d+)/.exec(dump.bytes.toString('latin1', dump.offsetVmcoreinfo, dump.offsetVmcoreinfo + dump.sizeVmcoreinfo))![1]!;
-    expect(dump.physBase).toBe(BigInt.asUintN(64, BigInt(physBase)));
-    if (physBase.replace('-', '').length > 1) expect(dump.physBase).not.toBe(qemuKdump.physBase); // differs unless a single digit
-    const dmesg = path.join(dir, 'ours.dmesg');
-    run('makedumpfile', ['--dump-dmesg', plain, dmesg]);
-    expect(fs.readFileSync(dmesg, 'utf8')).toContain('VMDUMP-KMSG-MARKER');
-    // QEMU's own kdump of the same guest fails here, for the phys_base reason (docs/kdump-compressed.md §3).
-    if (dump.physBase !== qemuKdump.physBase) {
-      const qemuPlain = path.join(dir, 'qemu.kdump');
-      fs.writeFileSync(qemuPlain, readFlattened(qemuFlat).reassembled);
-      expect(run('makedumpfile', ['--dump-dmesg', qemuPlain, path.join(dir, 'qemu.dmesg')]).status).not.toBe(0);
-    }
-  }, 300_000);
-
-  crashIt('crash opens every codec, flattened and plain, and reads the same physical memory as from the ELF dump', async () => {
-    if (refs === undefined) throw new Error('no QEMU references (qemu-system-x86 missing)');
-    const elf = await dumpTo('ours.elf', []);
-    const dumps: string[] = [];
-    for (const codec of ['zlib', 'lzo', 'snappy', 'zstd']) {
-      const plain = await dumpTo(`ours.${codec}.kdump`, ['--format', `kdump-${codec}`]);
-      const dump = readKdump(fs.readFileSync(plain));
-      expect(dump.status).toBe({ zlib: 1, lzo: 2, snappy: 4, zstd: 0x20 }[codec]);
-      expect(dump.descriptors.some((d) => d.flags === dump.status)).toBe(true);
+      // KASLR: QEMU reads NUMBER(phys_base), which Linux prints in decimal, as hex (spec §3); so does --layout qemu.
+      const [, sign, digits] = /NUMBER\(phys_base\)=(-?)(\d+)/.exec(
+        qemuKdump.bytes.toString('latin1', qemuKdump.offsetVmcoreinfo, qemuKdump.offsetVmcoreinfo + qemuKdump.sizeVmcoreinfo),
+      )!;
+      expect(qemuKdump.physBase).toBe(BigInt.asUintN(64, (sign === '-' ? -1n : 1n) * BigInt(`0x${digits}`)));
+      const dump = readKdump(ours.reassembled);
       expectSamePages(dump);
-      if (codec === 'lzo') { // Debian's makedumpfile has zlib and lzo
-        const dmesg = path.join(dir, 'lzo.dmesg');
-        run('makedumpfile', ['--dump-dmesg', plain, dmesg]);
-        expect(fs.readFileSync(dmesg, 'utf8')).toContain('VMDUMP-KMSG-MARKER');
+      // QEMU's caches: 682 descriptors (16 368 bytes) per descriptor record but the last; data records at most 16 KiB.
+      const descRecords = ours.records.filter((r) => r.offset >= descAt && r.offset < descAt + 24 * dump.pfns.length);
+      expect(descRecords.slice(0, -1).every((r) => r.size === 16368)).toBe(true);
+      expect(ours.records.filter((r) => r.offset >= descAt + 24 * dump.pfns.length).every((r) => r.size <= 16384)).toBe(true);
+    },
+    300_000,
+  );
+
+  qemuIt(
+    "fed QEMU's compressed pages, our placement and framing rebuild QEMU's flattened file byte for byte",
+    async () => {
+      const guest = await openSavedVm(refs!.stream);
+      try {
+        const plan = planKdump(guest, { codec: 'zlib', layout: 'qemu' });
+        const assembler = new PageRecordAssembler(plan);
+        const zeroOffset = plan.zeroPageOffset;
+        async function* records(): AsyncGenerator<PlacedBytes> {
+          yield* kdumpHeadRecords(plan);
+          for (const d of qemuKdump.descriptors) {
+            if (d.offset === zeroOffset) assembler.addPage(undefined, 0);
+            else assembler.addPage(qemuKdump.bytes.subarray(d.offset, d.offset + d.size), d.flags);
+            yield* assembler.take();
+          }
+          yield* assembler.finish();
+        }
+        const chunks: Uint8Array[] = [];
+        for await (const chunk of flattenRecords(records())) chunks.push(chunk);
+        const rebuilt = Buffer.concat(chunks);
+        expect(rebuilt.length).toBe(qemuFlat.length);
+        expect(rebuilt.equals(qemuFlat)).toBe(true);
+      } finally {
+        await guest.close();
       }
-      dumps.push(plain, await dumpTo(`ours.${codec}.flat`, ['--format', `kdump-${codec}`, '--flattened']));
-    }
-    for (const dump of dumps) expect(run('crash', ['--osrelease', dump]).stdout.trim()).toBe(release);
-    if (vmlinux === undefined) {
-      console.warn('*** SKIPPING crash sys / rd -p: no debug vmlinux (crash not installed) ***');
-      return;
-    }
-    const physBase = readKdump(fs.readFileSync(dumps[0]!)).physBase;
-    const banner = BigInt(`0x${/^([0-9a-f]+) \S linux_banner$/m.exec(run('nm', [vmlinux]).stdout)![1]}`);
-    const kernelOffset = BigInt(`0x${/KERNELOFFSET=([0-9a-f]+)/.exec(fs.readFileSync(dumps[0]!).toString('latin1', 0, 1 << 16))![1]}`);
-    const bannerPhys = BigInt.asUintN(64, banner + kernelOffset - 0xffffffff80000000n + BigInt.asIntN(64, physBase));
-    const commands = ['sys', `rd -p ${hex(bannerPhys)} -a`, 'rd -p 0x1000 64', 'rd -p 0x1000000 64', `rd -p ${hex(0x10000000n)} 64`, 'quit'].join('\n');
-    const read = (core: string): string => {
-      const output = run('sh', ['-c', `printf '${commands}\\n' | crash -s '${vmlinux}' '${core}'`]).stdout;
-      return output.split('\n').filter((line) => !line.includes('DUMPFILE:')).join('\n');
-    };
-    const fromElf = read(elf);
-    expect(fromElf).toContain(`RELEASE: ${release}`);
-    expect(fromElf).toContain('Linux version');
-    // A crash session with the vmlinux takes ~15 s here: each codec once, flattened and plain alternately.
-    for (const dump of dumps.filter((_, i) => i % 4 === 0 || i % 4 === 3)) expect(read(dump)).toBe(fromElf);
-  }, 600_000);
+    },
+    300_000,
+  );
+
+  qemuIt(
+    'portable kdump-zlib: makedumpfile -R rebuilds our plain file from our flattened stream; crash and makedumpfile read both',
+    async () => {
+      const plain = await dumpTo('ours.kdump', ['--format', 'kdump-zlib']);
+      const flat = await dumpTo('ours.flat', ['--format', 'kdump-zlib', '--flattened', '--threads', '1']);
+      const rebuilt = path.join(dir, 'rebuilt.kdump');
+      expect(run('sh', ['-c', `makedumpfile -R '${rebuilt}' < '${flat}'`]).status).toBe(0);
+      expect(fs.readFileSync(rebuilt).equals(fs.readFileSync(plain))).toBe(true);
+      const dump = readKdump(fs.readFileSync(plain));
+      expectSamePages(dump);
+      // The real phys_base (decimal, negative under KASLR) where QEMU writes its hex misreading.
+      const physBase = /NUMBER\(phys_base\)=(-?\d+)/.exec(
+        dump.bytes.toString('latin1', dump.offsetVmcoreinfo, dump.offsetVmcoreinfo + dump.sizeVmcoreinfo),
+      )![1]!;
+      expect(dump.physBase).toBe(BigInt.asUintN(64, BigInt(physBase)));
+      if (physBase.replace('-', '').length > 1) expect(dump.physBase).not.toBe(qemuKdump.physBase); // differs unless a single digit
+      const dmesg = path.join(dir, 'ours.dmesg');
+      run('makedumpfile', ['--dump-dmesg', plain, dmesg]);
+      expect(fs.readFileSync(dmesg, 'utf8')).toContain('VMDUMP-KMSG-MARKER');
+      // QEMU's own kdump of the same guest fails here, for the phys_base reason (docs/kdump-compressed.md §3).
+      if (dump.physBase !== qemuKdump.physBase) {
+        const qemuPlain = path.join(dir, 'qemu.kdump');
+        fs.writeFileSync(qemuPlain, readFlattened(qemuFlat).reassembled);
+        expect(run('makedumpfile', ['--dump-dmesg', qemuPlain, path.join(dir, 'qemu.dmesg')]).status).not.toBe(0);
+      }
+    },
+    300_000,
+  );
+
+  crashIt(
+    'crash opens every codec, flattened and plain, and reads the same physical memory as from the ELF dump',
+    async () => {
+      if (refs === undefined) throw new Error('no QEMU references (qemu-system-x86 missing)');
+      const elf = await dumpTo('ours.elf', []);
+      const dumps: string[] = [];
+      for (const codec of ['zlib', 'lzo', 'snappy', 'zstd']) {
+        const plain = await dumpTo(`ours.${codec}.kdump`, ['--format', `kdump-${codec}`]);
+        const dump = readKdump(fs.readFileSync(plain));
+        expect(dump.status).toBe({ zlib: 1, lzo: 2, snappy: 4, zstd: 0x20 }[codec]);
+        expect(dump.descriptors.some((d) => d.flags === dump.status)).toBe(true);
+        expectSamePages(dump);
+        if (codec === 'lzo') {
+          // Debian's makedumpfile has zlib and lzo
+          const dmesg = path.join(dir, 'lzo.dmesg');
+          run('makedumpfile', ['--dump-dmesg', plain, dmesg]);
+          expect(fs.readFileSync(dmesg, 'utf8')).toContain('VMDUMP-KMSG-MARKER');
+        }
+        dumps.push(plain, await dumpTo(`ours.${codec}.flat`, ['--format', `kdump-${codec}`, '--flattened']));
+      }
+      for (const dump of dumps) expect(run('crash', ['--osrelease', dump]).stdout.trim()).toBe(release);
+      if (vmlinux === undefined) {
+        console.warn('*** SKIPPING crash sys / rd -p: no debug vmlinux (crash not installed) ***');
+        return;
+      }
+      const physBase = readKdump(fs.readFileSync(dumps[0]!)).physBase;
+      const banner = BigInt(`0x${/^([0-9a-f]+) \S linux_banner$/m.exec(run('nm', [vmlinux]).stdout)![1]}`);
+      const kernelOffset = BigInt(
+        `0x${/KERNELOFFSET=([0-9a-f]+)/.exec(fs.readFileSync(dumps[0]!).toString('latin1', 0, 1 << 16))![1]}`,
+      );
+      const bannerPhys = BigInt.asUintN(64, banner + kernelOffset - 0xffffffff80000000n + BigInt.asIntN(64, physBase));
+      const commands = [
+        'sys',
+        `rd -p ${hex(bannerPhys)} -a`,
+        'rd -p 0x1000 64',
+        'rd -p 0x1000000 64',
+        `rd -p ${hex(0x10000000n)} 64`,
+        'quit',
+      ].join('\n');
+      const read = (core: string): string => {
+        const output = run('sh', ['-c', `printf '${commands}\\n' | crash -s '${vmlinux}' '${core}'`]).stdout;
+        return output
+          .split('\n')
+          .filter((line) => !line.includes('DUMPFILE:'))
+          .join('\n');
+      };
+      const fromElf = read(elf);
+      expect(fromElf).toContain(`RELEASE: ${release}`);
+      expect(fromElf).toContain('Linux version');
+      // A crash session with the vmlinux takes ~15 s here: each codec once, flattened and plain alternately.
+      for (const dump of dumps.filter((_, i) => i % 4 === 0 || i % 4 === 3)) expect(read(dump)).toBe(fromElf);
+    },
+    600_000,
+  );
 });
 
 const hex = (value: bigint): string => `0x${value.toString(16)}`;

@@ -32,15 +32,28 @@ import { run } from './helpers/tools.js';
 const dir = tempDir('vmdump-kdump-unit-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const seaBiosGuest = (): GuestModel => guestOf({
-  ram: q35SeaBiosRam(), longMode: false, vcpus: [{ index: 0, state: x86State() }, { index: 1, state: x86State() }],
-});
+const seaBiosGuest = (): GuestModel =>
+  guestOf({
+    ram: q35SeaBiosRam(),
+    longMode: false,
+    vcpus: [
+      { index: 0, state: x86State() },
+      { index: 1, state: x86State() },
+    ],
+  });
 
 describe('kdump layout (docs/kdump-compressed.md §1–§4)', () => {
-  it('reproduces the spec\'s worked example: q35 64 MiB SeaBIOS, 2 vCPUs', () => {
+  it("reproduces the spec's worked example: q35 64 MiB SeaBIOS, 2 vCPUs", () => {
     const plan = planKdump(seaBiosGuest(), { codec: 'zlib', layout: 'qemu' });
     expect(plan.notes.length).toBe(1248);
-    expect(plan.header).toMatchObject({ subHdrSize: 1, maxMapnr: 0x100000, bitmapBlocks: 64, nrCpus: 2, status: 1, blockSize: 4096 });
+    expect(plan.header).toMatchObject({
+      subHdrSize: 1,
+      maxMapnr: 0x100000,
+      bitmapBlocks: 64,
+      nrCpus: 2,
+      status: 1,
+      blockSize: 4096,
+    });
     expect(plan.bitmapLength).toBe(131072);
     expect([plan.bitmapOffset, plan.bitmapOffset + plan.bitmapLength, plan.descriptorOffset]).toEqual([8192, 139264, 270336]);
     expect(plan.pageCount).toBe(20512);
@@ -53,8 +66,9 @@ describe('kdump layout (docs/kdump-compressed.md §1–§4)', () => {
     expect(header.length).toBe(464);
     expect(header.subarray(0, 12)).toEqual(Buffer.from(hexBytes('4b44554d50202020 06000000')));
     expect(header.toString('latin1', 272, 279)).toBe('x86_64\0');
-    expect(header.subarray(424, 464)).toEqual(Buffer.from(hexBytes(
-      '01000000 00100000 01000000 40000000 00001000 00000000 00000000 00000000 00000000 02000000')));
+    expect(header.subarray(424, 464)).toEqual(
+      Buffer.from(hexBytes('01000000 00100000 01000000 40000000 00001000 00000000 00000000 00000000 00000000 02000000')),
+    );
     expect(header.subarray(12, 272).every((b) => b === 0) && header.subarray(279, 424).every((b) => b === 0)).toBe(true);
     const sub = Buffer.from(encodeKdumpSubHeader(plan.subHeader, plan.target));
     expect(sub.length).toBe(104);
@@ -66,7 +80,10 @@ describe('kdump layout (docs/kdump-compressed.md §1–§4)', () => {
 
   it('encodes the 32-bit headers (i386 alignment: 8-byte members at 4)', () => {
     const ram = [patternRange(0n, 0xa0000n), patternRange(0x100000n, 0x700000n)];
-    const plan = planKdump(guestOf({ ram, longMode: false, vcpus: [{ index: 0, state: x86State() }] }), { codec: 'lzo', layout: 'portable' });
+    const plan = planKdump(guestOf({ ram, longMode: false, vcpus: [{ index: 0, state: x86State() }] }), {
+      codec: 'lzo',
+      layout: 'portable',
+    });
     expect(plan.target.elfClass).toBe(32);
     const header = Buffer.from(encodeDiskDumpHeader(plan.header, plan.target));
     expect(header.length).toBe(452);
@@ -81,7 +98,7 @@ describe('kdump layout (docs/kdump-compressed.md §1–§4)', () => {
     expect(sub.readBigUInt64LE(72)).toBe(0x800n); // max_mapnr_64
   });
 
-  it('writes a big-endian guest\'s headers and descriptors big-endian (s390x)', async () => {
+  it("writes a big-endian guest's headers and descriptors big-endian (s390x)", async () => {
     const guest = guestOf({ arch: architectureNamed('s390x')!, ram: [patternRange(0n, 0x100000n)] });
     const plan = planKdump(guest, { codec: 'zlib' });
     const header = Buffer.from(encodeDiskDumpHeader(plan.header, plan.target));
@@ -89,7 +106,11 @@ describe('kdump layout (docs/kdump-compressed.md §1–§4)', () => {
     expect(header.toString('latin1', 272, 278)).toBe('s390x\0');
     expect([424, 428, 432, 436, 440].map((at) => header.readUInt32BE(at))).toEqual([1, 4096, 1, 2, 0x100]);
     const sub = Buffer.from(encodeKdumpSubHeader(plan.subHeader, plan.target));
-    expect([sub.readUInt32BE(8), Number(sub.readBigUInt64BE(48)), Number(sub.readBigUInt64BE(96))]).toEqual([1, 4096 + 104, 0x100]);
+    expect([sub.readUInt32BE(8), Number(sub.readBigUInt64BE(48)), Number(sub.readBigUInt64BE(96))]).toEqual([
+      1,
+      4096 + 104,
+      0x100,
+    ]);
     const flat = await flattenedBytes(guest, 'zlib', 1, 64);
     const file = readFlattened(flat).reassembled;
     const descAt = plan.descriptorOffset;
@@ -99,7 +120,10 @@ describe('kdump layout (docs/kdump-compressed.md §1–§4)', () => {
   });
 
   it('sets one bit per dumpable pfn, LSB first, partial pages included (§4)', () => {
-    const runs = [{ first: 0, count: 0xa0 }, { first: 0xc0, count: 3 }];
+    const runs = [
+      { first: 0, count: 0xa0 },
+      { first: 0xc0, count: 3 },
+    ];
     const bytes = bitmapBytes(runs, 0, 32);
     expect(Buffer.from(bytes).toString('hex')).toBe(`${'ff'.repeat(20)}${'00'.repeat(4)}07${'00'.repeat(7)}`);
     expect(Buffer.from(bitmapBytes(runs, 24, 1))).toEqual(Buffer.from([0x07]));
@@ -111,7 +135,11 @@ describe('kdump layout (docs/kdump-compressed.md §1–§4)', () => {
   it('writes bitmap chunks to both bitmaps, chunk by chunk, as QEMU does', () => {
     const plan = planKdump(seaBiosGuest(), { codec: 'zlib', layout: 'qemu' });
     const records = [...kdumpHeadRecords(plan)];
-    expect(records.slice(0, 3).map((r) => [r.offset, r.bytes.length])).toEqual([[0n, 464], [4096n, 104], [4200n, 1248]]);
+    expect(records.slice(0, 3).map((r) => [r.offset, r.bytes.length])).toEqual([
+      [0n, 464],
+      [4096n, 104],
+      [4200n, 1248],
+    ]);
     const bitmaps = records.slice(3);
     expect(bitmaps.length).toBe(64);
     expect(bitmaps.slice(0, 4).map((r) => r.offset)).toEqual([8192n, 139264n, 12288n, 143360n]);
@@ -129,7 +157,9 @@ describe('flattened framing (§7)', () => {
     for await (const chunk of flattenRecords(records())) chunks.push(chunk);
     const bytes = Buffer.concat(chunks);
     expect(bytes.length).toBe(4096 + 16 + 3 + 16);
-    expect(bytes.subarray(0, 32)).toEqual(Buffer.from(hexBytes(`${Buffer.from('makedumpfile').toString('hex')}00000000 0000000000000001 0000000000000001`)));
+    expect(bytes.subarray(0, 32)).toEqual(
+      Buffer.from(hexBytes(`${Buffer.from('makedumpfile').toString('hex')}00000000 0000000000000001 0000000000000001`)),
+    );
     expect(bytes.subarray(32, 4096).every((b) => b === 0)).toBe(true);
     expect(bytes.subarray(4096, 4115)).toEqual(Buffer.from(hexBytes('0000000000001234 0000000000000003 010203')));
     expect(bytes.subarray(4115).every((b) => b === 0xff)).toBe(true);
@@ -141,14 +171,22 @@ function mixedGuest(log?: ReadLog): GuestModel {
   const random = Buffer.alloc(0x40000);
   randomFillSync(random);
   const randomRange: RamRange = {
-    start: physAddr(0x200000n), size: BigInt(random.length), label: 'random',
-    async read(offset, into) { into.set(random.subarray(Number(offset), Number(offset) + into.length)); if (log) log.bytes += into.length; },
+    start: physAddr(0x200000n),
+    size: BigInt(random.length),
+    label: 'random',
+    async read(offset, into) {
+      into.set(random.subarray(Number(offset), Number(offset) + into.length));
+      if (log) log.bytes += into.length;
+    },
   };
   const text: RamRange = {
-    start: physAddr(0x300000n), size: 0x180000n, label: 'text',
+    start: physAddr(0x300000n),
+    size: 0x180000n,
+    label: 'text',
     async read(offset, into) {
       const bytes = Buffer.from(into.buffer, into.byteOffset, into.length);
-      for (let at = 0; at < into.length; at += 4096) bytes.fill(`text page ${(offset + BigInt(at)) / 4096n} `, at, at + 4096, 'latin1');
+      for (let at = 0; at < into.length; at += 4096)
+        bytes.fill(`text page ${(offset + BigInt(at)) / 4096n} `, at, at + 4096, 'latin1');
     },
   };
   return guestOf({
@@ -159,7 +197,14 @@ function mixedGuest(log?: ReadLog): GuestModel {
 
 async function flattenedBytes(guest: GuestModel, codec: KdumpCodec, threads: number, batchPages: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  const sink = writableSink(new Writable({ write(chunk: Buffer, _e, done) { chunks.push(Buffer.from(chunk)); done(); } }));
+  const sink = writableSink(
+    new Writable({
+      write(chunk: Buffer, _e, done) {
+        chunks.push(Buffer.from(chunk));
+        done();
+      },
+    }),
+  );
   await writeKdump(planKdump(guest, { codec }), { kind: 'flattened', sink }, { threads, batchPages }).result;
   return Buffer.concat(chunks);
 }
@@ -176,34 +221,41 @@ async function guestPage(guest: GuestModel, pfn: number): Promise<Buffer> {
 }
 
 describe('writeKdump', () => {
-  it.each(['zlib', 'lzo', 'snappy', 'zstd'] as const)('%s: same bytes for 1 or 3 threads and any batch size; every page comes back', async (codec) => {
-    const guest = mixedGuest();
-    const one = await flattenedBytes(guest, codec, 1, 256);
-    const three = await flattenedBytes(guest, codec, 3, 7);
-    expect(three.equals(one)).toBe(true);
-    const dump = readKdump(readFlattened(one).reassembled);
-    const counts = { zero: 0, raw: 0, compressed: 0 };
-    for (const [i, pfn] of dump.pfns.entries()) {
-      expect(readPage(dump, i).equals(await guestPage(guest, pfn))).toBe(true);
-      const d = dump.descriptors[i]!;
-      if (d.flags !== 0) counts.compressed += 1;
-      else if (readPage(dump, i).every((b) => b === 0)) counts.zero += 1;
-      else counts.raw += 1;
-    }
-    expect(dump.pfns.length).toBe(0xa0 + 0x100 + 0x40 + 0x180);
-    expect(counts.zero).toBe(0x100);
-    expect(counts.raw).toBeGreaterThanOrEqual(0x40); // random pages never shrink (lzo cannot shrink the pattern either)
-    expect(counts.compressed).toBeGreaterThanOrEqual(0x180); // text pages always do
-    const randomIndex = dump.pfns.indexOf(0x200);
-    expect(dump.descriptors.slice(randomIndex, randomIndex + 0x40).every((d) => d.flags === 0 && d.size === 4096)).toBe(true);
-    expect(dump.bitmap1.equals(dump.bitmap2)).toBe(true);
-  });
+  it.each(['zlib', 'lzo', 'snappy', 'zstd'] as const)(
+    '%s: same bytes for 1 or 3 threads and any batch size; every page comes back',
+    async (codec) => {
+      const guest = mixedGuest();
+      const one = await flattenedBytes(guest, codec, 1, 256);
+      const three = await flattenedBytes(guest, codec, 3, 7);
+      expect(three.equals(one)).toBe(true);
+      const dump = readKdump(readFlattened(one).reassembled);
+      const counts = { zero: 0, raw: 0, compressed: 0 };
+      for (const [i, pfn] of dump.pfns.entries()) {
+        expect(readPage(dump, i).equals(await guestPage(guest, pfn))).toBe(true);
+        const d = dump.descriptors[i]!;
+        if (d.flags !== 0) counts.compressed += 1;
+        else if (readPage(dump, i).every((b) => b === 0)) counts.zero += 1;
+        else counts.raw += 1;
+      }
+      expect(dump.pfns.length).toBe(0xa0 + 0x100 + 0x40 + 0x180);
+      expect(counts.zero).toBe(0x100);
+      expect(counts.raw).toBeGreaterThanOrEqual(0x40); // random pages never shrink (lzo cannot shrink the pattern either)
+      expect(counts.compressed).toBeGreaterThanOrEqual(0x180); // text pages always do
+      const randomIndex = dump.pfns.indexOf(0x200);
+      expect(dump.descriptors.slice(randomIndex, randomIndex + 0x40).every((d) => d.flags === 0 && d.size === 4096)).toBe(true);
+      expect(dump.bitmap1.equals(dump.bitmap2)).toBe(true);
+    },
+  );
 
   it('the plain file is the flattened stream put in place', async () => {
     const guest = mixedGuest();
     const flat = await flattenedBytes(guest, 'zstd', 2, 64);
     const file = path.join(dir, 'plain.kdump');
-    const summary = await writeKdump(planKdump(guest, { codec: 'zstd' }), { kind: 'plain', sink: placedFileSink(file) }, { threads: 2 }).result;
+    const summary = await writeKdump(
+      planKdump(guest, { codec: 'zstd' }),
+      { kind: 'plain', sink: placedFileSink(file) },
+      { threads: 2 },
+    ).result;
     const plain = fs.readFileSync(file);
     expect(plain.equals(readFlattened(flat).reassembled)).toBe(true);
     expect(summary.bytesWritten).toBe(plain.length);
@@ -214,8 +266,17 @@ describe('writeKdump', () => {
     const log: ReadLog = { bytes: 0, calls: 0 };
     const big = guestOf({ ram: [patternRange(0n, 256n << 20n, log)] });
     let release: (() => void) | undefined;
-    const stalled = new Writable({ highWaterMark: 1 << 16, write(_chunk, _e, done) { release = done; } });
-    const run = writeKdump(planKdump(big, { codec: 'lzo' }), { kind: 'flattened', sink: writableSink(stalled) }, { threads: 2, batchPages: 256 });
+    const stalled = new Writable({
+      highWaterMark: 1 << 16,
+      write(_chunk, _e, done) {
+        release = done;
+      },
+    });
+    const run = writeKdump(
+      planKdump(big, { codec: 'lzo' }),
+      { kind: 'flattened', sink: writableSink(stalled) },
+      { threads: 2, batchPages: 256 },
+    );
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const readWhileStalled = log.bytes;
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -226,7 +287,7 @@ describe('writeKdump', () => {
     await expect(run.result).rejects.toThrow();
   });
 
-  it('the reused zlib context gives deflateSync\'s bytes', () => {
+  it("the reused zlib context gives deflateSync's bytes", () => {
     const compress = zlibPageCompressor();
     const page = Buffer.alloc(4096);
     const into = Buffer.alloc(compressedBound(4096));
@@ -244,7 +305,13 @@ describe('writeKdump', () => {
 describe('vmdump --format kdump-*', () => {
   const machine = (): string => {
     const work = fs.mkdtempSync(path.join(dir, 'cli-'));
-    return writeMachine(work, { arch: 'x86_64', ranges: [{ address: 0n, size: 0x9f000 }, { address: 0x100000n, size: 0x300000 }] });
+    return writeMachine(work, {
+      arch: 'x86_64',
+      ranges: [
+        { address: 0n, size: 0x9f000 },
+        { address: 0x100000n, size: 0x300000 },
+      ],
+    });
   };
 
   it('writes the flattened stream to a pipe and the plain file to a file: the same dump', async () => {
@@ -266,7 +333,9 @@ describe('vmdump --format kdump-*', () => {
     run('mkfifo', [fifo]);
     const reader = new Promise<Buffer>((resolve) => {
       const chunks: Buffer[] = [];
-      fs.createReadStream(fifo).on('data', (c) => chunks.push(c as Buffer)).on('end', () => resolve(Buffer.concat(chunks)));
+      fs.createReadStream(fifo)
+        .on('data', (c) => chunks.push(c as Buffer))
+        .on('end', () => resolve(Buffer.concat(chunks)));
     });
     const result = await runCli(['raw', description, '--format', 'kdump-zlib', '-o', fifo]);
     expect(result.code).toBe(0);
@@ -292,7 +361,8 @@ describe('vmdump --format kdump-* on bigger guests', () => {
   const repeated = (name: string, copies: number): string => {
     const folder = fs.mkdtempSync(path.join(dir, `${name}-`));
     const ram = Buffer.alloc(64 << 20);
-    for (let at = 0; at < ram.length; at += 4096) ram.fill(`page ${at} of a file-backed guest `, at, at + 2048, 'latin1').fill(at & 0xff, at + 2048, at + 2048 + (at % 2048));
+    for (let at = 0; at < ram.length; at += 4096)
+      ram.fill(`page ${at} of a file-backed guest `, at, at + 2048, 'latin1').fill(at & 0xff, at + 2048, at + 2048 + (at % 2048));
     fs.writeFileSync(path.join(folder, 'ram.img'), ram);
     const ranges = Array.from({ length: copies }, (_, i) => ({ address: i * 2 ** 32, size: ram.length, file: 'ram.img' }));
     fs.writeFileSync(path.join(folder, 'machine.json'), JSON.stringify({ arch: 'x86_64', ram: ranges }));
@@ -301,7 +371,15 @@ describe('vmdump --format kdump-* on bigger guests', () => {
 
   it('peak memory does not grow with guest size (64 MiB vs 2 GiB of non-zero pages)', async () => {
     const peak = async (machinePath: string): Promise<number> => {
-      const result = await runCli(['raw', machinePath, '--format', 'kdump-lzo', '-o', path.join(path.dirname(machinePath), 'core.kdump'), '--progress=json']);
+      const result = await runCli([
+        'raw',
+        machinePath,
+        '--format',
+        'kdump-lzo',
+        '-o',
+        path.join(path.dirname(machinePath), 'core.kdump'),
+        '--progress=json',
+      ]);
       expect(result.code).toBe(0);
       const done = JSON.parse(result.stderr.trim().split('\n').at(-1)!) as { peakRssBytes: number; compressedPages: number };
       expect(done.compressedPages).toBeGreaterThan(0);
@@ -316,12 +394,16 @@ describe('vmdump --format kdump-* on bigger guests', () => {
   it('SIGINT mid-dump: exit 130, no file and no temporary file', async () => {
     const machinePath = repeated('sigint', 32);
     const out = path.join(path.dirname(machinePath), 'core.kdump');
-    const child = spawn(process.execPath, [CLI, 'raw', machinePath, '--format', 'kdump-zlib', '-o', out, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'raw', machinePath, '--format', 'kdump-zlib', '-o', out, '--progress=json'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
-    await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (stderr.includes('"phase":"memory"')) resolve();
-    }));
+    await new Promise<void>((resolve) =>
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('"phase":"memory"')) resolve();
+      }),
+    );
     child.kill('SIGINT');
     const code = await new Promise((resolve) => child.on('close', resolve));
     expect(code).toBe(130);

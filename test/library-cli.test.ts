@@ -34,12 +34,23 @@ function writeLinuxLikeGuest(): string {
   ram.writeBigUInt64LE(BigInt(pdpt) | 0x3n, pml4 + 8 * slot); // present, writable
   ram.writeBigUInt64LE(0x83n, pdpt); // 1 GiB page at physical 0: present, writable, PS
   fs.writeFileSync(path.join(dir, 'ram.img'), ram);
-  fs.writeFileSync(path.join(dir, 'vmcoreinfo.txt'), [
-    'OSRELEASE=6.1.0-test', 'PAGESIZE=4096', `SYMBOL(_stext)=ffffffff81000000`, `SYMBOL(init_top_pgt)=${INIT_TOP_PGT.toString(16)}`,
-    'NUMBER(phys_base)=0', 'NUMBER(KERNEL_IMAGE_SIZE)=1073741824', 'KERNELOFFSET=0', '',
-  ].join('\n'));
+  fs.writeFileSync(
+    path.join(dir, 'vmcoreinfo.txt'),
+    [
+      'OSRELEASE=6.1.0-test',
+      'PAGESIZE=4096',
+      `SYMBOL(_stext)=ffffffff81000000`,
+      `SYMBOL(init_top_pgt)=${INIT_TOP_PGT.toString(16)}`,
+      'NUMBER(phys_base)=0',
+      'NUMBER(KERNEL_IMAGE_SIZE)=1073741824',
+      'KERNELOFFSET=0',
+      '',
+    ].join('\n'),
+  );
   const description = {
-    arch: 'x86_64', ram: [{ address: '0x0', size: 64 * MiB, file: 'ram.img' }], vmcoreinfo: 'vmcoreinfo.txt',
+    arch: 'x86_64',
+    ram: [{ address: '0x0', size: 64 * MiB, file: 'ram.img' }],
+    vmcoreinfo: 'vmcoreinfo.txt',
     vcpus: [{ rip: '0xffffffff81000000', cr0: '0x80050033', cr3: `0x${pml4.toString(16)}`, cr4: '0x20', efer: '0xd00' }],
   };
   const file = path.join(dir, 'machine.json');
@@ -63,7 +74,7 @@ async function libraryDump(request: DumpRequest, output: string): Promise<string
   }
 }
 
-describe('a library call with the CLI\'s options writes the CLI\'s bytes', () => {
+describe("a library call with the CLI's options writes the CLI's bytes", () => {
   it.each([
     ['the default Linux layout', [], {}, /Linux \/proc\/vmcore layout/],
     ['--paging', ['--paging'], { paging: true }, /physical layout/],
@@ -82,11 +93,14 @@ describe('a library call with the CLI\'s options writes the CLI\'s bytes', () =>
     }
   });
 
-  it('the default layout is Linux\'s: RAM at the direct map found in the guest\'s page tables', async () => {
+  it("the default layout is Linux's: RAM at the direct map found in the guest's page tables", async () => {
     const guest = await openRawImage(machine);
     try {
       const prepared = await prepareDump(guest, {});
-      expect(prepared.discovery).toMatchObject({ kind: 'linux', linux: { kind: 'mapped', facts: { directMapBase: DIRECT_MAP } } });
+      expect(prepared.discovery).toMatchObject({
+        kind: 'linux',
+        linux: { kind: 'mapped', facts: { directMapBase: DIRECT_MAP } },
+      });
     } finally {
       await guest.close();
     }

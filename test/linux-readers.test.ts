@@ -31,14 +31,19 @@ function readerFailures(core: string, banner: bigint, release: string, work: str
   const failures: string[] = [];
   const readelf = run('readelf', ['-h', '-l', '-n', '-W', core]);
   if (readelf.stderr !== '' || !/VMCOREINFO/.test(readelf.stdout)) failures.push('readelf');
-  if (!run('gdb', ['-batch', '-nx', '-ex', `x/s 0x${banner.toString(16)}`, '-c', core]).stdout.includes(`Linux version ${release}`)) failures.push('gdb');
+  if (
+    !run('gdb', ['-batch', '-nx', '-ex', `x/s 0x${banner.toString(16)}`, '-c', core]).stdout.includes(`Linux version ${release}`)
+  )
+    failures.push('gdb');
   const dmesg = path.join(work, `${path.basename(core)}.dmesg`);
   fs.rmSync(dmesg, { force: true });
   run('makedumpfile', ['--dump-dmesg', core, dmesg]);
-  if (!fs.existsSync(dmesg) || !fs.readFileSync(dmesg, 'utf8').includes('VMDUMP-KMSG-MARKER')) failures.push('makedumpfile --dump-dmesg');
+  if (!fs.existsSync(dmesg) || !fs.readFileSync(dmesg, 'utf8').includes('VMDUMP-KMSG-MARKER'))
+    failures.push('makedumpfile --dump-dmesg');
   const filtered = path.join(work, `${path.basename(core)}.kdump`);
   fs.rmSync(filtered, { force: true });
-  if (!/makedumpfile Completed/.test(run('makedumpfile', ['-c', '-d', '31', core, filtered]).stdout)) failures.push('makedumpfile -c -d 31');
+  if (!/makedumpfile Completed/.test(run('makedumpfile', ['-c', '-d', '31', core, filtered]).stdout))
+    failures.push('makedumpfile -c -d 31');
   fs.rmSync(filtered, { force: true });
   if (vmlinux !== undefined) {
     const crash = run('sh', ['-c', `printf 'sys\\nlog\\nquit\\n' | crash -s '${vmlinux}' '${core}'`]);
@@ -53,40 +58,63 @@ function readerFailures(core: string, banner: bigint, release: string, work: str
 }
 
 describe.each([{ kaslr: false }, { kaslr: true }])('Linux guest, KASLR $kaslr', ({ kaslr }) => {
-  qemuIt('the default layout passes every reader, from the live and the saved-VM source', async () => {
-    const linux = buildLinuxGuest();
-    const work = path.join(dir, kaslr ? 'kaslr' : 'nokaslr');
-    fs.mkdirSync(work, { recursive: true });
-    const socket = path.join(work, 'vmdump.sock');
-    const guest = await startGuest({
-      machine: 'q35', memory: '512M', smp: 2, kernel: linux.kernel, initrd: linux.initrd,
-      append: kaslr ? 'console=ttyS0' : 'console=ttyS0 nokaslr', ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
-      extra: ['-device', 'vmcoreinfo', '-qmp', `unix:${socket},server=on,wait=off`],
-    }, work);
-    let refs: { dump: string; stream: string };
-    const live = path.join(work, 'live.core');
-    try {
-      const dumped = await runCli(['qmp', socket, '-o', live]);
-      expect(dumped.code).toBe(0);
-      expect(dumped.stderr).toMatch(/Linux \/proc\/vmcore layout/);
-      refs = await saveReferences(guest);
-    } finally {
-      await guest.quit();
-    }
-    const banner = BigInt(`0x${/VMDUMP-LINUX-BANNER=([0-9a-f]+)/.exec(guest.serialText())![1]}`);
-    if (kaslr) expect(banner).not.toBe(0xffffffff8211ffe0n); // the nokaslr address: KASLR really moved the kernel
-    if (vmlinux !== undefined) {
-      // linux_banner from the vmlinux symbol table plus KERNELOFFSET is where the guest says it is.
-      const symbol = BigInt(`0x${/^([0-9a-f]+) \S linux_banner$/m.exec(run('nm', [vmlinux]).stdout)![1]}`);
-      const offset = BigInt(`0x${/KERNELOFFSET=([0-9a-f]+)/.exec(fs.readFileSync(refs.dump).subarray(0, 1 << 20).toString('latin1'))![1]}`);
-      expect(symbol + offset).toBe(banner);
-    }
-    const saved = path.join(work, 'saved.core');
-    expect((await runCli(['saved', refs.stream, '-o', saved])).code).toBe(0);
-    expect(readerFailures(live, banner, linux.version, work)).toEqual([]);
-    expect(readerFailures(saved, banner, linux.version, work)).toEqual([]);
-    const qemuFails = readerFailures(refs.dump, banner, linux.version, work);
-    expect(qemuFails).toEqual(expect.arrayContaining(['gdb', 'makedumpfile --dump-dmesg', 'makedumpfile -c -d 31', ...(vmlinux ? ['drgn'] : [])]));
-    fs.rmSync(work, { recursive: true, force: true });
-  }, 600_000);
+  qemuIt(
+    'the default layout passes every reader, from the live and the saved-VM source',
+    async () => {
+      const linux = buildLinuxGuest();
+      const work = path.join(dir, kaslr ? 'kaslr' : 'nokaslr');
+      fs.mkdirSync(work, { recursive: true });
+      const socket = path.join(work, 'vmdump.sock');
+      const guest = await startGuest(
+        {
+          machine: 'q35',
+          memory: '512M',
+          smp: 2,
+          kernel: linux.kernel,
+          initrd: linux.initrd,
+          append: kaslr ? 'console=ttyS0' : 'console=ttyS0 nokaslr',
+          ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+          extra: ['-device', 'vmcoreinfo', '-qmp', `unix:${socket},server=on,wait=off`],
+        },
+        work,
+      );
+      let refs: { dump: string; stream: string };
+      const live = path.join(work, 'live.core');
+      try {
+        const dumped = await runCli(['qmp', socket, '-o', live]);
+        expect(dumped.code).toBe(0);
+        expect(dumped.stderr).toMatch(/Linux \/proc\/vmcore layout/);
+        refs = await saveReferences(guest);
+      } finally {
+        await guest.quit();
+      }
+      const banner = BigInt(`0x${/VMDUMP-LINUX-BANNER=([0-9a-f]+)/.exec(guest.serialText())![1]}`);
+      if (kaslr) expect(banner).not.toBe(0xffffffff8211ffe0n); // the nokaslr address: KASLR really moved the kernel
+      if (vmlinux !== undefined) {
+        // linux_banner from the vmlinux symbol table plus KERNELOFFSET is where the guest says it is.
+        const symbol = BigInt(`0x${/^([0-9a-f]+) \S linux_banner$/m.exec(run('nm', [vmlinux]).stdout)![1]}`);
+        const offset = BigInt(
+          `0x${
+            /KERNELOFFSET=([0-9a-f]+)/.exec(
+              fs
+                .readFileSync(refs.dump)
+                .subarray(0, 1 << 20)
+                .toString('latin1'),
+            )![1]
+          }`,
+        );
+        expect(symbol + offset).toBe(banner);
+      }
+      const saved = path.join(work, 'saved.core');
+      expect((await runCli(['saved', refs.stream, '-o', saved])).code).toBe(0);
+      expect(readerFailures(live, banner, linux.version, work)).toEqual([]);
+      expect(readerFailures(saved, banner, linux.version, work)).toEqual([]);
+      const qemuFails = readerFailures(refs.dump, banner, linux.version, work);
+      expect(qemuFails).toEqual(
+        expect.arrayContaining(['gdb', 'makedumpfile --dump-dmesg', 'makedumpfile -c -d 31', ...(vmlinux ? ['drgn'] : [])]),
+      );
+      fs.rmSync(work, { recursive: true, force: true });
+    },
+    600_000,
+  );
 });

@@ -10,7 +10,15 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { CLI, runCli, tempDir } from './helpers/machines.js';
-import { buildLinuxGuest, buildTinyGuests, startGuest, QEMU, type GuestConfig, type RunningGuest, type TinyGuests } from '../scripts/qemu-harness.js';
+import {
+  buildLinuxGuest,
+  buildTinyGuests,
+  startGuest,
+  QEMU,
+  type GuestConfig,
+  type RunningGuest,
+  type TinyGuests,
+} from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run, inCi } from './helpers/tools.js';
 import { openLiveVm } from '../src/sources/live/live-source.js';
 import { QmpClient } from '../src/sources/qmp/qmp-client.js';
@@ -19,18 +27,27 @@ import { expectSameFile } from './helpers/same-file.js';
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
 const dir = tempDir('vmdump-live-');
 let guests: TinyGuests;
-beforeAll(() => { if (hasTool('as')) guests = buildTinyGuests(); });
+beforeAll(() => {
+  if (hasTool('as')) guests = buildTinyGuests();
+});
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** A guest with a second QMP socket for vmdump (QMP serves one client per socket). */
-async function guestWithVmdumpSocket(name: string, config: Omit<GuestConfig, 'kernel'> & { bits: 32 | 64 }): Promise<{ guest: RunningGuest; socket: string; work: string }> {
+async function guestWithVmdumpSocket(
+  name: string,
+  config: Omit<GuestConfig, 'kernel'> & { bits: 32 | 64 },
+): Promise<{ guest: RunningGuest; socket: string; work: string }> {
   const work = path.join(dir, name);
   fs.mkdirSync(work, { recursive: true });
   const socket = path.join(work, 'vmdump.sock');
-  const guest = await startGuest({
-    ...config, kernel: config.bits === 64 ? guests.tiny64 : guests.tiny32,
-    extra: [...(config.extra ?? []), '-qmp', `unix:${socket},server=on,wait=off`],
-  }, work);
+  const guest = await startGuest(
+    {
+      ...config,
+      kernel: config.bits === 64 ? guests.tiny64 : guests.tiny32,
+      extra: [...(config.extra ?? []), '-qmp', `unix:${socket},server=on,wait=off`],
+    },
+    work,
+  );
   return { guest, socket, work };
 }
 
@@ -43,63 +60,96 @@ async function qemuDump(guest: RunningGuest, file: string): Promise<void> {
   await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${file}` }, { timeoutMs: 120_000 });
 }
 
-const outputs = (work: string): string[] => fs.readdirSync(work).filter((f) => f.endsWith('.core') || f.includes('vmdump-partial'));
+const outputs = (work: string): string[] =>
+  fs.readdirSync(work).filter((f) => f.endsWith('.core') || f.includes('vmdump-partial'));
 
 describe('byte-identical to QEMU, and the VM keeps its run state', () => {
   qemuIt.each([
     { name: 'q35, 64-bit, 2 vCPUs, anonymous RAM (pmemsave)', machine: 'q35', bits: 64, smp: 2, backend: false },
     { name: 'pc, 32-bit, 1 vCPU, share=on memory-backend-file', machine: 'pc', bits: 32, smp: 1, backend: true },
-    { name: 'q35, 64-bit, 2 vCPUs, --live (migration into vmdump)', machine: 'q35', bits: 64, smp: 2, backend: false, live: true },
-  ] as const)('$name', async ({ name, machine, bits, smp, backend, ...rest }) => {
-    const live = 'live' in rest ? ['--live'] : [];
-    const work = path.join(dir, name.replace(/\W+/g, '-'));
-    fs.mkdirSync(work, { recursive: true });
-    const extra = backend ? ['-machine', 'memory-backend=m0', '-object', `memory-backend-file,id=m0,size=128M,mem-path=${path.join(work, 'ram.backend')},share=on`] : [];
-    const { guest, socket } = await guestWithVmdumpSocket(path.basename(work), { machine, memory: '128M', smp, bits, extra });
-    try {
-      expect(await status(guest)).toBe('running');
-      const ours = path.join(work, 'vmdump.core');
-      const result = await runCli(['qmp', socket, ...live, '--layout', 'qemu', '-o', ours]);
-      expect(result.stderr).toMatch(/wrote/);
-      expect(result.code).toBe(0);
-      expect(await status(guest)).toBe('running');
-      if (backend) {
-        // Not vacuous: main RAM really comes from the backend file, the ROMs and VRAM through pmemsave.
-        const live = await openLiveVm({ path: socket });
-        expect(live.ram.map((r) => r.label.replace(/\(.*\)/, '(file)'))).toEqual(
-          expect.arrayContaining(['m0 (file)', 'pc.bios via pmemsave']));
-        await live.close();
+    {
+      name: 'q35, 64-bit, 2 vCPUs, --live (migration into vmdump)',
+      machine: 'q35',
+      bits: 64,
+      smp: 2,
+      backend: false,
+      live: true,
+    },
+  ] as const)(
+    '$name',
+    async ({ name, machine, bits, smp, backend, ...rest }) => {
+      const live = 'live' in rest ? ['--live'] : [];
+      const work = path.join(dir, name.replace(/\W+/g, '-'));
+      fs.mkdirSync(work, { recursive: true });
+      const extra = backend
+        ? [
+            '-machine',
+            'memory-backend=m0',
+            '-object',
+            `memory-backend-file,id=m0,size=128M,mem-path=${path.join(work, 'ram.backend')},share=on`,
+          ]
+        : [];
+      const { guest, socket } = await guestWithVmdumpSocket(path.basename(work), { machine, memory: '128M', smp, bits, extra });
+      try {
         expect(await status(guest)).toBe('running');
+        const ours = path.join(work, 'vmdump.core');
+        const result = await runCli(['qmp', socket, ...live, '--layout', 'qemu', '-o', ours]);
+        expect(result.stderr).toMatch(/wrote/);
+        expect(result.code).toBe(0);
+        expect(await status(guest)).toBe('running');
+        if (backend) {
+          // Not vacuous: main RAM really comes from the backend file, the ROMs and VRAM through pmemsave.
+          const live = await openLiveVm({ path: socket });
+          expect(live.ram.map((r) => r.label.replace(/\(.*\)/, '(file)'))).toEqual(
+            expect.arrayContaining(['m0 (file)', 'pc.bios via pmemsave']),
+          );
+          await live.close();
+          expect(await status(guest)).toBe('running');
+        }
+        await qemuDump(guest, path.join(work, 'qemu.core'));
+        expectSameFile(ours, path.join(work, 'qemu.core'));
+        // A VM that was paused stays paused.
+        const again = await runCli(['qmp', socket, '-o', path.join(work, 'paused.core')]);
+        expect(again.code).toBe(0);
+        expect(await status(guest)).toBe('paused');
+      } finally {
+        await guest.quit();
       }
-      await qemuDump(guest, path.join(work, 'qemu.core'));
-      expectSameFile(ours, path.join(work, 'qemu.core'));
-      // A VM that was paused stays paused.
-      const again = await runCli(['qmp', socket, '-o', path.join(work, 'paused.core')]);
-      expect(again.code).toBe(0);
-      expect(await status(guest)).toBe('paused');
-    } finally {
-      await guest.quit();
-    }
-  }, 120_000);
+    },
+    120_000,
+  );
 });
 
 describe('--paging through the live source', () => {
-  qemuIt('the 4-level paging guest: byte-identical to QEMU paging=true (page tables read by one-off pmemsaves)', async () => {
-    const work = path.join(dir, 'live-paging');
-    fs.mkdirSync(work, { recursive: true });
-    const socket = path.join(work, 'vmdump.sock');
-    const guest = await startGuest({ machine: 'q35', memory: '128M', smp: 1, kernel: guests.paging4, extra: ['-cpu', 'max', '-qmp', `unix:${socket},server=on,wait=off`] }, work);
-    try {
-      const ours = path.join(work, 'live.core');
-      expect((await runCli(['qmp', socket, '--paging', '--layout', 'qemu', '-o', ours])).code).toBe(0);
-      expect(await status(guest)).toBe('running');
-      await guest.qmp.execute('stop');
-      await guest.qmp.execute('dump-guest-memory', { paging: true, protocol: `file:${path.join(work, 'qemu.core')}` });
-      expectSameFile(ours, path.join(work, 'qemu.core'));
-    } finally {
-      await guest.quit();
-    }
-  }, 120_000);
+  qemuIt(
+    'the 4-level paging guest: byte-identical to QEMU paging=true (page tables read by one-off pmemsaves)',
+    async () => {
+      const work = path.join(dir, 'live-paging');
+      fs.mkdirSync(work, { recursive: true });
+      const socket = path.join(work, 'vmdump.sock');
+      const guest = await startGuest(
+        {
+          machine: 'q35',
+          memory: '128M',
+          smp: 1,
+          kernel: guests.paging4,
+          extra: ['-cpu', 'max', '-qmp', `unix:${socket},server=on,wait=off`],
+        },
+        work,
+      );
+      try {
+        const ours = path.join(work, 'live.core');
+        expect((await runCli(['qmp', socket, '--paging', '--layout', 'qemu', '-o', ours])).code).toBe(0);
+        expect(await status(guest)).toBe('running');
+        await guest.qmp.execute('stop');
+        await guest.qmp.execute('dump-guest-memory', { paging: true, protocol: `file:${path.join(work, 'qemu.core')}` });
+        expectSameFile(ours, path.join(work, 'qemu.core'));
+      } finally {
+        await guest.quit();
+      }
+    },
+    120_000,
+  );
 });
 
 describe('faults: one line, non-zero exit, no output file, the VM running again', () => {
@@ -107,181 +157,289 @@ describe('faults: one line, non-zero exit, no output file, the VM running again'
   beforeAll(async () => {
     if (hasTool(QEMU)) setup = await guestWithVmdumpSocket('faults', { machine: 'q35', memory: '1536M', smp: 1, bits: 64 });
   }, 60_000);
-  afterAll(async () => { await setup?.guest.quit(); });
+  afterAll(async () => {
+    await setup?.guest.quit();
+  });
 
-  qemuIt('the output pipe closes early', async () => {
-    const shell = run('bash', ['-c', `'${process.execPath}' '${CLI}' qmp '${setup.socket}' 2>'${setup.work}/err' | head -c 1000 > /dev/null; echo \${PIPESTATUS[0]}`]);
-    expect(shell.stdout.trim()).toBe('4');
-    expect(fs.readFileSync(path.join(setup.work, 'err'), 'utf8')).toMatch(/^vmdump: error: the output was closed before the dump was complete \(EPIPE\) \(stdout\)\n$/);
-    expect(await status(setup.guest)).toBe('running');
-  }, 60_000);
+  qemuIt(
+    'the output pipe closes early',
+    async () => {
+      const shell = run('bash', [
+        '-c',
+        `'${process.execPath}' '${CLI}' qmp '${setup.socket}' 2>'${setup.work}/err' | head -c 1000 > /dev/null; echo \${PIPESTATUS[0]}`,
+      ]);
+      expect(shell.stdout.trim()).toBe('4');
+      expect(fs.readFileSync(path.join(setup.work, 'err'), 'utf8')).toMatch(
+        /^vmdump: error: the output was closed before the dump was complete \(EPIPE\) \(stdout\)\n$/,
+      );
+      expect(await status(setup.guest)).toBe('running');
+    },
+    60_000,
+  );
 
-  qemuIt('the destination cannot be written', async () => {
-    const result = await runCli(['qmp', setup.socket, '-o', path.join(setup.work, 'missing-dir', 'x.core')]);
-    expect([result.code, result.stderr.trim().split('\n').length]).toEqual([4, 1]);
-    expect(await status(setup.guest)).toBe('running');
-  }, 60_000);
+  qemuIt(
+    'the destination cannot be written',
+    async () => {
+      const result = await runCli(['qmp', setup.socket, '-o', path.join(setup.work, 'missing-dir', 'x.core')]);
+      expect([result.code, result.stderr.trim().split('\n').length]).toEqual([4, 1]);
+      expect(await status(setup.guest)).toBe('running');
+    },
+    60_000,
+  );
 
-  qemuIt.each([['SIGINT', 130], ['SIGTERM', 143]] as const)('%s mid-dump', async (signal, exitCode) => {
-    const out = path.join(setup.work, `${signal}.core`);
-    const child = spawn(process.execPath, [CLI, 'qmp', setup.socket, '-o', out, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (stderr.includes('"phase":"memory"')) resolve();
-    }));
-    child.kill(signal);
-    const code = await new Promise((resolve) => child.on('close', resolve));
-    expect(code).toBe(exitCode);
-    expect(stderr).toMatch(new RegExp(`vmdump: error: dump cancelled: interrupted by ${signal}`));
-    expect(outputs(setup.work)).toEqual([]);
-    expect(await status(setup.guest)).toBe('running');
-  }, 60_000);
+  qemuIt.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)(
+    '%s mid-dump',
+    async (signal, exitCode) => {
+      const out = path.join(setup.work, `${signal}.core`);
+      const child = spawn(process.execPath, [CLI, 'qmp', setup.socket, '-o', out, '--progress=json'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      await new Promise<void>((resolve) =>
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (stderr.includes('"phase":"memory"')) resolve();
+        }),
+      );
+      child.kill(signal);
+      const code = await new Promise((resolve) => child.on('close', resolve));
+      expect(code).toBe(exitCode);
+      expect(stderr).toMatch(new RegExp(`vmdump: error: dump cancelled: interrupted by ${signal}`));
+      expect(outputs(setup.work)).toEqual([]);
+      expect(await status(setup.guest)).toBe('running');
+    },
+    60_000,
+  );
 
-  qemuIt('a QMP socket another client holds: a clear "busy" error instead of a hang', async () => {
-    const holder = await QmpClient.connect({ path: setup.socket });
-    try {
-      await expect(QmpClient.connect({ path: setup.socket }, { timeoutMs: 1500 })).rejects.toThrow(/sent no greeting within 1500 ms: another client is probably connected/);
-    } finally {
-      holder.close();
-    }
-    expect(await status(setup.guest)).toBe('running');
-  }, 60_000);
+  qemuIt(
+    'a QMP socket another client holds: a clear "busy" error instead of a hang',
+    async () => {
+      const holder = await QmpClient.connect({ path: setup.socket });
+      try {
+        await expect(QmpClient.connect({ path: setup.socket }, { timeoutMs: 1500 })).rejects.toThrow(
+          /sent no greeting within 1500 ms: another client is probably connected/,
+        );
+      } finally {
+        holder.close();
+      }
+      expect(await status(setup.guest)).toBe('running');
+    },
+    60_000,
+  );
 
-  qemuIt('the QMP connection is cut mid-dump', async () => {
-    // vmdump talks to QEMU through a TCP proxy the test cuts once memory is flowing.
-    const connections: net.Socket[] = [];
-    const proxy = net.createServer((client) => {
-      const upstream = net.connect({ path: setup.socket });
-      connections.push(client, upstream);
-      client.pipe(upstream).pipe(client);
-      client.on('error', () => upstream.destroy());
-      upstream.on('error', () => client.destroy());
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const port = (proxy.address() as net.AddressInfo).port;
-    const out = path.join(setup.work, 'cut.core');
-    const child = spawn(process.execPath, [CLI, 'qmp', `127.0.0.1:${port}`, '-o', out, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (stderr.includes('"phase":"memory"')) resolve();
-    }));
-    for (const socket of connections) socket.destroy();
-    const code = await new Promise((resolve) => child.on('close', resolve));
-    proxy.close();
-    expect(code).not.toBe(0);
-    expect(stderr.trim().split('\n').filter((l) => !l.startsWith('{'))).toHaveLength(1);
-    expect(stderr).toMatch(/vmdump: error: .*(QMP|pmemsave)/);
-    expect(outputs(setup.work)).toEqual([]);
-    expect(await status(setup.guest)).toBe('running');
-  }, 60_000);
+  qemuIt(
+    'the QMP connection is cut mid-dump',
+    async () => {
+      // vmdump talks to QEMU through a TCP proxy the test cuts once memory is flowing.
+      const connections: net.Socket[] = [];
+      const proxy = net.createServer((client) => {
+        const upstream = net.connect({ path: setup.socket });
+        connections.push(client, upstream);
+        client.pipe(upstream).pipe(client);
+        client.on('error', () => upstream.destroy());
+        upstream.on('error', () => client.destroy());
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+      const port = (proxy.address() as net.AddressInfo).port;
+      const out = path.join(setup.work, 'cut.core');
+      const child = spawn(process.execPath, [CLI, 'qmp', `127.0.0.1:${port}`, '-o', out, '--progress=json'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      await new Promise<void>((resolve) =>
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (stderr.includes('"phase":"memory"')) resolve();
+        }),
+      );
+      for (const socket of connections) socket.destroy();
+      const code = await new Promise((resolve) => child.on('close', resolve));
+      proxy.close();
+      expect(code).not.toBe(0);
+      expect(
+        stderr
+          .trim()
+          .split('\n')
+          .filter((l) => !l.startsWith('{')),
+      ).toHaveLength(1);
+      expect(stderr).toMatch(/vmdump: error: .*(QMP|pmemsave)/);
+      expect(outputs(setup.work)).toEqual([]);
+      expect(await status(setup.guest)).toBe('running');
+    },
+    60_000,
+  );
 });
 
 describe('faults with kdump output and a dying QEMU', () => {
-  qemuIt('kdump through QMP: the pipe closes early (EPIPE, exit 4), and SIGINT mid-dump (exit 130); the VM runs again', async () => {
-    const setup = await guestWithVmdumpSocket('kdump-faults', { machine: 'q35', memory: '512M', smp: 1, bits: 64 });
-    try {
-      const shell = run('bash', ['-c', `'${process.execPath}' '${CLI}' qmp '${setup.socket}' --format kdump-zlib 2>'${setup.work}/err' | head -c 1000 > /dev/null; echo \${PIPESTATUS[0]}`]);
-      expect(shell.stdout.trim()).toBe('4');
-      expect(fs.readFileSync(path.join(setup.work, 'err'), 'utf8')).toMatch(/^vmdump: error: the output was closed before the dump was complete \(EPIPE\) \(stdout\)\n$/);
-      expect(await status(setup.guest)).toBe('running');
-      const out = path.join(setup.work, 'int.core');
-      const child = spawn(process.execPath, [CLI, 'qmp', setup.socket, '--format', 'kdump-zlib', '--threads', '1', '-o', out, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-        if (stderr.includes('"phase":"memory"')) resolve();
-      }));
-      child.kill('SIGINT');
-      expect(await new Promise((resolve) => child.on('close', resolve))).toBe(130);
-      expect(outputs(setup.work)).toEqual([]);
-      expect(await status(setup.guest)).toBe('running');
-    } finally {
-      await setup.guest.quit();
-    }
-  }, 120_000);
+  qemuIt(
+    'kdump through QMP: the pipe closes early (EPIPE, exit 4), and SIGINT mid-dump (exit 130); the VM runs again',
+    async () => {
+      const setup = await guestWithVmdumpSocket('kdump-faults', { machine: 'q35', memory: '512M', smp: 1, bits: 64 });
+      try {
+        const shell = run('bash', [
+          '-c',
+          `'${process.execPath}' '${CLI}' qmp '${setup.socket}' --format kdump-zlib 2>'${setup.work}/err' | head -c 1000 > /dev/null; echo \${PIPESTATUS[0]}`,
+        ]);
+        expect(shell.stdout.trim()).toBe('4');
+        expect(fs.readFileSync(path.join(setup.work, 'err'), 'utf8')).toMatch(
+          /^vmdump: error: the output was closed before the dump was complete \(EPIPE\) \(stdout\)\n$/,
+        );
+        expect(await status(setup.guest)).toBe('running');
+        const out = path.join(setup.work, 'int.core');
+        const child = spawn(
+          process.execPath,
+          [CLI, 'qmp', setup.socket, '--format', 'kdump-zlib', '--threads', '1', '-o', out, '--progress=json'],
+          { stdio: ['ignore', 'ignore', 'pipe'] },
+        );
+        let stderr = '';
+        await new Promise<void>((resolve) =>
+          child.stderr.on('data', (d: Buffer) => {
+            stderr += d.toString();
+            if (stderr.includes('"phase":"memory"')) resolve();
+          }),
+        );
+        child.kill('SIGINT');
+        expect(await new Promise((resolve) => child.on('close', resolve))).toBe(130);
+        expect(outputs(setup.work)).toEqual([]);
+        expect(await status(setup.guest)).toBe('running');
+      } finally {
+        await setup.guest.quit();
+      }
+    },
+    120_000,
+  );
 
-  qemuIt('QEMU killed mid-dump: one line, a non-zero exit, no output file', async () => {
-    const setup = await guestWithVmdumpSocket('killed', { machine: 'q35', memory: '1536M', smp: 1, bits: 64 });
-    const out = path.join(setup.work, 'killed.core');
-    const child = spawn(process.execPath, [CLI, 'qmp', setup.socket, '-o', out, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    await new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (stderr.includes('"phase":"memory"')) resolve();
-    }));
-    setup.guest.process.kill('SIGKILL');
-    const code = await new Promise((resolve) => child.on('close', resolve));
-    expect(code).toBe(3);
-    expect(stderr.trim().split('\n').filter((l) => !l.startsWith('{'))).toHaveLength(1);
-    expect(stderr).toMatch(/vmdump: error: /);
-    expect(outputs(setup.work)).toEqual([]);
-    await setup.guest.quit();
-  }, 120_000);
+  qemuIt(
+    'QEMU killed mid-dump: one line, a non-zero exit, no output file',
+    async () => {
+      const setup = await guestWithVmdumpSocket('killed', { machine: 'q35', memory: '1536M', smp: 1, bits: 64 });
+      const out = path.join(setup.work, 'killed.core');
+      const child = spawn(process.execPath, [CLI, 'qmp', setup.socket, '-o', out, '--progress=json'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      await new Promise<void>((resolve) =>
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (stderr.includes('"phase":"memory"')) resolve();
+        }),
+      );
+      setup.guest.process.kill('SIGKILL');
+      const code = await new Promise((resolve) => child.on('close', resolve));
+      expect(code).toBe(3);
+      expect(
+        stderr
+          .trim()
+          .split('\n')
+          .filter((l) => !l.startsWith('{')),
+      ).toHaveLength(1);
+      expect(stderr).toMatch(/vmdump: error: /);
+      expect(outputs(setup.work)).toEqual([]);
+      await setup.guest.quit();
+    },
+    120_000,
+  );
 });
 
 describe('QMP endpoints that are not there', () => {
   itWithTool('node', 'nodejs')('a missing socket and a closed TCP port: one line, exit 3', async () => {
     const missing = await runCli(['qmp', path.join(dir, 'no-such.sock'), '-o', path.join(dir, 'x.core')]);
-    expect([missing.code, missing.stderr.trim()]).toEqual([3, expect.stringMatching(/^vmdump: error: cannot connect to QMP at \S+no-such\.sock: no such file or directory \(ENOENT\)$/)]);
+    expect([missing.code, missing.stderr.trim()]).toEqual([
+      3,
+      expect.stringMatching(/^vmdump: error: cannot connect to QMP at \S+no-such\.sock: no such file or directory \(ENOENT\)$/),
+    ]);
     const refused = await runCli(['qmp', '127.0.0.1:1', '-o', path.join(dir, 'x.core')]);
-    expect([refused.code, refused.stderr.trim()]).toEqual([3, 'vmdump: error: cannot connect to QMP at 127.0.0.1:1: connection refused (ECONNREFUSED)']);
+    expect([refused.code, refused.stderr.trim()]).toEqual([
+      3,
+      'vmdump: error: cannot connect to QMP at 127.0.0.1:1: connection refused (ECONNREFUSED)',
+    ]);
   });
 });
 
 describe('--live: QEMU pauses the VM only for the switchover', () => {
-  qemuIt('a running 2 GiB Linux guest is paused for under a second, and the dump passes the readers', async () => {
-    const linux = buildLinuxGuest();
-    const work = path.join(dir, 'live-linux');
-    fs.mkdirSync(work, { recursive: true });
-    const socket = path.join(work, 'vmdump.sock');
-    const guest = await startGuest({
-      machine: 'q35', memory: '2048M', smp: 2, kernel: linux.kernel, initrd: linux.initrd, append: 'console=ttyS0 nokaslr',
-      extra: ['-device', 'vmcoreinfo', '-qmp', `unix:${socket},server=on,wait=off`], ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
-    }, work);
-    try {
-      const core = path.join(work, 'live.core');
-      const result = await runCli(['qmp', socket, '--live', '-o', core]);
-      expect(result.code).toBe(0);
-      const paused = Number(/paused for (\d+) ms/.exec(result.stderr)?.[1]);
-      expect(paused).toBeGreaterThan(0);
-      expect(paused).toBeLessThan(1000);
-      expect(await status(guest)).toBe('running');
-      const readelf = run('readelf', ['-l', '-n', '-W', core]);
-      expect(readelf.stderr).toBe('');
-      expect(readelf.stdout).toMatch(/VMCOREINFO/);
-      const serial = guest.serialText();
-      // The default layout is /proc/vmcore's: the kernel's own virtual addresses.
-      const banner = BigInt(`0x${/VMDUMP-LINUX-BANNER=([0-9a-f]+)/.exec(serial)![1]}`);
-      expect(run('gdb', ['-batch', '-nx', '-ex', `x/s 0x${banner.toString(16)}`, '-c', core]).stdout).toMatch(/Linux version 6\./);
-      if (hasTool('makedumpfile') || inCi) {
-        const made = run('makedumpfile', ['--dump-dmesg', core, path.join(work, 'dmesg.txt')]);
-        expect(made.stdout + made.stderr).toMatch(/makedumpfile Completed/);
-        expect(fs.readFileSync(path.join(work, 'dmesg.txt'), 'utf8')).toMatch(/VMDUMP-KMSG-MARKER/);
+  qemuIt(
+    'a running 2 GiB Linux guest is paused for under a second, and the dump passes the readers',
+    async () => {
+      const linux = buildLinuxGuest();
+      const work = path.join(dir, 'live-linux');
+      fs.mkdirSync(work, { recursive: true });
+      const socket = path.join(work, 'vmdump.sock');
+      const guest = await startGuest(
+        {
+          machine: 'q35',
+          memory: '2048M',
+          smp: 2,
+          kernel: linux.kernel,
+          initrd: linux.initrd,
+          append: 'console=ttyS0 nokaslr',
+          extra: ['-device', 'vmcoreinfo', '-qmp', `unix:${socket},server=on,wait=off`],
+          ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+        },
+        work,
+      );
+      try {
+        const core = path.join(work, 'live.core');
+        const result = await runCli(['qmp', socket, '--live', '-o', core]);
+        expect(result.code).toBe(0);
+        const paused = Number(/paused for (\d+) ms/.exec(result.stderr)?.[1]);
+        expect(paused).toBeGreaterThan(0);
+        expect(paused).toBeLessThan(1000);
+        expect(await status(guest)).toBe('running');
+        const readelf = run('readelf', ['-l', '-n', '-W', core]);
+        expect(readelf.stderr).toBe('');
+        expect(readelf.stdout).toMatch(/VMCOREINFO/);
+        const serial = guest.serialText();
+        // The default layout is /proc/vmcore's: the kernel's own virtual addresses.
+        const banner = BigInt(`0x${/VMDUMP-LINUX-BANNER=([0-9a-f]+)/.exec(serial)![1]}`);
+        expect(run('gdb', ['-batch', '-nx', '-ex', `x/s 0x${banner.toString(16)}`, '-c', core]).stdout).toMatch(
+          /Linux version 6\./,
+        );
+        if (hasTool('makedumpfile') || inCi) {
+          const made = run('makedumpfile', ['--dump-dmesg', core, path.join(work, 'dmesg.txt')]);
+          expect(made.stdout + made.stderr).toMatch(/makedumpfile Completed/);
+          expect(fs.readFileSync(path.join(work, 'dmesg.txt'), 'utf8')).toMatch(/VMDUMP-KMSG-MARKER/);
+        }
+      } finally {
+        await guest.quit();
+        fs.rmSync(work, { recursive: true, force: true });
       }
-    } finally {
-      await guest.quit();
-      fs.rmSync(work, { recursive: true, force: true });
-    }
-  }, 300_000);
+    },
+    300_000,
+  );
 
-  qemuIt('a VM with a migration blocker: says so, points to the default mode, stays running', async () => {
-    const work = path.join(dir, 'blocked');
-    fs.mkdirSync(work, { recursive: true });
-    // ivshmem without master=on blocks migration, as a passed-through device would.
-    const { guest, socket } = await guestWithVmdumpSocket('blocked', {
-      machine: 'q35', memory: '128M', smp: 1, bits: 64,
-      extra: ['-object', `memory-backend-file,id=shm,size=1M,mem-path=${path.join(work, 'shm')},share=on`, '-device', 'ivshmem-plain,memdev=shm'],
-    });
-    try {
-      const result = await runCli(['qmp', socket, '--live', '-o', path.join(work, 'x.core')]);
-      expect(result.code).toBe(3);
-      expect(result.stderr).toMatch(/^vmdump: error: this VM cannot be migrated, so --live cannot be used \(Migration is disabled .*ivshmem.*\); run vmdump qmp without --live/);
-      expect(await status(guest)).toBe('running');
-      expect(outputs(work)).toEqual([]);
-    } finally {
-      await guest.quit();
-    }
-  }, 120_000);
+  qemuIt(
+    'a VM with a migration blocker: says so, points to the default mode, stays running',
+    async () => {
+      const work = path.join(dir, 'blocked');
+      fs.mkdirSync(work, { recursive: true });
+      // ivshmem without master=on blocks migration, as a passed-through device would.
+      const { guest, socket } = await guestWithVmdumpSocket('blocked', {
+        machine: 'q35',
+        memory: '128M',
+        smp: 1,
+        bits: 64,
+        extra: [
+          '-object',
+          `memory-backend-file,id=shm,size=1M,mem-path=${path.join(work, 'shm')},share=on`,
+          '-device',
+          'ivshmem-plain,memdev=shm',
+        ],
+      });
+      try {
+        const result = await runCli(['qmp', socket, '--live', '-o', path.join(work, 'x.core')]);
+        expect(result.code).toBe(3);
+        expect(result.stderr).toMatch(
+          /^vmdump: error: this VM cannot be migrated, so --live cannot be used \(Migration is disabled .*ivshmem.*\); run vmdump qmp without --live/,
+        );
+        expect(await status(guest)).toBe('running');
+        expect(outputs(work)).toEqual([]);
+      } finally {
+        await guest.quit();
+      }
+    },
+    120_000,
+  );
 });

@@ -20,7 +20,14 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { runCli, tempDir } from './helpers/machines.js';
 import { pageMismatches, readFlattened, readKdump } from './helpers/kdump-reader.js';
-import { buildLinuxGuest, fetchForeignReaders, fetchLinuxVmlinux, saveStream, startGuest, type RunningGuest } from '../scripts/qemu-harness.js';
+import {
+  buildLinuxGuest,
+  fetchForeignReaders,
+  fetchLinuxVmlinux,
+  saveStream,
+  startGuest,
+  type RunningGuest,
+} from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run, inCi } from './helpers/tools.js';
 
 interface ArchCase {
@@ -39,16 +46,26 @@ interface ArchCase {
 
 const cases: readonly ArchCase[] = [
   {
-    debian: 'arm64', qemu: 'qemu-system-aarch64', qemuPackage: 'qemu-system-arm', machine: 'virt', console: 'ttyAMA0',
-    extra: ['-device', 'vmcoreinfo'], user: 'qemu-aarch64-static',
+    debian: 'arm64',
+    qemu: 'qemu-system-aarch64',
+    qemuPackage: 'qemu-system-arm',
+    machine: 'virt',
+    console: 'ttyAMA0',
+    extra: ['-device', 'vmcoreinfo'],
+    user: 'qemu-aarch64-static',
     // No PT_LOAD at kernel virtual addresses: gdb and drgn cannot read the kernel.
     qemuElfFailures: ['gdb-multiarch', 'drgn', 'makedumpfile'],
     // 64 KiB blocks over 4 KiB guest pages: "pfn … is excluded".
     qemuKdumpFailures: ['makedumpfile'],
   },
   {
-    debian: 's390x', qemu: 'qemu-system-s390x', qemuPackage: 'qemu-system-misc', machine: 's390-ccw-virtio', console: 'ttysclp0',
-    extra: [], user: 'qemu-s390x-static',
+    debian: 's390x',
+    qemu: 'qemu-system-s390x',
+    qemuPackage: 'qemu-system-misc',
+    machine: 's390-ccw-virtio',
+    console: 'ttysclp0',
+    extra: [],
+    user: 'qemu-s390x-static',
     // The little-endian .shstrtab header makes readelf print an error; no VMCOREINFO: drgn sees no kernel, makedumpfile no log_buf.
     qemuElfFailures: ['readelf', 'drgn', 'makedumpfile'],
     // No VMCOREINFO: "Can't find some symbols for log_buf".
@@ -60,13 +77,21 @@ const dir = tempDir('vmdump-arches-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** Runs a command without blocking the event loop, so the slow emulated readers can run side by side. */
-function runAsync(command: string, args: readonly string[], input = ''): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function runAsync(
+  command: string,
+  args: readonly string[],
+  input = '',
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     child.on('error', reject);
     child.on('close', (status) => resolve({ status, stdout, stderr }));
     child.stdin.end(input);
@@ -108,29 +133,49 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
     const linux = buildLinuxGuest(c.debian);
     release = linux.version;
     vmlinux = fetchLinuxVmlinux(c.debian);
-    const guest: RunningGuest = await startGuest({
-      qemu: c.qemu, machine: c.machine, cpu: 'max', memory: '512M', smp: 2, kernel: linux.kernel, initrd: linux.initrd,
-      append: `console=${c.console} rdinit=/init panic=-1`, ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
-      // A second monitor for vmdump: QMP serves one client at a time, and the harness holds the first.
-      extra: [...c.extra, '-qmp', `unix:${path.join(work, 'vmdump-qmp.sock')},server=on,wait=off`],
-    }, work);
+    const guest: RunningGuest = await startGuest(
+      {
+        qemu: c.qemu,
+        machine: c.machine,
+        cpu: 'max',
+        memory: '512M',
+        smp: 2,
+        kernel: linux.kernel,
+        initrd: linux.initrd,
+        append: `console=${c.console} rdinit=/init panic=-1`,
+        ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+        // A second monitor for vmdump: QMP serves one client at a time, and the harness holds the first.
+        extra: [...c.extra, '-qmp', `unix:${path.join(work, 'vmdump-qmp.sock')},server=on,wait=off`],
+      },
+      work,
+    );
     try {
       // --live on the running guest first: QEMU migrates it into vmdump and it runs on (a paused VM
       // would be left 'postmigrate', where QEMU refuses the later migrations this test makes).
       const migrated = path.join(work, 'migrated.core');
       const socket = path.join(work, 'vmdump-qmp.sock');
       const live = await runCli(['qmp', socket, '--live', '-o', migrated]);
-      expect([live.code, live.stderr]).toEqual([0, expect.stringMatching(/paused for \d+ ms \(live migration switchover\) and is running again/)]);
+      expect([live.code, live.stderr]).toEqual([
+        0,
+        expect.stringMatching(/paused for \d+ ms \(live migration switchover\) and is running again/),
+      ]);
       expect((await guest.qmp.execute<{ status: string }>('query-status')).status).toBe('running');
       const elf = path.join(work, 'qemu.core');
       const kdump = path.join(work, 'qemu.kdump-zlib.flat');
       await guest.qmp.execute('stop');
       await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${elf}` }, { timeoutMs: 300_000 });
-      await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${kdump}`, format: 'kdump-zlib' }, { timeoutMs: 300_000 });
+      await guest.qmp.execute(
+        'dump-guest-memory',
+        { paging: false, protocol: `file:${kdump}`, format: 'kdump-zlib' },
+        { timeoutMs: 300_000 },
+      );
       // The live source reads the paused guest through QEMU's notes and pmemsave: it stays paused.
       const liveElf = path.join(work, 'live.core');
       const liveKdump = path.join(work, 'live.kdump-zlib.flat');
-      for (const [out, format] of [[liveElf, ['--format', 'elf']], [liveKdump, ['--format', 'kdump-zlib', '--flattened']]] as const) {
+      for (const [out, format] of [
+        [liveElf, ['--format', 'elf']],
+        [liveKdump, ['--format', 'kdump-zlib', '--flattened']],
+      ] as const) {
         const live = await runCli(['qmp', socket, '--layout', 'qemu', ...format, '-o', out]);
         expect(live.stderr).not.toMatch(/error/i);
         expect(live.code).toBe(0);
@@ -152,58 +197,82 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
     return out;
   }
 
-  qemuIt('--layout qemu: the saved stream and the live source both give QEMU\'s ELF dump byte for byte', async () => {
-    const ours = await dump('ours-qemu.core', ['--layout', 'qemu']);
-    const expected = await sha256(refs!.elf);
-    expect(await sha256(ours)).toBe(expected);
-    expect(await sha256(refs!.liveElf)).toBe(expected);
-    if (c.debian === 's390x') {
-      // QEMU's bugs, reproduced: pr_pid 1 stored little-endian, the .shstrtab header little-endian (§4.3).
-      const head = fileHead(ours, 4096);
-      expect(head.readUInt32LE(64 + 64 + 4)).toBe(3); // sh_type SHT_STRTAB, little-endian in a big-endian file
-      const prstatus = head.indexOf(Buffer.from('CORE\0\0\0\0'));
-      expect(head.readUInt32LE(prstatus + 8 + 32)).toBe(1);
-    }
-  }, 300_000);
+  qemuIt(
+    "--layout qemu: the saved stream and the live source both give QEMU's ELF dump byte for byte",
+    async () => {
+      const ours = await dump('ours-qemu.core', ['--layout', 'qemu']);
+      const expected = await sha256(refs!.elf);
+      expect(await sha256(ours)).toBe(expected);
+      expect(await sha256(refs!.liveElf)).toBe(expected);
+      if (c.debian === 's390x') {
+        // QEMU's bugs, reproduced: pr_pid 1 stored little-endian, the .shstrtab header little-endian (§4.3).
+        const head = fileHead(ours, 4096);
+        expect(head.readUInt32LE(64 + 64 + 4)).toBe(3); // sh_type SHT_STRTAB, little-endian in a big-endian file
+        const prstatus = head.indexOf(Buffer.from('CORE\0\0\0\0'));
+        expect(head.readUInt32LE(prstatus + 8 + 32)).toBe(1);
+      }
+    },
+    300_000,
+  );
 
-  qemuIt('--layout qemu kdump-zlib: QEMU\'s header, sub-header, notes and bitmaps; every page decompresses to QEMU\'s', async () => {
-    const theirsFile = fs.readFileSync(refs!.kdump);
-    const theirs = readKdump(readFlattened(theirsFile).reassembled);
-    for (const file of [await dump('ours-qemu.flat', ['--layout', 'qemu', '--format', 'kdump-zlib', '--flattened']), refs!.liveKdump]) {
-      const ours = readKdump(readFlattened(fs.readFileSync(file)).reassembled);
-      expect([ours.blockSize, ours.machine, ours.physBase]).toEqual([theirs.blockSize, theirs.machine, theirs.physBase]);
-      const descAt = (1 + theirs.subHdrSize + theirs.bitmapBlocks) * theirs.blockSize;
-      expect(ours.bytes.subarray(0, descAt).equals(theirs.bytes.subarray(0, descAt))).toBe(true);
-      expect(pageMismatches(ours, theirs)).toEqual({ pfnsEqual: true, differing: 0 });
-    }
-    expect(theirs.blockSize).toBe(c.debian === 'arm64' ? 65536 : 4096);
-  }, 300_000);
+  qemuIt(
+    "--layout qemu kdump-zlib: QEMU's header, sub-header, notes and bitmaps; every page decompresses to QEMU's",
+    async () => {
+      const theirsFile = fs.readFileSync(refs!.kdump);
+      const theirs = readKdump(readFlattened(theirsFile).reassembled);
+      for (const file of [
+        await dump('ours-qemu.flat', ['--layout', 'qemu', '--format', 'kdump-zlib', '--flattened']),
+        refs!.liveKdump,
+      ]) {
+        const ours = readKdump(readFlattened(fs.readFileSync(file)).reassembled);
+        expect([ours.blockSize, ours.machine, ours.physBase]).toEqual([theirs.blockSize, theirs.machine, theirs.physBase]);
+        const descAt = (1 + theirs.subHdrSize + theirs.bitmapBlocks) * theirs.blockSize;
+        expect(ours.bytes.subarray(0, descAt).equals(theirs.bytes.subarray(0, descAt))).toBe(true);
+        expect(pageMismatches(ours, theirs)).toEqual({ pfnsEqual: true, differing: 0 });
+      }
+      expect(theirs.blockSize).toBe(c.debian === 'arm64' ? 65536 : 4096);
+    },
+    300_000,
+  );
 
-  readersIt('the default layout passes readelf, gdb-multiarch, drgn, crash and makedumpfile; QEMU\'s dump fails the named ones', async () => {
-    const elf = await dump('ours.core', []);
-    const kdump = await dump('ours.kdump', ['--format', 'kdump-zlib']);
-    const kdumpFile = readKdump(fs.readFileSync(kdump));
-    expect(kdumpFile.blockSize).toBe(4096); // the guest's page size: makedumpfile refuses QEMU's 64 KiB aarch64 blocks
-    const banner = bannerAddress(elf);
-    const qemuKdump = path.join(work, 'qemu.kdump');
-    fs.writeFileSync(qemuKdump, readFlattened(fs.readFileSync(refs!.kdump)).reassembled);
-    const [ours, qemu, oursKdump, qemuKdumpFailures] = await Promise.all([
-      readerFailures(elf, banner, 'elf'), readerFailures(refs!.elf, banner, 'elf'),
-      readerFailures(kdump, banner, 'kdump'), readerFailures(qemuKdump, banner, 'kdump'),
-    ]);
-    expect(ours).toEqual([]);
-    expect(oursKdump).toEqual([]);
-    expect(qemu).toEqual(c.qemuElfFailures);
-    expect(qemuKdumpFailures).toEqual(c.qemuKdumpFailures);
-    // The --live dump of the running guest (its memory moved on since) reads as a kernel too.
-    const migratedBanner = run('gdb-multiarch', ['-batch', '-nx', '-ex', `x/s 0x${bannerAddress(refs!.migrated).toString(16)}`, '-c', refs!.migrated]);
-    expect(migratedBanner.stdout).toContain(`Linux version ${release}`);
-    // vmdump verify accepts ours, and QEMU's own dumps too (their quirks are not structural errors).
-    for (const file of [elf, kdump, refs!.migrated, refs!.elf, refs!.kdump]) {
-      const verified = await runCli(['verify', file]);
-      expect([verified.code, verified.stderr]).toEqual([0, '']);
-    }
-  }, 900_000);
+  readersIt(
+    "the default layout passes readelf, gdb-multiarch, drgn, crash and makedumpfile; QEMU's dump fails the named ones",
+    async () => {
+      const elf = await dump('ours.core', []);
+      const kdump = await dump('ours.kdump', ['--format', 'kdump-zlib']);
+      const kdumpFile = readKdump(fs.readFileSync(kdump));
+      expect(kdumpFile.blockSize).toBe(4096); // the guest's page size: makedumpfile refuses QEMU's 64 KiB aarch64 blocks
+      const banner = bannerAddress(elf);
+      const qemuKdump = path.join(work, 'qemu.kdump');
+      fs.writeFileSync(qemuKdump, readFlattened(fs.readFileSync(refs!.kdump)).reassembled);
+      const [ours, qemu, oursKdump, qemuKdumpFailures] = await Promise.all([
+        readerFailures(elf, banner, 'elf'),
+        readerFailures(refs!.elf, banner, 'elf'),
+        readerFailures(kdump, banner, 'kdump'),
+        readerFailures(qemuKdump, banner, 'kdump'),
+      ]);
+      expect(ours).toEqual([]);
+      expect(oursKdump).toEqual([]);
+      expect(qemu).toEqual(c.qemuElfFailures);
+      expect(qemuKdumpFailures).toEqual(c.qemuKdumpFailures);
+      // The --live dump of the running guest (its memory moved on since) reads as a kernel too.
+      const migratedBanner = run('gdb-multiarch', [
+        '-batch',
+        '-nx',
+        '-ex',
+        `x/s 0x${bannerAddress(refs!.migrated).toString(16)}`,
+        '-c',
+        refs!.migrated,
+      ]);
+      expect(migratedBanner.stdout).toContain(`Linux version ${release}`);
+      // vmdump verify accepts ours, and QEMU's own dumps too (their quirks are not structural errors).
+      for (const file of [elf, kdump, refs!.migrated, refs!.elf, refs!.kdump]) {
+        const verified = await runCli(['verify', file]);
+        expect([verified.code, verified.stderr]).toEqual([0, '']);
+      }
+    },
+    900_000,
+  );
 
   /** linux_banner's kernel virtual address: the symbol plus the KASLR offset the dump's VMCOREINFO gives. */
   function bannerAddress(core: string): bigint {
@@ -216,7 +285,8 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
   /** Each reader on one dump; returns the names of those that failed. kdump files go to crash and makedumpfile only. */
   async function readerFailures(core: string, banner: bigint, kind: 'elf' | 'kdump'): Promise<string[]> {
     const readers = fetchForeignReaders(c.debian);
-    const emulated = (program: string, args: readonly string[], input = '') => runAsync(c.user, ['-L', readers.root, program, ...args], input);
+    const emulated = (program: string, args: readonly string[], input = '') =>
+      runAsync(c.user, ['-L', readers.root, program, ...args], input);
     const name = path.basename(core);
     const dmesg = path.join(work, `${name}.dmesg`);
     fs.rmSync(dmesg, { force: true });
@@ -233,7 +303,12 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
       const script = path.join(work, 'drgn-check.py');
       fs.writeFileSync(script, DRGN_SCRIPT);
       const drgn = run('drgn', ['-q', '-c', core, '-s', vmlinux, script]);
-      if (!drgn.stdout.includes('IS_LINUX_KERNEL') || !drgn.stdout.includes(`release ${release}`) || !/tasks .*\binit\b/.test(drgn.stdout)) failures.push('drgn');
+      if (
+        !drgn.stdout.includes('IS_LINUX_KERNEL') ||
+        !drgn.stdout.includes(`release ${release}`) ||
+        !/tasks .*\binit\b/.test(drgn.stdout)
+      )
+        failures.push('drgn');
     }
     if (!crash.stdout.includes(`RELEASE: ${release}`) || !crash.stdout.includes('VMDUMP-KMSG-MARKER')) failures.push('crash');
     if (!fs.existsSync(dmesg) || !fs.readFileSync(dmesg, 'utf8').includes('VMDUMP-KMSG-MARKER')) failures.push('makedumpfile');

@@ -8,7 +8,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Vcpu } from '../src/guest/guest.js';
 import { planPagingMappings } from '../src/targets/x86/paging.js';
 import type { PhysicalMemory } from '../src/guest/guest-memory.js';
-import { buildLinuxGuest, buildTinyGuests, fetchLinuxVmlinux, saveReferences, startGuest, QEMU, type GuestConfig, type TinyGuests } from '../scripts/qemu-harness.js';
+import {
+  buildLinuxGuest,
+  buildTinyGuests,
+  fetchLinuxVmlinux,
+  saveReferences,
+  startGuest,
+  QEMU,
+  type GuestConfig,
+  type TinyGuests,
+} from '../scripts/qemu-harness.js';
 import { patternRange, x86State } from './helpers/guests.js';
 import { runCli, tempDir } from './helpers/machines.js';
 import { hasTool, itWithTool, run, inCi } from './helpers/tools.js';
@@ -16,7 +25,12 @@ import { expectSameFile } from './helpers/same-file.js';
 
 /** Page tables as sparse memory; "memory" is the q35 guest of the spec (RAM, BIOS ROM, RAM above 4 GiB). */
 function syntheticMemory(words: Map<bigint, bigint>): PhysicalMemory {
-  const ram = [[0n, 0xa0000n], [0xc0000n, 0x4000000n], [0xfffc0000n, 0x100000000n], [0x100000000n, 0x104000000n]];
+  const ram = [
+    [0n, 0xa0000n],
+    [0xc0000n, 0x4000000n],
+    [0xfffc0000n, 0x100000000n],
+    [0x100000000n, 0x104000000n],
+  ];
   return {
     u64: async (a) => words.get(a) ?? 0n,
     u32: async (a) => Number(words.get(a) ?? 0n),
@@ -33,11 +47,19 @@ describe('32-bit paging with PSE (docs/memory-mapping.md §6, verified against Q
     const pde4m = (i: bigint, value: bigint) => w.set(pd + i * 4n, value | 0x81n);
     w.set(pd, pt | 1n);
     [0n, 1n, 2n, 3n].forEach((j) => pte(j, 0x200000n + j * 0x1000n));
-    pte(4n, 0x300000n); pte(5n, 0x301000n); pte(7n, 0xfec00000n); pte(8n, 0x200000n); pte(9n, 0x1ff000n);
-    pte(11n, 0xfffff000n); pte(12n, 0xa0000n); pte(13n, 0n);
-    pde4m(1n, 0x800000n); pde4m(2n, 0xc00000n);
+    pte(4n, 0x300000n);
+    pte(5n, 0x301000n);
+    pte(7n, 0xfec00000n);
+    pte(8n, 0x200000n);
+    pte(9n, 0x1ff000n);
+    pte(11n, 0xfffff000n);
+    pte(12n, 0xa0000n);
+    pte(13n, 0n);
+    pde4m(1n, 0x800000n);
+    pde4m(2n, 0xc00000n);
     pde4m(3n, 0x1n << 13n); // PSE-36: PDE bit 13 → physical bit 32
-    pde4m(0x300n, 0x3c00000n); pde4m(0x3ffn, 0xffc00000n);
+    pde4m(0x300n, 0x3c00000n);
+    pde4m(0x3ffn, 0xffc00000n);
     const cpu: Vcpu = { index: 0, state: x86State({ cr0: 0x80000011n, cr3: pd, cr4: 0x10n }) };
     const list = await planPagingMappings([patternRange(0n, 0x4000000n)], [cpu], syntheticMemory(w));
     expect(list.map((m) => [m.phys, m.virt, m.length])).toEqual([
@@ -54,7 +76,11 @@ describe('32-bit paging with PSE (docs/memory-mapping.md §6, verified against Q
   });
 
   it('without any vCPU in paging mode: one identity mapping per range', async () => {
-    const list = await planPagingMappings([patternRange(0n, 0xa0000n)], [{ index: 0, state: x86State() }], syntheticMemory(new Map()));
+    const list = await planPagingMappings(
+      [patternRange(0n, 0xa0000n)],
+      [{ index: 0, state: x86State() }],
+      syntheticMemory(new Map()),
+    );
     expect(list.map((m) => [m.phys, m.virt, m.length])).toEqual([[0n, 0n, 0xa0000n]]);
   });
 });
@@ -62,12 +88,17 @@ describe('32-bit paging with PSE (docs/memory-mapping.md §6, verified against Q
 describe('4-level: QEMU quirks for --layout qemu, fixed otherwise (docs/memory-mapping.md §4.3-4.4)', () => {
   // PML4[0] → PDPT → PD → PT: PTE0 → 0x200000, PTE1 → 0x201000 with protection-key bits 62:59 set.
   const w = new Map<bigint, bigint>([
-    [0x10000n, 0x11000n | 3n], [0x11000n, 0x12000n | 3n], [0x12000n, 0x13000n | 3n],
-    [0x13000n, 0x200000n | 3n], [0x13008n, 0x201000n | 3n | (0xfn << 59n)],
+    [0x10000n, 0x11000n | 3n],
+    [0x11000n, 0x12000n | 3n],
+    [0x12000n, 0x13000n | 3n],
+    [0x13000n, 0x200000n | 3n],
+    [0x13008n, 0x201000n | 3n | (0xfn << 59n)],
   ]);
   const cpu: Vcpu = { index: 0, state: x86State({ cr0: 0x80000011n, cr3: 0x10000n, cr4: 0x20n, efer: 0x500n }) };
-  const walk = (qemuQuirks: boolean) => planPagingMappings([patternRange(0n, 0x4000000n)], [cpu], syntheticMemory(w), { qemuQuirks })
-    .then((list) => list.map((m) => [m.phys, m.virt, m.length]));
+  const walk = (qemuQuirks: boolean) =>
+    planPagingMappings([patternRange(0n, 0x4000000n)], [cpu], syntheticMemory(w), { qemuQuirks }).then((list) =>
+      list.map((m) => [m.phys, m.virt, m.length]),
+    );
 
   it('QEMU: the 0xFFFF prefix on a lower-half address, and the page with software bits dropped', async () => {
     expect(await walk(true)).toEqual([[0x200000n, 0xffff000000000000n, 0x1000n]]);
@@ -83,17 +114,26 @@ describe('hostile page tables end in bounded time with a clear error', () => {
     const cpu: Vcpu = { index: 0, state: x86State({ cr0: 0x80000011n, cr3: 0x10000n, cr4: 0x20n, efer: 0x500n }) };
     const started = performance.now();
     // Every leaf maps the same page at a new address: QEMU's merge-insert is quadratic here, so the scan budget trips first.
-    await expect(planPagingMappings([patternRange(0n, 0x4000000n)], [cpu], self, { qemuQuirks: true, maxScanSteps: 2_000_000 }))
-      .rejects.toMatchObject({ code: 'bad-input', message: expect.stringMatching(/took more than 2000000 steps/) });
+    await expect(
+      planPagingMappings([patternRange(0n, 0x4000000n)], [cpu], self, { qemuQuirks: true, maxScanSteps: 2_000_000 }),
+    ).rejects.toMatchObject({ code: 'bad-input', message: expect.stringMatching(/took more than 2000000 steps/) });
     expect(performance.now() - started).toBeLessThan(30_000);
   });
 
   it('every PML4 entry present over one PDPT of 1 GiB leaves (262 656 entries) stops at the entry budget', async () => {
     // PML4 at 0x10000 → PDPT at 0x20000; PDPT entry j is a 1 GiB leaf at j GiB (these merge, so only entries count).
-    const memory = { u64: async (a: bigint) => (a < 0x20000n ? 0x20000n | 3n : ((a - 0x20000n) / 8n) << 30n | 0x83n), u32: async () => 0, isMemory: () => true };
+    const memory = {
+      u64: async (a: bigint) => (a < 0x20000n ? 0x20000n | 3n : (((a - 0x20000n) / 8n) << 30n) | 0x83n),
+      u32: async () => 0,
+      isMemory: () => true,
+    };
     const cpu: Vcpu = { index: 0, state: x86State({ cr0: 0x80000011n, cr3: 0x10000n, cr4: 0x20n, efer: 0x500n }) };
-    await expect(planPagingMappings([patternRange(0n, 0x4000000n)], [cpu], memory, { qemuQuirks: true, maxPresentEntries: 100_000 }))
-      .rejects.toMatchObject({ code: 'bad-input', message: expect.stringMatching(/more than 100000 present entries \(a loop or corrupt tables\?\)/) });
+    await expect(
+      planPagingMappings([patternRange(0n, 0x4000000n)], [cpu], memory, { qemuQuirks: true, maxPresentEntries: 100_000 }),
+    ).rejects.toMatchObject({
+      code: 'bad-input',
+      message: expect.stringMatching(/more than 100000 present entries \(a loop or corrupt tables\?\)/),
+    });
   });
 });
 
@@ -101,7 +141,9 @@ const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
 const dir = tempDir('vmdump-paging-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 let guests: TinyGuests | undefined;
-beforeAll(() => { if (hasTool('as')) guests = buildTinyGuests(); });
+beforeAll(() => {
+  if (hasTool('as')) guests = buildTinyGuests();
+});
 
 describe('--paging --layout qemu against QEMU paging=true', () => {
   qemuIt.each([
@@ -110,57 +152,84 @@ describe('--paging --layout qemu against QEMU paging=true', () => {
     '4-level (4 KiB, 2 MiB and 1 GiB pages, a 1 GiB alias, the kernel-style higher half; -cpu max)',
     '5-level (LA57, the same tables at PML5[0] and PML5[1], above 2^47; -cpu max)',
     '4-level, tiny 64-bit guest (2 MiB identity pages, 2 vCPUs, one without paging)',
-    'Linux guest (the kernel\'s own tables)',
-  ])('%s', async (name) => {
-    const linux = name.startsWith('Linux') ? buildLinuxGuest() : undefined;
-    const kernels: Record<string, string> = {
-      '32-bit': guests!.paging32, 'PAE': guests!.pagingPae, '4-level (': guests!.paging4, '5-level': guests!.paging5, '4-level,': guests!.tiny64,
-    };
-    const kernel = Object.entries(kernels).find(([prefix]) => name.startsWith(prefix))?.[1] ?? guests!.tiny64;
-    const maxCpu = name.includes('-cpu max') ? ['-cpu', 'max'] : [];
-    const config: GuestConfig = linux === undefined
-      ? { machine: 'q35', memory: '256M', smp: name.startsWith('4-level,') ? 2 : 1, kernel, extra: maxCpu }
-      : { machine: 'q35', memory: '512M', smp: 2, kernel: linux.kernel, initrd: linux.initrd, append: 'console=ttyS0 nokaslr',
-        extra: ['-device', 'vmcoreinfo'], ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' } };
-    const work = path.join(dir, name.replace(/\W+/g, '-').slice(0, 40));
-    const guest = await startGuest(config, work);
-    let refs: { dump: string; stream: string };
-    try {
-      refs = await saveReferences(guest, { paging: true });
-    } finally {
-      await guest.quit();
-    }
-    const { dump: qemu, stream } = refs;
-    const ours = path.join(work, 'ours.core');
-    const result = await runCli(['saved', stream, '--paging', '--layout', 'qemu', '-o', ours]);
-    expect(result.code).toBe(0);
-    expectSameFile(ours, qemu);
-    const table = run('readelf', ['-l', '-W', ours]).stdout;
-    const loads = table.match(/^\s+LOAD\s/gm)?.length ?? 0;
-    expect(loads).toBeGreaterThan(linux ? 100 : 1);
-    // Not vacuous: the virtual addresses are the page tables' (QEMU's 0xFFFF prefix in 4-level mode, the 0xC0000000 alias otherwise).
-    const expected = name.startsWith('5-level') ? /0xfe01000000000000/ : name.startsWith('4-level') ? /0xffff000000000000/ : /0x00000000c0000000/;
-    if (linux === undefined) expect(table).toMatch(expected);
-    if (linux !== undefined) {
-      // The default layout (canonical addresses): gdb reads linux_banner by its virtual address, crash opens it.
-      const portable = path.join(work, 'portable.core');
-      expect((await runCli(['saved', stream, '--paging', '-o', portable])).code).toBe(0);
-      const banner = /VMDUMP-LINUX-BANNER=([0-9a-f]+)/.exec(guest.serialText())![1]!;
-      expect(run('gdb', ['-batch', '-nx', '-ex', `x/s 0x${banner}`, '-c', portable]).stdout).toMatch(/Linux version 6\./);
-      if (hasTool('crash') || inCi) {
-        const vmlinux = fetchLinuxVmlinux();
-        const crash = run('sh', ['-c', `printf 'sys\\nquit\\n' | crash -s '${vmlinux}' '${portable}'`]);
-        expect(crash.stdout).toMatch(/RELEASE: 6\./);
+    "Linux guest (the kernel's own tables)",
+  ])(
+    '%s',
+    async (name) => {
+      const linux = name.startsWith('Linux') ? buildLinuxGuest() : undefined;
+      const kernels: Record<string, string> = {
+        '32-bit': guests!.paging32,
+        PAE: guests!.pagingPae,
+        '4-level (': guests!.paging4,
+        '5-level': guests!.paging5,
+        '4-level,': guests!.tiny64,
+      };
+      const kernel = Object.entries(kernels).find(([prefix]) => name.startsWith(prefix))?.[1] ?? guests!.tiny64;
+      const maxCpu = name.includes('-cpu max') ? ['-cpu', 'max'] : [];
+      const config: GuestConfig =
+        linux === undefined
+          ? { machine: 'q35', memory: '256M', smp: name.startsWith('4-level,') ? 2 : 1, kernel, extra: maxCpu }
+          : {
+              machine: 'q35',
+              memory: '512M',
+              smp: 2,
+              kernel: linux.kernel,
+              initrd: linux.initrd,
+              append: 'console=ttyS0 nokaslr',
+              extra: ['-device', 'vmcoreinfo'],
+              ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+            };
+      const work = path.join(dir, name.replace(/\W+/g, '-').slice(0, 40));
+      const guest = await startGuest(config, work);
+      let refs: { dump: string; stream: string };
+      try {
+        refs = await saveReferences(guest, { paging: true });
+      } finally {
+        await guest.quit();
       }
-    }
-    fs.rmSync(work, { recursive: true, force: true });
-  }, 300_000);
+      const { dump: qemu, stream } = refs;
+      const ours = path.join(work, 'ours.core');
+      const result = await runCli(['saved', stream, '--paging', '--layout', 'qemu', '-o', ours]);
+      expect(result.code).toBe(0);
+      expectSameFile(ours, qemu);
+      const table = run('readelf', ['-l', '-W', ours]).stdout;
+      const loads = table.match(/^\s+LOAD\s/gm)?.length ?? 0;
+      expect(loads).toBeGreaterThan(linux ? 100 : 1);
+      // Not vacuous: the virtual addresses are the page tables' (QEMU's 0xFFFF prefix in 4-level mode, the 0xC0000000 alias otherwise).
+      const expected = name.startsWith('5-level')
+        ? /0xfe01000000000000/
+        : name.startsWith('4-level')
+          ? /0xffff000000000000/
+          : /0x00000000c0000000/;
+      if (linux === undefined) expect(table).toMatch(expected);
+      if (linux !== undefined) {
+        // The default layout (canonical addresses): gdb reads linux_banner by its virtual address, crash opens it.
+        const portable = path.join(work, 'portable.core');
+        expect((await runCli(['saved', stream, '--paging', '-o', portable])).code).toBe(0);
+        const banner = /VMDUMP-LINUX-BANNER=([0-9a-f]+)/.exec(guest.serialText())![1]!;
+        expect(run('gdb', ['-batch', '-nx', '-ex', `x/s 0x${banner}`, '-c', portable]).stdout).toMatch(/Linux version 6\./);
+        if (hasTool('crash') || inCi) {
+          const vmlinux = fetchLinuxVmlinux();
+          const crash = run('sh', ['-c', `printf 'sys\\nquit\\n' | crash -s '${vmlinux}' '${portable}'`]);
+          expect(crash.stdout).toMatch(/RELEASE: 6\./);
+        }
+      }
+      fs.rmSync(work, { recursive: true, force: true });
+    },
+    300_000,
+  );
 
   qemuIt('--paging on a guest without paging is a clear usage error', async () => {
     const example = path.join(dir, 'no-paging.json');
     fs.writeFileSync(path.join(dir, 'r.img'), Buffer.alloc(0x10000));
-    fs.writeFileSync(example, JSON.stringify({ arch: 'i386', ram: [{ address: 0, size: 0x10000, file: 'r.img' }], vcpus: [{ eip: '0xfff0' }] }));
+    fs.writeFileSync(
+      example,
+      JSON.stringify({ arch: 'i386', ram: [{ address: 0, size: 0x10000, file: 'r.img' }], vcpus: [{ eip: '0xfff0' }] }),
+    );
     const result = await runCli(['raw', example, '--paging', '-o', path.join(dir, 'x.core')]);
-    expect([result.code, result.stderr.trim()]).toEqual([2, 'vmdump: error: --paging needs a vCPU with paging on (CR0.PG); every vCPU here runs without paging']);
+    expect([result.code, result.stderr.trim()]).toEqual([
+      2,
+      'vmdump: error: --paging needs a vCPU with paging on (CR0.PG); every vCPU here runs without paging',
+    ]);
   });
 });

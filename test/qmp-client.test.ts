@@ -11,10 +11,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { QmpClient } from '../src/sources/qmp/qmp-client.js';
 
 const cleanups: (() => void)[] = [];
-afterEach(() => { for (const cleanup of cleanups.splice(0)) cleanup(); });
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
 
 /** A QMP peer that greets, accepts qmp_capabilities, and answers other commands through `answer`. */
-async function scriptedPeer(answer: (command: { execute: string; id?: unknown }, reply: (message: object) => void) => void): Promise<string> {
+async function scriptedPeer(
+  answer: (command: { execute: string; id?: unknown }, reply: (message: object) => void) => void,
+): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmdump-qmp-'));
   const socketPath = path.join(dir, 'qmp.sock');
   const server = net.createServer((socket) => {
@@ -25,14 +29,19 @@ async function scriptedPeer(answer: (command: { execute: string; id?: unknown },
       for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
         const command = JSON.parse(buffer.slice(0, newline)) as { execute: string; id?: unknown };
         buffer = buffer.slice(newline + 1);
-        const reply = (message: object): void => { socket.write(`${JSON.stringify(message)}\n`); };
+        const reply = (message: object): void => {
+          socket.write(`${JSON.stringify(message)}\n`);
+        };
         if (command.execute === 'qmp_capabilities') reply({ return: {}, id: command.id });
         else answer(command, reply);
       }
     });
   });
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-  cleanups.push(() => { server.close(); fs.rmSync(dir, { recursive: true, force: true }); });
+  cleanups.push(() => {
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
   return socketPath;
 }
 

@@ -59,7 +59,9 @@ async function expectRefused(name: string, bytes: Buffer, message: RegExp): Prom
   expect(result.stderr).toMatch(message);
   expect(result.stderr.trim().split('\n')).toHaveLength(1);
   expect(result.code).toBe(3);
-  expect(fs.readdirSync(dir).filter((f) => f.startsWith(name) && f.endsWith('.core') || f.includes('vmdump-partial'))).toEqual([]);
+  expect(fs.readdirSync(dir).filter((f) => (f.startsWith(name) && f.endsWith('.core')) || f.includes('vmdump-partial'))).toEqual(
+    [],
+  );
 }
 
 describe('damaged streams', () => {
@@ -70,11 +72,19 @@ describe('damaged streams', () => {
   });
 
   qemuIt('not a stream at all', async () => {
-    await expectRefused('json', Buffer.from('{"arch": "x86_64"}\n'), /not a QEMU migration stream \(magic 0x7b226172.*\) at byte 0x0/);
+    await expectRefused(
+      'json',
+      Buffer.from('{"arch": "x86_64"}\n'),
+      /not a QEMU migration stream \(magic 0x7b226172.*\) at byte 0x0/,
+    );
   });
 
   qemuIt('truncated: half the file, and the last byte', async () => {
-    await expectRefused('half', stream.subarray(0, stream.length >> 1), new RegExp(`ends at byte 0x${(stream.length >> 1).toString(16)} without its vmdesc trailer`));
+    await expectRefused(
+      'half',
+      stream.subarray(0, stream.length >> 1),
+      new RegExp(`ends at byte 0x${(stream.length >> 1).toString(16)} without its vmdesc trailer`),
+    );
     await expectRefused('short', stream.subarray(0, stream.length - 1), /without its vmdesc trailer/);
   });
 
@@ -83,11 +93,19 @@ describe('damaged streams', () => {
     const footer = stream.indexOf(eos) + 8;
     const bytes = Buffer.from(stream);
     bytes[footer] = 0x7f;
-    await expectRefused('footer', bytes, new RegExp(`unknown record type 0x7f: the stream is corrupt at byte 0x${footer.toString(16)}`));
+    await expectRefused(
+      'footer',
+      bytes,
+      new RegExp(`unknown record type 0x7f: the stream is corrupt at byte 0x${footer.toString(16)}`),
+    );
     const payload = await stampPagePayload();
     const flipped = Buffer.from(stream);
     flipped[payload - 1] = 0x28 ^ 0x01; // CONTINUE|PAGE → CONTINUE|PAGE|FULL
-    await expectRefused('ramflag', flipped, new RegExp(`RAM record flags 0x29 .*corrupt at byte 0x${(payload - 8).toString(16)}`));
+    await expectRefused(
+      'ramflag',
+      flipped,
+      new RegExp(`RAM record flags 0x29 .*corrupt at byte 0x${(payload - 8).toString(16)}`),
+    );
   });
 
   qemuIt('an encoding vmdump does not decode is refused by name (xbzrle)', async () => {
@@ -120,14 +138,21 @@ describe('libvirt save images (virsh save)', () => {
 
   qemuIt('compressed and incomplete images are refused with the reason', async () => {
     await expectRefused('gz', Buffer.concat([header('LibvirtQemudSave', 1, '<domain/>'), stream]), /gzip-compressed; decompress/);
-    await expectRefused('part', Buffer.concat([header('LibvirtQemudPart', 0, '<domain/>'), stream]), /incomplete \(LibvirtQemudPart/);
+    await expectRefused(
+      'part',
+      Buffer.concat([header('LibvirtQemudPart', 0, '<domain/>'), stream]),
+      /incomplete \(LibvirtQemudPart/,
+    );
   });
 });
 
 describe('standard input', () => {
   qemuIt('`cat vm.state | vmdump saved -` gives the same dump and leaves no spool file', async () => {
     const out = path.join(dir, 'stdin.core');
-    const shell = run('bash', ['-c', `set -o pipefail; cat '${streamFile}' | TMPDIR='${dir}' '${process.execPath}' '${path.resolve('dist/src/cli/main.js')}' saved - --layout qemu > '${out}'`]);
+    const shell = run('bash', [
+      '-c',
+      `set -o pipefail; cat '${streamFile}' | TMPDIR='${dir}' '${process.execPath}' '${path.resolve('dist/src/cli/main.js')}' saved - --layout qemu > '${out}'`,
+    ]);
     expect(shell.status).toBe(0);
     expectSameFile(out, reference);
     expect(fs.readdirSync(dir).filter((f) => f.startsWith('.vmdump-spool'))).toEqual([]);

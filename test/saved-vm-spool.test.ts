@@ -19,8 +19,16 @@ describe('spooling a saved VM', () => {
   it('a write that fails (ENOSPC) and a close that then fails (EIO): ENOSPC and $TMPDIR are reported, the descriptor is closed once', async () => {
     const closed: number[] = [];
     const failing: SpoolFileSystem = {
-      openSync: fs.openSync, unlinkSync: fs.unlinkSync,
-      write: ((fd: number, _buffer: Uint8Array, _offset: number, _length: number, _position: number, callback: (error: Error | null, written: number) => void) => {
+      openSync: fs.openSync,
+      unlinkSync: fs.unlinkSync,
+      write: ((
+        fd: number,
+        _buffer: Uint8Array,
+        _offset: number,
+        _length: number,
+        _position: number,
+        callback: (error: Error | null, written: number) => void,
+      ) => {
         callback(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }), 0);
         void fd;
       }) as SpoolFileSystem['write'],
@@ -30,9 +38,14 @@ describe('spooling a saved VM', () => {
         throw Object.assign(new Error('EIO: i/o error, close'), { code: 'EIO' });
       },
     };
-    const failure = await openSavedVmStream(chunks(), 'standard input', { spoolDir: dir, spoolFileSystem: failing }).then(() => undefined, (error: unknown) => error);
+    const failure = await openSavedVmStream(chunks(), 'standard input', { spoolDir: dir, spoolFileSystem: failing }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     expect(failure).toMatchObject({ code: 'output' });
-    expect((failure as Error).message).toMatch(new RegExp(`^cannot spool the saved VM from standard input into \\$TMPDIR \\(${dir}\\), which is full: .*\\(ENOSPC\\)`));
+    expect((failure as Error).message).toMatch(
+      new RegExp(`^cannot spool the saved VM from standard input into \\$TMPDIR \\(${dir}\\), which is full: .*\\(ENOSPC\\)`),
+    );
     expect((failure as Error).message).not.toMatch(/EIO/);
     expect(closed).toHaveLength(1);
     expect(fs.readdirSync(dir)).toEqual([]);

@@ -7,7 +7,8 @@ import { afterAll, expect } from 'vitest';
 
 const leaks: string[] = [];
 process.on('warning', (warning) => {
-  if (/Closing file descriptor \d+ on garbage collection|Closing a FileHandle object on garbage collection/.test(warning.message)) leaks.push(warning.message);
+  if (/Closing file descriptor \d+ on garbage collection|Closing a FileHandle object on garbage collection/.test(warning.message))
+    leaks.push(warning.message);
 });
 
 afterAll(async () => {

@@ -18,10 +18,11 @@ import { tempDir } from './helpers/machines.js';
 import { itWithTool, run } from './helpers/tools.js';
 
 const dir = tempDir();
-const guest = (): GuestModel => guestOf({
-  ram: [patternRange(0n, 0xa0000n), patternRange(0x100000n, 0x300000n)],
-  vcpus: [{ index: 0, state: x86State({ efer: 0x500n, rip: 0xffffffff81000000n }) }],
-});
+const guest = (): GuestModel =>
+  guestOf({
+    ram: [patternRange(0n, 0xa0000n), patternRange(0x100000n, 0x300000n)],
+    vcpus: [{ index: 0, state: x86State({ efer: 0x500n, rip: 0xffffffff81000000n }) }],
+  });
 const memfs = () => {
   const volume = new Volume();
   volume.mkdirSync('/dumps');
@@ -45,11 +46,20 @@ describe('file and memfs sinks', () => {
   it('with overwrite (--force), a failure mid-way removes the partial file and leaves the existing destination untouched', async () => {
     const { volume, fileSystem } = memfs();
     volume.writeFileSync('/dumps/core.elf', 'the previous dump');
-    const failing = guestOf({ ram: [{ ...patternRange(0n, 8n << 20n), read: async (offset, into) => {
-      if (offset > 2n << 20n) throw new Error('disk vanished');
-      into.fill(7);
-    } }] });
-    await expect(writeDump(planDump(failing), fileSink('/dumps/core.elf', { fileSystem, overwrite: true })).result).rejects.toThrow('disk vanished');
+    const failing = guestOf({
+      ram: [
+        {
+          ...patternRange(0n, 8n << 20n),
+          read: async (offset, into) => {
+            if (offset > 2n << 20n) throw new Error('disk vanished');
+            into.fill(7);
+          },
+        },
+      ],
+    });
+    await expect(
+      writeDump(planDump(failing), fileSink('/dumps/core.elf', { fileSystem, overwrite: true })).result,
+    ).rejects.toThrow('disk vanished');
     expect(volume.readdirSync('/dumps')).toEqual(['core.elf']);
     expect(volume.readFileSync('/dumps/core.elf', 'utf8')).toBe('the previous dump');
   });
@@ -57,24 +67,42 @@ describe('file and memfs sinks', () => {
   it('an existing file is refused without overwrite, replaced with it; a symlink is refused either way', async () => {
     const { volume, fileSystem } = memfs();
     volume.writeFileSync('/dumps/old.elf', 'precious');
-    await expect(writeDump(planDump(guest()), fileSink('/dumps/old.elf', { fileSystem })).result)
-      .rejects.toMatchObject({ code: 'output', message: '/dumps/old.elf already exists; use --force to replace it' });
+    await expect(writeDump(planDump(guest()), fileSink('/dumps/old.elf', { fileSystem })).result).rejects.toMatchObject({
+      code: 'output',
+      message: '/dumps/old.elf already exists; use --force to replace it',
+    });
     expect(volume.readFileSync('/dumps/old.elf', 'utf8')).toBe('precious');
     await writeDump(planDump(guest()), fileSink('/dumps/old.elf', { fileSystem, overwrite: true })).result;
     expect(parseElf(volume.readFileSync('/dumps/old.elf') as Buffer).phdrs.length).toBe(3);
     volume.writeFileSync('/dumps/target', 'not yours');
     volume.symlinkSync('/dumps/target', '/dumps/link.elf');
-    await expect(writeDump(planDump(guest()), fileSink('/dumps/link.elf', { fileSystem, overwrite: true })).result)
-      .rejects.toMatchObject({ code: 'output', message: expect.stringMatching(/link.elf is a symbolic link; vmdump does not write through links/) });
+    await expect(
+      writeDump(planDump(guest()), fileSink('/dumps/link.elf', { fileSystem, overwrite: true })).result,
+    ).rejects.toMatchObject({
+      code: 'output',
+      message: expect.stringMatching(/link.elf is a symbolic link; vmdump does not write through links/),
+    });
     expect(volume.readFileSync('/dumps/target', 'utf8')).toBe('not yours');
     expect(volume.readdirSync('/dumps').sort()).toEqual(['link.elf', 'old.elf', 'target']);
   });
 
   it('an unwritable destination is an output error before anything is read', async () => {
     let reads = 0;
-    const counting = guestOf({ ram: [{ ...patternRange(0n, 4096n), read: async (_o, into) => { reads += 1; into.fill(0); } }] });
-    await expect(writeDump(planDump(counting), fileSink(path.join(dir, 'no/such/dir/core'))).result)
-      .rejects.toMatchObject({ code: 'output', message: expect.stringContaining('cannot create') });
+    const counting = guestOf({
+      ram: [
+        {
+          ...patternRange(0n, 4096n),
+          read: async (_o, into) => {
+            reads += 1;
+            into.fill(0);
+          },
+        },
+      ],
+    });
+    await expect(writeDump(planDump(counting), fileSink(path.join(dir, 'no/such/dir/core'))).result).rejects.toMatchObject({
+      code: 'output',
+      message: expect.stringContaining('cannot create'),
+    });
     expect(reads).toBe(0);
   });
 
@@ -145,14 +173,35 @@ describe('the first error is the one reported', () => {
 
   it.each([
     ['file sink (ELF)', (fileSystem: FileSystem) => writeDump(planDump(guest()), fileSink('/dumps/core', { fileSystem })).result],
-    ['gzip into a file sink', (fileSystem: FileSystem) => writeDump(planDump(guest()), gzipSink(fileSink('/dumps/core', { fileSystem }), { level: 0 })).result],
-    ['plain kdump file (positional writes)', (fileSystem: FileSystem) =>
-      writeKdump(planKdump(guest(), { codec: 'zlib' }), { kind: 'plain', sink: placedFileSink('/dumps/core', { fileSystem }) }, { threads: 1 }).result],
-    ['flattened kdump into a file sink', (fileSystem: FileSystem) =>
-      writeKdump(planKdump(guest(), { codec: 'zlib' }), { kind: 'flattened', sink: fileSink('/dumps/core', { fileSystem }) }, { threads: 1 }).result],
+    [
+      'gzip into a file sink',
+      (fileSystem: FileSystem) =>
+        writeDump(planDump(guest()), gzipSink(fileSink('/dumps/core', { fileSystem }), { level: 0 })).result,
+    ],
+    [
+      'plain kdump file (positional writes)',
+      (fileSystem: FileSystem) =>
+        writeKdump(
+          planKdump(guest(), { codec: 'zlib' }),
+          { kind: 'plain', sink: placedFileSink('/dumps/core', { fileSystem }) },
+          { threads: 1 },
+        ).result,
+    ],
+    [
+      'flattened kdump into a file sink',
+      (fileSystem: FileSystem) =>
+        writeKdump(
+          planKdump(guest(), { codec: 'zlib' }),
+          { kind: 'flattened', sink: fileSink('/dumps/core', { fileSystem }) },
+          { threads: 1 },
+        ).result,
+    ],
   ])('%s: a write fails (ENOSPC), then close fails (EIO): ENOSPC is reported, nothing is left', async (_name, dump) => {
     const { volume, fileSystem } = failingDisk(64 << 10);
-    const failure = await dump(fileSystem).then(() => undefined, (error: unknown) => error);
+    const failure = await dump(fileSystem).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     expect(failure).toMatchObject({ code: 'output', message: expect.stringMatching(/ENOSPC/) as unknown });
     expect(String((failure as Error).message)).not.toMatch(/EIO/);
     expect(volume.readdirSync('/dumps')).toEqual([]);

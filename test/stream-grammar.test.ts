@@ -18,11 +18,20 @@ import { tempDir } from './helpers/machines.js';
 const dir = tempDir('vmdump-grammar-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const be32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
-const be64 = (n: bigint): Buffer => { const b = Buffer.alloc(8); b.writeBigUInt64BE(n); return b; };
+const be32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+};
+const be64 = (n: bigint): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(n);
+  return b;
+};
 const str8 = (s: string): Buffer => Buffer.concat([Buffer.from([s.length]), Buffer.from(s, 'latin1')]);
 const footer = (id: number): Buffer => Buffer.concat([Buffer.from([0x7e]), be32(id)]);
-const sectionStart = (type: number, id: number, name: string, version = 1): Buffer => Buffer.concat([Buffer.from([type]), be32(id), str8(name), be32(0), be32(version)]);
+const sectionStart = (type: number, id: number, name: string, version = 1): Buffer =>
+  Buffer.concat([Buffer.from([type]), be32(id), str8(name), be32(0), be32(version)]);
 const sectionPart = (type: number, id: number): Buffer => Buffer.concat([Buffer.from([type]), be32(id)]);
 
 /** RAM flags (§5): PAGE 0x08, EOS 0x10, CONTINUE 0x20, MEM_SIZE 0x04. */
@@ -31,7 +40,11 @@ function pageRecord(address: bigint, block: string, first: boolean, pageSize: nu
   return Buffer.concat([be64(address | (first ? 0x08n : 0x28n)), ...(first ? [str8(block)] : []), payload]);
 }
 
-interface Built { file: string; pageSize: number; pages: number }
+interface Built {
+  file: string;
+  pageSize: number;
+  pages: number;
+}
 
 /**
  * RAM block "s390.ram" of `pages` pages; its records are split in two RAM chunks with a storage-
@@ -42,29 +55,68 @@ function buildStream(pageSize: number, pages: number, options: { pageBits?: numb
   const length = BigInt(pageSize * pages);
   const half = Math.floor(pages / 2);
   const records = (from: number, to: number, firstRecord: boolean): Buffer[] =>
-    Array.from({ length: to - from }, (_, i) => pageRecord(BigInt((from + i) * pageSize), 's390.ram', firstRecord && i === 0, pageSize));
+    Array.from({ length: to - from }, (_, i) =>
+      pageRecord(BigInt((from + i) * pageSize), 's390.ram', firstRecord && i === 0, pageSize),
+    );
   const eos = be64(0x10n);
-  const css = { name: 's390_css', instance_id: 0, vmsd_name: 's390_css', version: 1, fields: [
-    { name: 'max_cssid', type: 'uint8', size: 1 },
-    { name: 'css', array_len: 4, type: 'struct', struct: {}, size: 1 },
-    { name: 'default_cssid', type: 'uint8', size: 1 },
-  ] };
+  const css = {
+    name: 's390_css',
+    instance_id: 0,
+    vmsd_name: 's390_css',
+    version: 1,
+    fields: [
+      { name: 'max_cssid', type: 'uint8', size: 1 },
+      { name: 'css', array_len: 4, type: 'struct', struct: {}, size: 1 },
+      { name: 'default_cssid', type: 'uint8', size: 1 },
+    ],
+  };
   const vmdesc = Buffer.from(JSON.stringify({ page_size: pageSize, devices: [css] }));
   // The third css element is a real struct (10 bytes the trailer does not describe): 0x30 marks null pointers.
   const cssBody = Buffer.concat([Buffer.from([0xfe, 0x30, 0x30]), Buffer.from('0123456789'), Buffer.from([0x30, 0xfe])]);
   const stream = Buffer.concat([
-    be32(0x5145564d), be32(3),
-    Buffer.from([0x07]), be32(10), Buffer.from('virt-7.2xx'),
-    ...(options.pageBits === undefined ? [] : [Buffer.from([0x05]), str8('configuration/target-page-bits'), be32(1), be32(options.pageBits)]),
-    sectionStart(0x01, 1, 'ram', 4), be64(length | 0x04n), str8('s390.ram'), be64(length), eos, footer(1),
-    sectionStart(0x01, 2, 's390-storage_attributes', 0), be64(0x1n), footer(2),
-    sectionPart(0x02, 1), ...records(0, half, true), eos, footer(1),
+    be32(0x5145564d),
+    be32(3),
+    Buffer.from([0x07]),
+    be32(10),
+    Buffer.from('virt-7.2xx'),
+    ...(options.pageBits === undefined
+      ? []
+      : [Buffer.from([0x05]), str8('configuration/target-page-bits'), be32(1), be32(options.pageBits)]),
+    sectionStart(0x01, 1, 'ram', 4),
+    be64(length | 0x04n),
+    str8('s390.ram'),
+    be64(length),
+    eos,
+    footer(1),
+    sectionStart(0x01, 2, 's390-storage_attributes', 0),
+    be64(0x1n),
+    footer(2),
+    sectionPart(0x02, 1),
+    ...records(0, half, true),
+    eos,
+    footer(1),
     // MORE: 3 bytes of attributes, then EOS.
-    sectionPart(0x02, 2), be64(0x2n), be64(3n), Buffer.from([1, 2, 3]), be64(0x1n), footer(2),
-    sectionPart(0x03, 1), ...records(half, pages, false), eos, footer(1),
-    sectionPart(0x03, 2), be64(0x8n), be64(0x1n), footer(2),
-    sectionStart(0x04, 3, 's390_css'), cssBody, footer(3),
-    Buffer.from([0x00]), Buffer.from([0x06]), be32(vmdesc.length), vmdesc,
+    sectionPart(0x02, 2),
+    be64(0x2n),
+    be64(3n),
+    Buffer.from([1, 2, 3]),
+    be64(0x1n),
+    footer(2),
+    sectionPart(0x03, 1),
+    ...records(half, pages, false),
+    eos,
+    footer(1),
+    sectionPart(0x03, 2),
+    be64(0x8n),
+    be64(0x1n),
+    footer(2),
+    sectionStart(0x04, 3, 's390_css'),
+    cssBody,
+    footer(3),
+    Buffer.from([0x00]),
+    Buffer.from([0x06]),
+    be32(vmdesc.length),
+    vmdesc,
   ]);
   const file = path.join(dir, `stream-${pageSize}-${pages}-${options.pageBits ?? 'none'}.state`);
   fs.writeFileSync(file, stream);
@@ -83,28 +135,31 @@ async function parse(file: string) {
 }
 
 describe('migration stream grammar of the aarch64 and s390x machines', () => {
-  it.each([4096, 65536])('page size %i from the trailer; a re-read steps over the storage attributes between RAM chunks', async (pageSize) => {
-    const built = buildStream(pageSize, 8, { pageBits: Math.log2(pageSize) });
-    const { fd, size, stream } = await parse(built.file);
-    try {
-      const block = stream.blocks[0]!;
-      expect([block.id, block.pageSize, block.usedLength]).toEqual(['s390.ram', pageSize, BigInt(pageSize * 8)]);
-      // Pass 1 indexed the three storage-attributes chunks as steps to take.
-      expect(block.foreignChunks.size).toBe(3);
-      const whole = Buffer.alloc(pageSize * 8);
-      await readBlock({ fd, size, label: built.file }, block, 0n, whole);
-      for (let page = 0; page < 8; page += 1) {
-        expect(whole.subarray(page * pageSize, (page + 1) * pageSize).every((b) => b === page + 1)).toBe(true);
+  it.each([4096, 65536])(
+    'page size %i from the trailer; a re-read steps over the storage attributes between RAM chunks',
+    async (pageSize) => {
+      const built = buildStream(pageSize, 8, { pageBits: Math.log2(pageSize) });
+      const { fd, size, stream } = await parse(built.file);
+      try {
+        const block = stream.blocks[0]!;
+        expect([block.id, block.pageSize, block.usedLength]).toEqual(['s390.ram', pageSize, BigInt(pageSize * 8)]);
+        // Pass 1 indexed the three storage-attributes chunks as steps to take.
+        expect(block.foreignChunks.size).toBe(3);
+        const whole = Buffer.alloc(pageSize * 8);
+        await readBlock({ fd, size, label: built.file }, block, 0n, whole);
+        for (let page = 0; page < 8; page += 1) {
+          expect(whole.subarray(page * pageSize, (page + 1) * pageSize).every((b) => b === page + 1)).toBe(true);
+        }
+        // The device whose array the trailer cannot size: decoded up to it, then stepped over to its footer.
+        const css = stream.devices.find((d) => d.name === 's390_css')!;
+        expect([css.complete, css.uint('max_cssid')]).toEqual([false, 0xfen]);
+      } finally {
+        fs.closeSync(fd);
       }
-      // The device whose array the trailer cannot size: decoded up to it, then stepped over to its footer.
-      const css = stream.devices.find((d) => d.name === 's390_css')!;
-      expect([css.complete, css.uint('max_cssid')]).toEqual([false, 0xfen]);
-    } finally {
-      fs.closeSync(fd);
-    }
-  });
+    },
+  );
 
-  it('refuses target-page-bits that disagree with the trailer\'s page size', async () => {
+  it("refuses target-page-bits that disagree with the trailer's page size", async () => {
     const built = buildStream(4096, 4, { pageBits: 16 });
     await expect(parse(built.file)).rejects.toThrow(/target page bits 16 disagree with the vmdesc page size 4096/);
   });
@@ -115,6 +170,8 @@ describe('migration stream grammar of the aarch64 and s390x machines', () => {
     const more = bytes.indexOf(Buffer.concat([be64(0x2n), be64(3n)]));
     bytes.writeBigUInt64BE(1n << 40n, more + 8);
     fs.writeFileSync(built.file, bytes);
-    await expect(parse(built.file)).rejects.toThrow(new RegExp(`storage-attributes record of ${1n << 40n} bytes runs past the end.*at byte 0x${more.toString(16)}`));
+    await expect(parse(built.file)).rejects.toThrow(
+      new RegExp(`storage-attributes record of ${1n << 40n} bytes runs past the end.*at byte 0x${more.toString(16)}`),
+    );
   });
 });

@@ -27,7 +27,10 @@ function slowWritable(delayMs: number): Writable & { accepted: number } {
   const sink = new Writable({
     highWaterMark: MiB,
     write(chunk: Buffer, _enc, callback) {
-      setTimeout(() => { sink.accepted += chunk.length; callback(); }, delayMs);
+      setTimeout(() => {
+        sink.accepted += chunk.length;
+        callback();
+      }, delayMs);
     },
   }) as Writable & { accepted: number };
   sink.accepted = 0;
@@ -36,7 +39,14 @@ function slowWritable(delayMs: number): Writable & { accepted: number } {
 
 /** Wraps a guest's ranges so every read is counted. */
 function counted(ram: readonly RamRange[], log: ReadLog): RamRange[] {
-  return ram.map((r) => ({ ...r, read: async (offset, into) => { await r.read(offset, into); log.bytes += into.length; log.calls += 1; } }));
+  return ram.map((r) => ({
+    ...r,
+    read: async (offset, into) => {
+      await r.read(offset, into);
+      log.bytes += into.length;
+      log.calls += 1;
+    },
+  }));
 }
 
 describe('backpressure', () => {
@@ -53,16 +63,24 @@ describe('backpressure', () => {
     const image = path.join(dir, 'sparse.img');
     fs.writeFileSync(image, 'start of RAM');
     fs.truncateSync(image, 6 * 1024 * MiB);
-    fs.writeFileSync(path.join(dir, 'sparse.json'), JSON.stringify({
-      arch: 'x86_64', ram: [{ address: '0x0', size: `${6 * 1024 * MiB}`, file: 'sparse.img' }],
-    }));
+    fs.writeFileSync(
+      path.join(dir, 'sparse.json'),
+      JSON.stringify({
+        arch: 'x86_64',
+        ram: [{ address: '0x0', size: `${6 * 1024 * MiB}`, file: 'sparse.img' }],
+      }),
+    );
     const guest = await openRawImage(path.join(dir, 'sparse.json'));
     const log: ReadLog = { bytes: 0, calls: 0 };
     const slow = slowWritable(2);
     const controller = new AbortController();
-    const run = writeDump(planDump({ ...guest, ram: counted(guest.ram, log) }), writableSink(slow), { signal: controller.signal });
+    const run = writeDump(planDump({ ...guest, ram: counted(guest.ram, log) }), writableSink(slow), {
+      signal: controller.signal,
+    });
     let maxInFlight = 0;
-    const watch = setInterval(() => { maxInFlight = Math.max(maxInFlight, log.bytes - slow.accepted); }, 1);
+    const watch = setInterval(() => {
+      maxInFlight = Math.max(maxInFlight, log.bytes - slow.accepted);
+    }, 1);
     while (slow.accepted < 48 * MiB) await sleep(10);
     const acceptedAtAbort = slow.accepted;
     controller.abort(new Error('enough'));
@@ -83,7 +101,14 @@ describe('cancellation and faults', () => {
     const controller = new AbortController();
     controller.abort(new Error('user said no'));
     let opened = false;
-    const sink = { description: 'never', seekable: false as const, open: async () => { opened = true; throw new Error('opened'); } };
+    const sink = {
+      description: 'never',
+      seekable: false as const,
+      open: async () => {
+        opened = true;
+        throw new Error('opened');
+      },
+    };
     const run = writeDump(planDump(guestOf({ ram: [patternRange(0n, 4096n, log)] })), sink, { signal: controller.signal });
     await expect(run.result).rejects.toThrow('dump cancelled: user said no');
     expect([opened, log.calls]).toEqual([false, 0]);
@@ -104,9 +129,16 @@ describe('cancellation and faults', () => {
   });
 
   it('a sink that fails surfaces as an output error', async () => {
-    const broken = new Writable({ write(_c, _e, cb) { cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })); } });
+    const broken = new Writable({
+      write(_c, _e, cb) {
+        cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+      },
+    });
     const run = writeDump(planDump(guestOf({ ram: [patternRange(0n, 4n * BigInt(MiB))] })), writableSink(broken, 'the pipe'));
-    await expect(run.result).rejects.toMatchObject({ code: 'output', message: expect.stringMatching(/output was closed.*EPIPE.*the pipe/) });
+    await expect(run.result).rejects.toMatchObject({
+      code: 'output',
+      message: expect.stringMatching(/output was closed.*EPIPE.*the pipe/),
+    });
   });
 });
 

@@ -13,13 +13,17 @@ import type { DumpFormat } from '../transforms/prepare-dump.js';
 import { USAGE } from './usage.js';
 import { verifyDumpFile } from '../verify/verify-dump.js';
 
-const write = (text: string): void => { process.stderr.write(text); };
+const write = (text: string): void => {
+  process.stderr.write(text);
+};
 
 type Command = CliOptions | 'help' | { readonly verify: string };
 
 function parseCommandLine(argv: readonly string[]): Command {
   const { values, positionals } = parseArgs({
-    args: [...argv], allowPositionals: true, strict: true,
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
     options: {
       output: { type: 'string', short: 'o' },
       gzip: { type: 'boolean', default: false },
@@ -44,33 +48,61 @@ function parseCommandLine(argv: readonly string[]): Command {
     if (input === undefined || extra.length > 0) throw new VmdumpError('usage', 'vmdump verify needs exactly one dump file');
     return { verify: input };
   }
-  if (values.checksum !== undefined && values.checksum !== 'sha256') throw new VmdumpError('usage', `--checksum supports sha256, not "${values.checksum}"`);
-  if (command !== 'raw' && command !== 'saved' && command !== 'qmp') throw new VmdumpError('usage', command === undefined ? 'no command given' : `unknown command "${command}"`);
+  if (values.checksum !== undefined && values.checksum !== 'sha256')
+    throw new VmdumpError('usage', `--checksum supports sha256, not "${values.checksum}"`);
+  if (command !== 'raw' && command !== 'saved' && command !== 'qmp')
+    throw new VmdumpError('usage', command === undefined ? 'no command given' : `unknown command "${command}"`);
   if (input === undefined) {
-    const needs = { raw: 'a machine description (MACHINE.json)', saved: 'a saved VM file (or - for standard input)', qmp: 'a QMP socket path or HOST:PORT' };
+    const needs = {
+      raw: 'a machine description (MACHINE.json)',
+      saved: 'a saved VM file (or - for standard input)',
+      qmp: 'a QMP socket path or HOST:PORT',
+    };
     throw new VmdumpError('usage', `vmdump ${command} needs ${needs[command]}`);
   }
   if (extra.length > 0) throw new VmdumpError('usage', `unexpected argument "${extra[0]}"`);
   if (values.live && command !== 'qmp') throw new VmdumpError('usage', '--live goes with vmdump qmp');
-  if (values.layout !== 'qemu' && values.layout !== 'portable') throw new VmdumpError('usage', `--layout must be qemu or portable, not "${values.layout}"`);
-  if ((values.begin === undefined) !== (values.length === undefined)) throw new VmdumpError('usage', '--begin and --length go together');
+  if (values.layout !== 'qemu' && values.layout !== 'portable')
+    throw new VmdumpError('usage', `--layout must be qemu or portable, not "${values.layout}"`);
+  if ((values.begin === undefined) !== (values.length === undefined))
+    throw new VmdumpError('usage', '--begin and --length go together');
   const format = parseFormat(values.format);
   if (format !== 'elf' && (values.paging || values.begin !== undefined)) {
-    throw new VmdumpError('usage', `--format ${values.format} writes physical memory whole; --paging, --begin and --length go with --format elf`);
+    throw new VmdumpError(
+      'usage',
+      `--format ${values.format} writes physical memory whole; --paging, --begin and --length go with --format elf`,
+    );
   }
-  if (format === 'elf' && (values.threads !== undefined || values.flattened)) throw new VmdumpError('usage', '--threads and --flattened go with a kdump --format');
+  if (format === 'elf' && (values.threads !== undefined || values.flattened))
+    throw new VmdumpError('usage', '--threads and --flattened go with a kdump --format');
   const threads = values.threads === undefined ? undefined : Number(parseNumber(values.threads, '--threads'));
-  if (threads !== undefined && (threads < 1 || threads > 256)) throw new VmdumpError('usage', '--threads must be between 1 and 256');
+  if (threads !== undefined && (threads < 1 || threads > 256))
+    throw new VmdumpError('usage', '--threads must be between 1 and 256');
   const progress = values.progress ?? (isatty(2) ? 'bar' : 'none');
-  if (progress !== 'bar' && progress !== 'json' && progress !== 'none') throw new VmdumpError('usage', `--progress must be bar, json or none, not "${progress}"`);
-  const filter = values.begin === undefined || values.length === undefined ? undefined
-    : { begin: parseNumber(values.begin, '--begin'), length: parseNumber(values.length, '--length') };
+  if (progress !== 'bar' && progress !== 'json' && progress !== 'none')
+    throw new VmdumpError('usage', `--progress must be bar, json or none, not "${progress}"`);
+  const filter =
+    values.begin === undefined || values.length === undefined
+      ? undefined
+      : { begin: parseNumber(values.begin, '--begin'), length: parseNumber(values.length, '--length') };
   return {
-    source: command === 'raw' ? { kind: 'raw', machine: input } : command === 'saved' ? { kind: 'saved', file: input } : { kind: 'qmp', address: qmpAddress(input), live: values.live },
+    source:
+      command === 'raw'
+        ? { kind: 'raw', machine: input }
+        : command === 'saved'
+          ? { kind: 'saved', file: input }
+          : { kind: 'qmp', address: qmpAddress(input), live: values.live },
     request: { format, layout: values.layout, paging: values.paging, ...(filter === undefined ? {} : { filter }) },
     output: values.output,
-    outputOptions: { gzip: values.gzip, flattened: values.flattened, fsync: values.fsync, force: values.force, checksum: values.checksum === 'sha256' },
-    progress, ...(threads === undefined ? {} : { threads }),
+    outputOptions: {
+      gzip: values.gzip,
+      flattened: values.flattened,
+      fsync: values.fsync,
+      force: values.force,
+      checksum: values.checksum === 'sha256',
+    },
+    progress,
+    ...(threads === undefined ? {} : { threads }),
   };
 }
 
@@ -86,7 +118,8 @@ function qmpAddress(text: string): QmpAddress {
 }
 
 function parseNumber(text: string, option: string): bigint {
-  if (!/^-?(0x[0-9a-f]+|[0-9]+)$/i.test(text.trim())) throw new VmdumpError('usage', `${option} needs a number (decimal or 0x-hex), not "${text}"`);
+  if (!/^-?(0x[0-9a-f]+|[0-9]+)$/i.test(text.trim()))
+    throw new VmdumpError('usage', `${option} needs a number (decimal or 0x-hex), not "${text}"`);
   const negative = text.trim().startsWith('-');
   const value = BigInt(text.trim().replace(/^-/, ''));
   return negative ? -value : value;
@@ -103,11 +136,16 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal('SIGTERM', EXIT_SIGTERM));
   try {
     const options = parseCommandLine(process.argv.slice(2));
-    if (options === 'help') { write(USAGE); return EXIT_OK; }
+    if (options === 'help') {
+      write(USAGE);
+      return EXIT_OK;
+    }
     if ('verify' in options) {
       const report = await verifyDumpFile(options.verify);
-      process.stdout.write(`${report.file}: OK: ${report.summary}${report.flattened ? ' (flattened)' : ''}`
-        + `${report.sha256 === undefined ? '' : '; SHA-256 matches the .sha256 file'}\n`);
+      process.stdout.write(
+        `${report.file}: OK: ${report.summary}${report.flattened ? ' (flattened)' : ''}` +
+          `${report.sha256 === undefined ? '' : '; SHA-256 matches the .sha256 file'}\n`,
+      );
       return EXIT_OK;
     }
     await runDump(options, controller.signal, write);

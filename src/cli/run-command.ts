@@ -42,7 +42,8 @@ async function openGuest(source: CliSource, signal: AbortSignal, write: Write): 
   if (source.kind === 'saved') return openSavedVm(source.file, { signal });
   if (!source.live) return openLiveVm(source.address);
   const guest = await openLiveMigration(source.address, { signal });
-  if (guest.pausedMs !== undefined) write(`vmdump: the VM was paused for ${guest.pausedMs.toFixed(0)} ms (live migration switchover) and is running again\n`);
+  if (guest.pausedMs !== undefined)
+    write(`vmdump: the VM was paused for ${guest.pausedMs.toFixed(0)} ms (live migration switchover) and is running again\n`);
   return guest;
 }
 
@@ -57,10 +58,14 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: W
     for (const warning of guest.warnings ?? []) write(`vmdump: warning: ${warning}\n`);
     const prepared = await prepareDump(guest, options.request);
     const { destination, digest } = outputDestination(options.output, prepared, options.outputOptions);
-    const run = startDump(prepared, destination, { signal, ...(options.threads === undefined ? {} : { threads: options.threads }) });
+    const run = startDump(prepared, destination, {
+      signal,
+      ...(options.threads === undefined ? {} : { threads: options.threads }),
+    });
     const shown = showProgress(run.progress$, options.progress, write);
     const summary: DumpSummary | KdumpSummary = await run.result.finally(() => shown);
-    if (options.outputOptions.checksum === true) await writeDigest(options, digest?.digest() ?? await sha256OfFile(options.output!), write);
+    if (options.outputOptions.checksum === true)
+      await writeDigest(options, digest?.digest() ?? (await sha256OfFile(options.output!)), write);
     render(summary, prepared, guest, options.progress, write);
     return summary;
   } catch (error) {
@@ -68,7 +73,9 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: W
     throw error;
   } finally {
     // The VM is handed back whatever happened; a failure to do so is reported only if the dump itself succeeded.
-    await guest.close().catch((error: unknown) => { if (failure === undefined) throw error; });
+    await guest.close().catch((error: unknown) => {
+      if (failure === undefined) throw error;
+    });
   }
 }
 
@@ -83,17 +90,34 @@ async function writeDigest(options: CliOptions, hex: string, write: Write): Prom
     return;
   }
   const digestFile = `${output}.sha256`;
-  await fs.promises.writeFile(digestFile, `${hex}  ${path.basename(output)}\n`, { mode: 0o600, flag: options.outputOptions.force === true ? 'w' : 'wx' })
+  await fs.promises
+    .writeFile(digestFile, `${hex}  ${path.basename(output)}\n`, {
+      mode: 0o600,
+      flag: options.outputOptions.force === true ? 'w' : 'wx',
+    })
     .catch((error: NodeJS.ErrnoException) => {
-      throw new VmdumpError('output', `the dump is complete, but its digest could not be written: ${errnoText(error)}`, digestFile, { cause: error });
+      throw new VmdumpError(
+        'output',
+        `the dump is complete, but its digest could not be written: ${errnoText(error)}`,
+        digestFile,
+        { cause: error },
+      );
     });
 }
 
-function render(summary: DumpSummary | KdumpSummary, prepared: PreparedDump, guest: GuestModel, mode: ProgressMode, write: Write): void {
+function render(
+  summary: DumpSummary | KdumpSummary,
+  prepared: PreparedDump,
+  guest: GuestModel,
+  mode: ProgressMode,
+  write: Write,
+): void {
   const peakRssBytes = process.resourceUsage().maxRSS * 1024;
   if (mode === 'json') {
     const format = prepared.format === 'kdump' ? { format: `kdump-${prepared.plan.codec}` } : {};
-    write(`${JSON.stringify({ event: 'done', ...format, ...summary, elapsedMs: Math.round(summary.elapsedMs), peakRssBytes })}\n`);
+    write(
+      `${JSON.stringify({ event: 'done', ...format, ...summary, elapsedMs: Math.round(summary.elapsedMs), peakRssBytes })}\n`,
+    );
     return;
   }
   if (prepared.format === 'kdump') {
@@ -106,20 +130,26 @@ function render(summary: DumpSummary | KdumpSummary, prepared: PreparedDump, gue
   const notes = plan.records.find((r) => r.kind === 'notes');
   const hasVmcoreinfo = notes?.kind === 'notes' && notes.notes.at(-1)?.name === 'VMCOREINFO';
   const extras = [`${guest.vcpus.length} vCPU${guest.vcpus.length === 1 ? '' : 's'}`, ...(hasVmcoreinfo ? ['VMCOREINFO'] : [])];
-  write(`vmdump: wrote ${summary.destination}: ${formatBytes(summary.bytesWritten)} `
-    + `(ELF${plan.target.elfClass} ${plan.target.endian}-endian ${machine}, ${plan.layout} layout, `
-    + `${plan.segmentCount - 1} PT_LOAD, ${extras.join(', ')}) in ${formatSeconds(summary.elapsedMs)}, `
-    + `${formatRate(rate)}, peak RSS ${formatBytes(peakRssBytes)}\n`);
+  write(
+    `vmdump: wrote ${summary.destination}: ${formatBytes(summary.bytesWritten)} ` +
+      `(ELF${plan.target.elfClass} ${plan.target.endian}-endian ${machine}, ${plan.layout} layout, ` +
+      `${plan.segmentCount - 1} PT_LOAD, ${extras.join(', ')}) in ${formatSeconds(summary.elapsedMs)}, ` +
+      `${formatRate(rate)}, peak RSS ${formatBytes(peakRssBytes)}\n`,
+  );
   write(`vmdump: ${prepared.readers}\n`);
 }
 
 function renderKdump(summary: KdumpSummary, codec: string, peakRssBytes: number, write: Write): void {
   const rate = summary.elapsedMs > 0 ? summary.memoryBytes / (summary.elapsedMs / 1000) : 0;
-  write(`vmdump: wrote ${summary.destination}: ${formatBytes(summary.bytesWritten)} (kdump-${codec}, `
-    + `${summary.flattened ? 'flattened' : 'plain'}, ${summary.pages} pages: ${summary.zeroPages} zero, ${summary.compressedPages} compressed, `
-    + `${summary.rawPages} raw; ${summary.threads} thread${summary.threads === 1 ? '' : 's'}) in ${formatSeconds(summary.elapsedMs)}, `
-    + `${formatRate(rate)} of guest RAM, peak RSS ${formatBytes(peakRssBytes)}\n`);
-  write(summary.flattened
-    ? 'vmdump: crash opens it as it is; makedumpfile -R FILE < DUMP turns it into the plain file other readers need\n'
-    : 'vmdump: opens in crash and makedumpfile\n');
+  write(
+    `vmdump: wrote ${summary.destination}: ${formatBytes(summary.bytesWritten)} (kdump-${codec}, ` +
+      `${summary.flattened ? 'flattened' : 'plain'}, ${summary.pages} pages: ${summary.zeroPages} zero, ${summary.compressedPages} compressed, ` +
+      `${summary.rawPages} raw; ${summary.threads} thread${summary.threads === 1 ? '' : 's'}) in ${formatSeconds(summary.elapsedMs)}, ` +
+      `${formatRate(rate)} of guest RAM, peak RSS ${formatBytes(peakRssBytes)}\n`,
+  );
+  write(
+    summary.flattened
+      ? 'vmdump: crash opens it as it is; makedumpfile -R FILE < DUMP turns it into the plain file other readers need\n'
+      : 'vmdump: opens in crash and makedumpfile\n',
+  );
 }

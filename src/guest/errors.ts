@@ -31,7 +31,8 @@ export interface ErrorPlace {
 
 function renderPlace(place: ErrorPlace): string {
   return [place.record, place.offset === undefined ? undefined : `at byte ${hex(place.offset)}`, place.in]
-    .filter((part) => part !== undefined).join(', ');
+    .filter((part) => part !== undefined)
+    .join(', ');
 }
 
 export class VmdumpError extends Error {
@@ -64,8 +65,13 @@ export function hex(value: bigint | number): string {
 
 /** Wording for codes whose Node message is just "connect ECONNREFUSED 127.0.0.1:1" (sockets). */
 const plainWords: Readonly<Record<string, string>> = {
-  ENOENT: 'no such file or directory', ECONNREFUSED: 'connection refused', EACCES: 'permission denied',
-  ECONNRESET: 'connection reset', ETIMEDOUT: 'timed out', EHOSTUNREACH: 'host unreachable', EPIPE: 'broken pipe',
+  ENOENT: 'no such file or directory',
+  ECONNREFUSED: 'connection refused',
+  EACCES: 'permission denied',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'timed out',
+  EHOSTUNREACH: 'host unreachable',
+  EPIPE: 'broken pipe',
 };
 
 /** "no such file or directory (ENOENT)" from "ENOENT: no such file or directory, open '/x'" or "connect ENOENT /x". */

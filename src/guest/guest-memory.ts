@@ -29,8 +29,12 @@ export async function readRange(range: RamRange, offset: bigint, into: Uint8Arra
     await range.read(offset, into);
   } catch (error) {
     if (error instanceof VmdumpError) throw error;
-    throw new VmdumpError('bad-input', `cannot read guest memory: ${errnoText(error)}`,
-      `${range.label}, range offset ${hex(offset)}`, { cause: error });
+    throw new VmdumpError(
+      'bad-input',
+      `cannot read guest memory: ${errnoText(error)}`,
+      `${range.label}, range offset ${hex(offset)}`,
+      { cause: error },
+    );
   }
 }
 

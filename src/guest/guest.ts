@@ -36,18 +36,39 @@ export interface X86DescriptorTable {
 /** The x86 vCPU state QEMU's notes are built from; i386 guests keep the upper bits 0. */
 export interface X86CpuState {
   readonly kind: 'x86';
-  readonly rax: bigint; readonly rbx: bigint; readonly rcx: bigint; readonly rdx: bigint;
-  readonly rsi: bigint; readonly rdi: bigint; readonly rsp: bigint; readonly rbp: bigint;
-  readonly r8: bigint; readonly r9: bigint; readonly r10: bigint; readonly r11: bigint;
-  readonly r12: bigint; readonly r13: bigint; readonly r14: bigint; readonly r15: bigint;
+  readonly rax: bigint;
+  readonly rbx: bigint;
+  readonly rcx: bigint;
+  readonly rdx: bigint;
+  readonly rsi: bigint;
+  readonly rdi: bigint;
+  readonly rsp: bigint;
+  readonly rbp: bigint;
+  readonly r8: bigint;
+  readonly r9: bigint;
+  readonly r10: bigint;
+  readonly r11: bigint;
+  readonly r12: bigint;
+  readonly r13: bigint;
+  readonly r14: bigint;
+  readonly r15: bigint;
   readonly rip: bigint;
   readonly rflags: bigint;
-  readonly cs: X86Segment; readonly ds: X86Segment; readonly es: X86Segment;
-  readonly fs: X86Segment; readonly gs: X86Segment; readonly ss: X86Segment;
-  readonly ldt: X86Segment; readonly tr: X86Segment;
+  readonly cs: X86Segment;
+  readonly ds: X86Segment;
+  readonly es: X86Segment;
+  readonly fs: X86Segment;
+  readonly gs: X86Segment;
+  readonly ss: X86Segment;
+  readonly ldt: X86Segment;
+  readonly tr: X86Segment;
   readonly gdt: X86DescriptorTable;
   readonly idt: X86DescriptorTable;
-  readonly cr0: bigint; readonly cr1: bigint; readonly cr2: bigint; readonly cr3: bigint; readonly cr4: bigint;
+  readonly cr0: bigint;
+  readonly cr1: bigint;
+  readonly cr2: bigint;
+  readonly cr3: bigint;
+  readonly cr4: bigint;
   readonly efer: bigint;
   /** MSR 0xC0000102; not the gs segment-cache base. */
   readonly kernelGsBase: bigint;

@@ -9,7 +9,10 @@ export class ChunkPool {
   /** Buffers this pool made, by backing store: streams may re-wrap a chunk in a new view. */
   private readonly owned = new WeakSet<ArrayBufferLike>();
 
-  constructor(readonly chunkSize: number, private readonly capacity = 8) {}
+  constructor(
+    readonly chunkSize: number,
+    private readonly capacity = 8,
+  ) {}
 
   acquire(size: number): Buffer {
     if (size !== this.chunkSize) return Buffer.allocUnsafe(size);

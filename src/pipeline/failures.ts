@@ -10,7 +10,6 @@ export async function* tap<T>(source: AsyncIterable<T>, see: (item: T) => void):
   }
 }
 
-
 const outputErrors: Readonly<Record<string, string>> = {
   EPIPE: 'the output was closed before the dump was complete (EPIPE)',
   ENOSPC: 'no space left on the output device (ENOSPC)',
@@ -20,7 +19,11 @@ const outputErrors: Readonly<Record<string, string>> = {
   ECONNRESET: 'the output connection was reset (ECONNRESET)',
 };
 
-export function describeFailure(error: unknown, sink: { readonly description: string }, signal: AbortSignal | undefined): VmdumpError {
+export function describeFailure(
+  error: unknown,
+  sink: { readonly description: string },
+  signal: AbortSignal | undefined,
+): VmdumpError {
   if (signal?.aborted) return cancelled(signal);
   if (isVmdumpError(error)) return error;
   const code = (error as NodeJS.ErrnoException).code;
@@ -29,5 +32,7 @@ export function describeFailure(error: unknown, sink: { readonly description: st
     const message = known ?? `cannot write the output: ${(error as Error).message}`;
     return new VmdumpError('output', message, sink.description, { cause: error });
   }
-  return new VmdumpError('internal', `unexpected failure: ${(error as Error).message ?? String(error)}`, undefined, { cause: error });
+  return new VmdumpError('internal', `unexpected failure: ${(error as Error).message ?? String(error)}`, undefined, {
+    cause: error,
+  });
 }

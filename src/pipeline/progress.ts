@@ -26,22 +26,26 @@ export interface RatedProgress extends DumpProgress {
  * Adds a rate over a sliding window. State lives per subscription, so two subscribers
  * each get their own window.
  */
-export function withRate(windowMs = 2000, now: () => number = () => performance.now()): OperatorFunction<DumpProgress, RatedProgress> {
-  return (source) => new Observable<RatedProgress>((subscriber) => {
-    const samples: { at: number; bytes: number }[] = [];
-    const started = now();
-    return source.subscribe({
-      next(progress) {
-        const at = now();
-        samples.push({ at, bytes: progress.bytesWritten });
-        while (samples.length > 2 && samples[0]!.at < at - windowMs) samples.shift();
-        const first = samples[0]!;
-        const span = (at - first.at) / 1000;
-        const bytesPerSecond = span > 0 ? (progress.bytesWritten - first.bytes) / span : 0;
-        subscriber.next({ ...progress, bytesPerSecond, elapsedMs: at - started });
-      },
-      error: (error: unknown) => subscriber.error(error),
-      complete: () => subscriber.complete(),
+export function withRate(
+  windowMs = 2000,
+  now: () => number = () => performance.now(),
+): OperatorFunction<DumpProgress, RatedProgress> {
+  return (source) =>
+    new Observable<RatedProgress>((subscriber) => {
+      const samples: { at: number; bytes: number }[] = [];
+      const started = now();
+      return source.subscribe({
+        next(progress) {
+          const at = now();
+          samples.push({ at, bytes: progress.bytesWritten });
+          while (samples.length > 2 && samples[0]!.at < at - windowMs) samples.shift();
+          const first = samples[0]!;
+          const span = (at - first.at) / 1000;
+          const bytesPerSecond = span > 0 ? (progress.bytesWritten - first.bytes) / span : 0;
+          subscriber.next({ ...progress, bytesPerSecond, elapsedMs: at - started });
+        },
+        error: (error: unknown) => subscriber.error(error),
+        complete: () => subscriber.complete(),
+      });
     });
-  });
 }

@@ -21,14 +21,23 @@ export type AnyDumpRun = ({ readonly format: 'elf' } & DumpRun) | ({ readonly fo
  * Starts writing. An ELF dump goes front to back into a sequential sink; a kdump dump goes plain
  * into a positional sink (a file) or flattened into a sequential one (a pipe, gzip, a Writable).
  */
-export function startDump(prepared: PreparedDump, destination: Destination, options: WriteDumpOptions & WriteKdumpOptions = {}): AnyDumpRun {
+export function startDump(
+  prepared: PreparedDump,
+  destination: Destination,
+  options: WriteDumpOptions & WriteKdumpOptions = {},
+): AnyDumpRun {
   if (prepared.format === 'kdump') {
-    const kdump: KdumpDestination = destination.kind === 'positional'
-      ? { kind: 'plain', sink: destination.sink } : { kind: 'flattened', sink: destination.sink };
+    const kdump: KdumpDestination =
+      destination.kind === 'positional'
+        ? { kind: 'plain', sink: destination.sink }
+        : { kind: 'flattened', sink: destination.sink };
     return { format: 'kdump', ...writeKdump(prepared.plan, kdump, options) };
   }
   if (destination.kind !== 'sequential') {
-    throw new VmdumpError('usage', 'an ELF dump is written front to back: give it a sequential sink (fileSink, fdSink, gzipSink, a Writable)');
+    throw new VmdumpError(
+      'usage',
+      'an ELF dump is written front to back: give it a sequential sink (fileSink, fdSink, gzipSink, a Writable)',
+    );
   }
   return { format: 'elf', ...writeDump(prepared.plan, destination.sink, options) };
 }
@@ -62,14 +71,29 @@ export function isSequentialPath(output: string): boolean {
  * kdump dump plain into a file, flattened wherever the bytes must go in order (standard output,
  * a pipe, gzip) or when asked; an ELF dump front to back.
  */
-export function outputDestination(output: string | undefined, prepared: PreparedDump, options: OutputOptions = {}): OutputDestination {
+export function outputDestination(
+  output: string | undefined,
+  prepared: PreparedDump,
+  options: OutputOptions = {},
+): OutputDestination {
   const toStdout = output === undefined || output === '-';
-  const sequential = prepared.format === 'elf' || toStdout || options.gzip === true || options.flattened === true || isSequentialPath(output);
+  const sequential =
+    prepared.format === 'elf' || toStdout || options.gzip === true || options.flattened === true || isSequentialPath(output);
   if (!sequential) {
-    return { destination: { kind: 'positional', sink: placedFileSink(output, { fsync: options.fsync ?? false, overwrite: options.force ?? false }) } };
+    return {
+      destination: {
+        kind: 'positional',
+        sink: placedFileSink(output, { fsync: options.fsync ?? false, overwrite: options.force ?? false }),
+      },
+    };
   }
-  const base: Sink = toStdout ? fdSink(1) : fileSink(output, { fsync: options.fsync ?? false, overwrite: options.force ?? false });
+  const base: Sink = toStdout
+    ? fdSink(1)
+    : fileSink(output, { fsync: options.fsync ?? false, overwrite: options.force ?? false });
   const digest = options.checksum === true ? digestSink(base) : undefined;
   const inner = digest ?? base;
-  return { destination: { kind: 'sequential', sink: options.gzip === true ? gzipSink(inner) : inner }, ...(digest === undefined ? {} : { digest }) };
+  return {
+    destination: { kind: 'sequential', sink: options.gzip === true ? gzipSink(inner) : inner },
+    ...(digest === undefined ? {} : { digest }),
+  };
 }

@@ -46,7 +46,11 @@ function nextPhase(current: DumpPhase, record: SourceRecord): DumpPhase {
 }
 
 /** Each record's bytes at its place; a record encoded in several pieces advances its offset. */
-async function* placedElfBytes(records: AsyncIterable<SourceRecord>, plan: DumpPlan, onRecord: (record: SourceRecord) => void): AsyncGenerator<PlacedBytes> {
+async function* placedElfBytes(
+  records: AsyncIterable<SourceRecord>,
+  plan: DumpPlan,
+  onRecord: (record: SourceRecord) => void,
+): AsyncGenerator<PlacedBytes> {
   for await (const record of records) {
     onRecord(record);
     let offset: bigint = record.offset;
@@ -67,11 +71,20 @@ export function writeDump(plan: DumpPlan, sink: Sink, options: WriteDumpOptions 
   let phase: DumpPhase = 'headers';
   const { signal } = options;
   const result = writeRecords({
-    destination: { kind: 'sequential', sink }, framing: 'contiguous', plannedSize: plan.totalSize, highWaterMark: chunkSize,
-    openOptions: { recycle: pool.recycle }, ...(signal === undefined ? {} : { signal }),
+    destination: { kind: 'sequential', sink },
+    framing: 'contiguous',
+    plannedSize: plan.totalSize,
+    highWaterMark: chunkSize,
+    openOptions: { recycle: pool.recycle },
+    ...(signal === undefined ? {} : { signal }),
     open: async () => ({
-      records: placedElfBytes(readDumpRecords(plan, { chunkSize, allocate: (size) => pool.acquire(size), ...(signal === undefined ? {} : { signal }) }),
-        plan, (record) => { phase = nextPhase(phase, record); }),
+      records: placedElfBytes(
+        readDumpRecords(plan, { chunkSize, allocate: (size) => pool.acquire(size), ...(signal === undefined ? {} : { signal }) }),
+        plan,
+        (record) => {
+          phase = nextPhase(phase, record);
+        },
+      ),
       close: async () => undefined,
     }),
     onConfirmed: (bytesWritten) => progress.next({ phase, bytesWritten, totalBytes }),
@@ -79,10 +92,17 @@ export function writeDump(plan: DumpPlan, sink: Sink, options: WriteDumpOptions 
   }).then((bytesWritten) => {
     progress.next({ phase: 'done', bytesWritten, totalBytes });
     return {
-      destination: sink.description, bytesWritten, totalBytes, memoryBytes: Number(plan.memoryBytes),
-      segmentCount: plan.segmentCount, elapsedMs: performance.now() - started,
+      destination: sink.description,
+      bytesWritten,
+      totalBytes,
+      memoryBytes: Number(plan.memoryBytes),
+      segmentCount: plan.segmentCount,
+      elapsedMs: performance.now() - started,
     };
   });
-  result.then(() => progress.complete(), (error: unknown) => progress.error(error));
+  result.then(
+    () => progress.complete(),
+    (error: unknown) => progress.error(error),
+  );
   return { plan, progress$: progress.pipe(withRate()), result };
 }

@@ -11,7 +11,12 @@ import type { PlacedBytes } from '../formats/kdump/flattened.js';
 import { codecFlags } from '../formats/kdump/kdump-format.js';
 import { readPageBatches } from '../transforms/encode/page-batches.js';
 import { PageRecordAssembler, checkedKdumpRecords, kdumpHeadRecords } from '../transforms/encode/kdump-records.js';
-import { PageCompressionPool, RAW_PAGE_SIZE, ZERO_PAGE_SIZE, type CompressedBatch } from '../transforms/compress/page-compression.js';
+import {
+  PageCompressionPool,
+  RAW_PAGE_SIZE,
+  ZERO_PAGE_SIZE,
+  type CompressedBatch,
+} from '../transforms/compress/page-compression.js';
 import type { KdumpPlan } from '../transforms/plan/kdump-plan.js';
 import type { PlacedSink, Sink } from '../sinks/sink.js';
 import { withRate, type DumpPhase, type DumpProgress, type RatedProgress } from './progress.js';
@@ -27,8 +32,7 @@ export interface WriteKdumpOptions {
 
 /** Flattened through a sequential sink (stdout, pipe, gzip), or plain into a seekable file. */
 export type KdumpDestination =
-  | { readonly kind: 'flattened'; readonly sink: Sink }
-  | { readonly kind: 'plain'; readonly sink: PlacedSink };
+  { readonly kind: 'flattened'; readonly sink: Sink } | { readonly kind: 'plain'; readonly sink: PlacedSink };
 
 export interface KdumpSummary {
   readonly destination: string;
@@ -56,10 +60,17 @@ const BATCH_BYTES = 4 << 20;
 /** Batches read ahead per thread: slack for a thread that finishes while the oldest batch is still being compressed. */
 const IN_FLIGHT_PER_THREAD = 4;
 
-interface Counters { zero: number; raw: number; compressed: number; output: number }
+interface Counters {
+  zero: number;
+  raw: number;
+  compressed: number;
+  output: number;
+}
 
 function destinationOf(destination: KdumpDestination): Destination {
-  return destination.kind === 'flattened' ? { kind: 'sequential', sink: destination.sink } : { kind: 'positional', sink: destination.sink };
+  return destination.kind === 'flattened'
+    ? { kind: 'sequential', sink: destination.sink }
+    : { kind: 'positional', sink: destination.sink };
 }
 
 export function writeKdump(plan: KdumpPlan, destination: KdumpDestination, options: WriteKdumpOptions = {}): KdumpRun {
@@ -67,44 +78,79 @@ export function writeKdump(plan: KdumpPlan, destination: KdumpDestination, optio
   const totalBytes = plan.pageCount * plan.blockSize;
   const counters: Counters = { zero: 0, raw: 0, compressed: 0, output: 0 };
   let pagesDone = 0;
-  const report = (phase: DumpPhase): void => progress.next({
-    phase, bytesWritten: pagesDone * plan.blockSize, totalBytes, pagesDone, pagesTotal: plan.pageCount, outputBytes: counters.output,
-  });
+  const report = (phase: DumpPhase): void =>
+    progress.next({
+      phase,
+      bytesWritten: pagesDone * plan.blockSize,
+      totalBytes,
+      pagesDone,
+      pagesTotal: plan.pageCount,
+      outputBytes: counters.output,
+    });
   report('planned');
   const started = performance.now();
   const threads = options.threads ?? availableParallelism();
   const { signal } = options;
   const result = writeRecords({
-    destination: destinationOf(destination), framing: 'flattened', highWaterMark: 1 << 20, ...(signal === undefined ? {} : { signal }),
+    destination: destinationOf(destination),
+    framing: 'flattened',
+    highWaterMark: 1 << 20,
+    ...(signal === undefined ? {} : { signal }),
     async open() {
       const pool = await PageCompressionPool.start(plan.codec, threads, plan.blockSize);
-      const onPages = (done: number): void => { pagesDone = done; report('memory'); };
-      return { records: checkedKdumpRecords(plan, placeRecords(plan, pool, threads, options, counters, onPages)), close: () => pool.close() };
+      const onPages = (done: number): void => {
+        pagesDone = done;
+        report('memory');
+      };
+      return {
+        records: checkedKdumpRecords(plan, placeRecords(plan, pool, threads, options, counters, onPages)),
+        close: () => pool.close(),
+      };
     },
-    onConfirmed: (bytes) => { counters.output = bytes; },
+    onConfirmed: (bytes) => {
+      counters.output = bytes;
+    },
   }).then((bytesWritten) => {
     counters.output = bytesWritten;
     report('done');
     return {
-      destination: destination.sink.description, flattened: destination.kind === 'flattened', bytesWritten,
-      memoryBytes: Number(plan.memoryBytes), pages: plan.pageCount, zeroPages: counters.zero, rawPages: counters.raw,
-      compressedPages: counters.compressed, threads, elapsedMs: performance.now() - started,
+      destination: destination.sink.description,
+      flattened: destination.kind === 'flattened',
+      bytesWritten,
+      memoryBytes: Number(plan.memoryBytes),
+      pages: plan.pageCount,
+      zeroPages: counters.zero,
+      rawPages: counters.raw,
+      compressedPages: counters.compressed,
+      threads,
+      elapsedMs: performance.now() - started,
     };
   });
-  result.then(() => progress.complete(), (error: unknown) => progress.error(error));
+  result.then(
+    () => progress.complete(),
+    (error: unknown) => progress.error(error),
+  );
   return { plan, progress$: progress.pipe(withRate()), result };
 }
 
 /** Every record of the dump in QEMU's order: headers and bitmaps, then descriptors and data as their caches fill. */
-async function* placeRecords(plan: KdumpPlan, pool: PageCompressionPool, threads: number, options: WriteKdumpOptions,
-  counters: Counters, onPages: (done: number) => void): AsyncGenerator<PlacedBytes> {
+async function* placeRecords(
+  plan: KdumpPlan,
+  pool: PageCompressionPool,
+  threads: number,
+  options: WriteKdumpOptions,
+  counters: Counters,
+  onPages: (done: number) => void,
+): AsyncGenerator<PlacedBytes> {
   yield* kdumpHeadRecords(plan);
   const assembler = new PageRecordAssembler(plan);
   const batchPages = options.batchPages ?? Math.max(1, Math.floor(BATCH_BYTES / plan.blockSize));
   // Batch buffers come back from the threads and are read into again: no zeroing, no garbage.
   const spare: Uint8Array[] = [];
   const batches = readPageBatches(plan.ram, plan.runs, {
-    pageSize: plan.blockSize, batchPages, allocate: () => spare.pop() ?? new Uint8Array(batchPages * plan.blockSize),
+    pageSize: plan.blockSize,
+    batchPages,
+    allocate: () => spare.pop() ?? new Uint8Array(batchPages * plan.blockSize),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   });
   const inFlight: Promise<CompressedBatch>[] = [];
@@ -112,7 +158,10 @@ async function* placeRecords(plan: KdumpPlan, pool: PageCompressionPool, threads
   const refill = async (): Promise<void> => {
     while (!exhausted && inFlight.length < threads * IN_FLIGHT_PER_THREAD) {
       const next = await batches.next();
-      if (next.done === true) { exhausted = true; break; }
+      if (next.done === true) {
+        exhausted = true;
+        break;
+      }
       const compressed = pool.compress(next.value);
       compressed.catch(() => undefined); // awaited in order below; not unhandled meanwhile
       inFlight.push(compressed);

@@ -20,8 +20,7 @@ import { cancelled, describeFailure } from './failures.js';
 
 /** Where a dump's bytes go: front to back through a stream, or each record at its offset (the plain kdump file). */
 export type Destination =
-  | { readonly kind: 'sequential'; readonly sink: Sink }
-  | { readonly kind: 'positional'; readonly sink: PlacedSink };
+  { readonly kind: 'sequential'; readonly sink: Sink } | { readonly kind: 'positional'; readonly sink: PlacedSink };
 
 /** The records of one run and what must be released once they stop flowing. */
 export interface RecordFlow {
@@ -64,7 +63,9 @@ export async function writeRecords(job: WriteJob): Promise<number> {
     throw failure;
   } finally {
     // A failing close never hides the dump's own error; on success it is the error.
-    await flow.close().catch((error: unknown) => { if (failure === undefined) throw error; });
+    await flow.close().catch((error: unknown) => {
+      if (failure === undefined) throw error;
+    });
   }
 }
 
@@ -117,7 +118,9 @@ async function* contiguous(records: AsyncIterable<PlacedBytes>, plannedSize: big
   let cursor = 0n;
   for await (const record of records) {
     if (record.offset !== cursor) {
-      throw new VmdumpError('internal', `a record planned at ${hex(record.offset)} but the stream is at ${hex(cursor)}`, { offset: cursor });
+      throw new VmdumpError('internal', `a record planned at ${hex(record.offset)} but the stream is at ${hex(cursor)}`, {
+        offset: cursor,
+      });
     }
     cursor += BigInt(record.bytes.length);
     yield record.bytes;

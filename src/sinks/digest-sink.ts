@@ -21,7 +21,10 @@ export function digestSink(inner: Sink): DigestSink {
     async open(options) {
       const target = await inner.open(options);
       const hashing = new Transform({
-        transform(chunk: Buffer, _encoding, done) { hash.update(chunk); done(null, chunk); },
+        transform(chunk: Buffer, _encoding, done) {
+          hash.update(chunk);
+          done(null, chunk);
+        },
       });
       const drained = pipeline(hashing, target.writable);
       drained.catch(() => undefined); // observed in commit/abort

@@ -45,7 +45,10 @@ export class FdWritable extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.writeAll(chunk).then(() => { this.recycle(chunk); callback(); }, callback);
+    this.writeAll(chunk).then(() => {
+      this.recycle(chunk);
+      callback();
+    }, callback);
   }
 
   /**

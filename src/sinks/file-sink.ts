@@ -41,7 +41,11 @@ export function fileSink(destination: string, options: FileSinkOptions = {}): Si
     async open(openOptions?: SinkOpenOptions) {
       const fileSystem = options.fileSystem ?? fs;
       const target = await openDestination(destination, options);
-      return { writable: new FdWritable(target.fd, fileSystem, openOptions?.recycle), commit: target.commit, abort: target.abort };
+      return {
+        writable: new FdWritable(target.fd, fileSystem, openOptions?.recycle),
+        commit: target.commit,
+        abort: target.abort,
+      };
     },
   };
 }
@@ -81,18 +85,26 @@ async function openDestination(destination: string, options: FileSinkOptions): P
   const fileSystem = options.fileSystem ?? fs;
   const existing = await classify(fileSystem, destination);
   if (existing === 'symlink') {
-    throw new VmdumpError('output', `${destination} is a symbolic link; vmdump does not write through links (name the target, or use -o - for standard output)`);
+    throw new VmdumpError(
+      'output',
+      `${destination} is a symbolic link; vmdump does not write through links (name the target, or use -o - for standard output)`,
+    );
   }
   if (existing === 'special') return openInPlace(fileSystem, destination);
-  if (existing === 'file' && options.overwrite !== true) throw new VmdumpError('output', `${destination} already exists; use --force to replace it`);
+  if (existing === 'file' && options.overwrite !== true)
+    throw new VmdumpError('output', `${destination} already exists; use --force to replace it`);
   const temporary = partialName(destination);
-  const fd = await call<number>((cb) => fileSystem.open(temporary, 'wx', options.mode ?? 0o600, cb))
-    .catch((error: NodeJS.ErrnoException) => {
+  const fd = await call<number>((cb) => fileSystem.open(temporary, 'wx', options.mode ?? 0o600, cb)).catch(
+    (error: NodeJS.ErrnoException) => {
       throw new VmdumpError('output', `cannot create ${destination}: ${errnoText(error)}`, undefined, { cause: error });
-    });
+    },
+  );
   let closed = false;
   const close = async (): Promise<void> => {
-    if (!closed) { closed = true; await callVoid((cb) => fileSystem.close(fd, cb)); }
+    if (!closed) {
+      closed = true;
+      await callVoid((cb) => fileSystem.close(fd, cb));
+    }
   };
   return {
     fd,
@@ -103,7 +115,9 @@ async function openDestination(destination: string, options: FileSinkOptions): P
         await callVoid((cb) => fileSystem.rename(temporary, destination, cb));
       } else {
         await callVoid((cb) => fileSystem.link(temporary, destination, cb)).catch((error: NodeJS.ErrnoException) => {
-          throw new VmdumpError('output', `cannot put the dump at ${destination}: ${errnoText(error)}`, undefined, { cause: error });
+          throw new VmdumpError('output', `cannot put the dump at ${destination}: ${errnoText(error)}`, undefined, {
+            cause: error,
+          });
         });
         await callVoid((cb) => fileSystem.unlink(temporary, cb));
       }
@@ -133,7 +147,10 @@ async function openInPlace(fileSystem: FileSystem, destination: string): Promise
   });
   let closed = false;
   const close = async (): Promise<void> => {
-    if (!closed) { closed = true; await callVoid((cb) => fileSystem.close(fd, cb)); }
+    if (!closed) {
+      closed = true;
+      await callVoid((cb) => fileSystem.close(fd, cb));
+    }
   };
   return { fd, commit: close, abort: () => close().catch(() => undefined) };
 }
@@ -141,5 +158,9 @@ async function openInPlace(fileSystem: FileSystem, destination: string): Promise
 /** Makes the rename itself durable. */
 async function syncDirectory(dir: string): Promise<void> {
   const handle = await fs.promises.open(dir, 'r');
-  try { await handle.sync(); } finally { await handle.close(); }
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

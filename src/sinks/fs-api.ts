@@ -9,7 +9,14 @@ export interface FileSystem {
   lstat(path: string, callback: Callback<{ isFile(): boolean; isSymbolicLink(): boolean }>): void;
   link(existing: string, created: string, callback: (error: NodeJS.ErrnoException | null) => void): void;
   /** position null: at the file position (sequential sinks); a number: there (the plain kdump file only). */
-  write(fd: number, buffer: Uint8Array, offset: number, length: number, position: number | null, callback: Callback<number>): void;
+  write(
+    fd: number,
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    position: number | null,
+    callback: Callback<number>,
+  ): void;
   fsync(fd: number, callback: (error: NodeJS.ErrnoException | null) => void): void;
   close(fd: number, callback: (error: NodeJS.ErrnoException | null) => void): void;
   rename(from: string, to: string, callback: (error: NodeJS.ErrnoException | null) => void): void;

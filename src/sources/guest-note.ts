@@ -24,7 +24,11 @@ function asResult(bytes: Uint8Array, endian: Endian): GuestNoteResult {
   return { note: { name: note.name, type: note.type, desc: note.desc.slice() } };
 }
 
-export async function readGuestNote(devices: readonly DeviceState[], ram: readonly RamRange[], endian: Endian = 'little'): Promise<GuestNoteResult> {
+export async function readGuestNote(
+  devices: readonly DeviceState[],
+  ram: readonly RamRange[],
+  endian: Endian = 'little',
+): Promise<GuestNoteResult> {
   const device = devices.find((d) => d.name === 'vmcoreinfo');
   if (device === undefined) return undefined;
   if (device.uint('has_vmcoreinfo') === 0n) return { skipped: 'guest note is not present' };
@@ -49,7 +53,8 @@ export async function readPointedNote(ram: readonly RamRange[], pointer: bigint,
   const address = new EndianReader(slot, endian).u64(0);
   if (address === 0n) return { skipped: `the guest published no VMCOREINFO address at ${hex(pointer)}` };
   const header = await memory.bytes(address, NOTE_HEADER_SIZE);
-  if (header === undefined) return { skipped: `the VMCOREINFO address ${hex(address)} (from ${hex(pointer)}) is outside guest RAM` };
+  if (header === undefined)
+    return { skipped: `the VMCOREINFO address ${hex(address)} (from ${hex(pointer)}) is outside guest RAM` };
   const size = noteSizeFromHeader(header, endian);
   if (size > MAX_GUEST_NOTE) return { skipped: 'Invalid guest note header' };
   const bytes = await memory.bytes(address, size);

@@ -13,7 +13,8 @@ import { MAX_GUEST_NOTE } from './guest-note.js';
 const NAME = 'VMCOREINFO';
 
 export function parseVmcoreinfo(bytes: Uint8Array, endian: Endian, file: string): ElfNote {
-  if (bytes.length > MAX_GUEST_NOTE) throw new VmdumpError('bad-input', `VMCOREINFO is ${bytes.length} bytes; the limit is 1 MiB`, file);
+  if (bytes.length > MAX_GUEST_NOTE)
+    throw new VmdumpError('bad-input', `VMCOREINFO is ${bytes.length} bytes; the limit is 1 MiB`, file);
   const note = decodeFirstNote(bytes, endian);
   // Text that happens to start like a note header is still text: only a note named VMCOREINFO counts.
   if (note !== undefined && note.name === NAME && bytes[12 + NAME.length] === 0) {

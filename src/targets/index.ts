@@ -30,13 +30,24 @@ const memoryOnlyArchitectures: readonly Architecture[] = [
 /** A machine vmdump has no notes for (raw images of arm, ppc, riscv): memory and VMCOREINFO only. */
 function memoryOnlyTarget(arch: Architecture): TargetDescription {
   const machine = machineNames[arch.machine] ?? `machine ${arch.machine}`;
-  const refuse = (): never => { throw new VmdumpError('unrepresentable', `vmdump reads no vCPU state of ${machine}`); };
+  const refuse = (): never => {
+    throw new VmdumpError('unrepresentable', `vmdump reads no vCPU state of ${machine}`);
+  };
   return {
-    name: arch.name, machines: [arch.machine], qemuNames: [arch.name],
+    name: arch.name,
+    machines: [arch.machine],
+    qemuNames: [arch.name],
     describedArchitecture: () => arch,
-    ownsCpuSection: () => false, vcpusFromStream: refuse, vcpusFromNotes: refuse, placeSavedRam: refuse,
+    ownsCpuSection: () => false,
+    vcpusFromStream: refuse,
+    vcpusFromNotes: refuse,
+    placeSavedRam: refuse,
     vcpuNotes(vcpus) {
-      if (vcpus.length > 0) throw new VmdumpError('unrepresentable', `vmdump cannot write register notes for ${machine} yet; describe the guest without vCPUs`);
+      if (vcpus.length > 0)
+        throw new VmdumpError(
+          'unrepresentable',
+          `vmdump cannot write register notes for ${machine} yet; describe the guest without vCPUs`,
+        );
       return [];
     },
     qemuWritesGuestNote: true,
@@ -49,9 +60,11 @@ const memoryOnly: readonly TargetDescription[] = memoryOnlyArchitectures.map(mem
 
 /** The target that writes `arch`'s dumps. */
 export function targetFor(arch: Architecture): TargetDescription {
-  return registered.find((t) => t.machines.includes(arch.machine))
-    ?? memoryOnly.find((t) => t.name === arch.name)
-    ?? memoryOnlyTarget(arch);
+  return (
+    registered.find((t) => t.machines.includes(arch.machine)) ??
+    memoryOnly.find((t) => t.name === arch.name) ??
+    memoryOnlyTarget(arch)
+  );
 }
 
 /** The target of a QEMU target name (query-target's `arch`), or of a machine description's `arch`. */
@@ -60,7 +73,10 @@ export function targetNamed(name: string): TargetDescription | undefined {
 }
 
 /** Every name targetNamed() knows, for messages. */
-export const architectureNames: readonly string[] = [...registered.flatMap((t) => t.qemuNames), ...memoryOnlyArchitectures.map((a) => a.name)];
+export const architectureNames: readonly string[] = [
+  ...registered.flatMap((t) => t.qemuNames),
+  ...memoryOnlyArchitectures.map((a) => a.name),
+];
 
 /** QEMU target names of the architectures whose vCPU state vmdump reads (the live source's). */
 export const vcpuArchitectureNames: readonly string[] = registered.flatMap((t) => t.qemuNames);
@@ -73,7 +89,11 @@ export function targetOfCpuSection(first: DeviceState | undefined): TargetDescri
 /** The target of QEMU's notes dump, by its ELF machine. */
 export function targetOfCore(core: CoreNotes): TargetDescription {
   const target = registered.find((t) => t.machines.includes(core.machine));
-  if (target === undefined) throw new VmdumpError('bad-input', `QEMU's notes dump is for ${machineNames[core.machine] ?? `machine ${core.machine}`}, which vmdump reads no vCPU state of`);
+  if (target === undefined)
+    throw new VmdumpError(
+      'bad-input',
+      `QEMU's notes dump is for ${machineNames[core.machine] ?? `machine ${core.machine}`}, which vmdump reads no vCPU state of`,
+    );
   return target;
 }
 
@@ -95,8 +115,12 @@ export function decodeQemuNotes(bytes: Uint8Array): QemuNotes {
   const target = targetOfCore(core);
   const info = core.notes.find((n) => n.name === 'VMCOREINFO');
   return {
-    target, machine: core.machine, endian: core.endian, ...target.vcpusFromNotes(core),
-    vmcoreinfo: info === undefined ? undefined : { name: info.name, type: info.type, desc: Uint8Array.prototype.slice.call(info.desc) },
+    target,
+    machine: core.machine,
+    endian: core.endian,
+    ...target.vcpusFromNotes(core),
+    vmcoreinfo:
+      info === undefined ? undefined : { name: info.name, type: info.type, desc: Uint8Array.prototype.slice.call(info.desc) },
   };
 }
 

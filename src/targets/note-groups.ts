@@ -19,8 +19,15 @@ export function notesPerVcpu(notes: readonly DecodedNote[]): DecodedNote[][] {
 }
 
 /** The group's note `name`/`type`, read in `endian`; refused when missing or shorter than `size`. */
-export function requireNote(group: readonly DecodedNote[], name: string, type: number, size: number, endian: Endian): EndianReader {
+export function requireNote(
+  group: readonly DecodedNote[],
+  name: string,
+  type: number,
+  size: number,
+  endian: Endian,
+): EndianReader {
   const note = group.find((n) => n.name === name && n.type === type);
-  if (note === undefined || note.desc.length < size) throw new VmdumpError('bad-input', `QEMU's notes lack a ${size}-byte ${name} note of type ${type}`);
+  if (note === undefined || note.desc.length < size)
+    throw new VmdumpError('bad-input', `QEMU's notes lack a ${size}-byte ${name} note of type ${type}`);
   return new EndianReader(note.desc, endian);
 }

@@ -103,21 +103,34 @@ export interface TargetDescription {
 }
 
 /** The vCPUs' states when they all are of `kind`; a mixed list is a source's bug. */
-export function statesOf<K extends Vcpu['state']['kind']>(vcpus: readonly Vcpu[], kind: K): { index: number; state: Extract<Vcpu['state'], { kind: K }> }[] {
+export function statesOf<K extends Vcpu['state']['kind']>(
+  vcpus: readonly Vcpu[],
+  kind: K,
+): { index: number; state: Extract<Vcpu['state'], { kind: K }> }[] {
   return vcpus.map((vcpu) => {
-    if (vcpu.state.kind !== kind) throw new VmdumpError('internal', `vCPU ${vcpu.index} has ${vcpu.state.kind} state in a ${kind} guest`);
+    if (vcpu.state.kind !== kind)
+      throw new VmdumpError('internal', `vCPU ${vcpu.index} has ${vcpu.state.kind} state in a ${kind} guest`);
     return { index: vcpu.index, state: vcpu.state as Extract<Vcpu['state'], { kind: K }> };
   });
 }
 
 /** A saved VM's blocks named in `places` at their fixed guest-physical addresses (aarch64 virt, s390-ccw). */
-export function placeFixedBlocks(stream: MigrationStream, places: readonly { id: string; start: bigint }[], target: string, label: string): PlacedBlock[] {
+export function placeFixedBlocks(
+  stream: MigrationStream,
+  places: readonly { id: string; start: bigint }[],
+  target: string,
+  label: string,
+): PlacedBlock[] {
   const placed = places.flatMap((place) => {
     const block = stream.blocks.find((b) => b.id === place.id);
     return block === undefined ? [] : [{ start: place.start, end: place.start + block.usedLength, block, offset: 0n }];
   });
   if (placed.length === 0) {
-    throw new VmdumpError('bad-input', `the ${target} stream has none of the RAM blocks ${places.map((b) => b.id).join(', ')} (blocks: ${stream.blocks.map((b) => b.id).join(', ')})`, label);
+    throw new VmdumpError(
+      'bad-input',
+      `the ${target} stream has none of the RAM blocks ${places.map((b) => b.id).join(', ')} (blocks: ${stream.blocks.map((b) => b.id).join(', ')})`,
+      label,
+    );
   }
   return placed.sort((a, b) => (a.start < b.start ? -1 : 1));
 }

@@ -31,7 +31,7 @@ export type PreparedDump =
   | { readonly format: 'kdump'; readonly plan: KdumpPlan; readonly discovery: LayoutDiscovery; readonly readers: string };
 
 export function kdumpCodecOf(format: DumpFormat): KdumpCodec | undefined {
-  return format === 'elf' ? undefined : format.slice('kdump-'.length) as KdumpCodec;
+  return format === 'elf' ? undefined : (format.slice('kdump-'.length) as KdumpCodec);
 }
 
 export async function prepareDump(guest: GuestModel, request: DumpRequest = {}): Promise<PreparedDump> {

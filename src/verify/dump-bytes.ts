@@ -14,7 +14,11 @@ export interface DumpBytes {
   close(): Promise<void>;
 }
 
-interface FlatRecord { readonly offset: number; readonly size: number; readonly at: number }
+interface FlatRecord {
+  readonly offset: number;
+  readonly size: number;
+  readonly at: number;
+}
 
 export async function openDumpBytes(file: string): Promise<{ bytes: DumpBytes; flattened: boolean; fileSize: number }> {
   const handle = await fs.promises.open(file, 'r').catch((error: NodeJS.ErrnoException) => {
@@ -40,9 +44,14 @@ export async function openDumpBytes(file: string): Promise<{ bytes: DumpBytes; f
   }
 }
 
-async function indexFlattened(readAt: (offset: number, length: number) => Promise<Buffer>, fileSize: number, file: string): Promise<FlatRecord[]> {
+async function indexFlattened(
+  readAt: (offset: number, length: number) => Promise<Buffer>,
+  fileSize: number,
+  file: string,
+): Promise<FlatRecord[]> {
   const start = await readAt(0, 32);
-  if (start.length < 32 || start.readBigInt64BE(16) !== 1n) throw new VmdumpError('bad-input', 'flattened header: type is not 1', file);
+  if (start.length < 32 || start.readBigInt64BE(16) !== 1n)
+    throw new VmdumpError('bad-input', 'flattened header: type is not 1', file);
   const records: FlatRecord[] = [];
   let at = FLAT_HEADER_SIZE;
   for (;;) {
@@ -50,12 +59,19 @@ async function indexFlattened(readAt: (offset: number, length: number) => Promis
     if (header.length < 16) throw new VmdumpError('bad-input', `flattened stream truncated at byte ${at}: no end marker`, file);
     const offset = header.readBigInt64BE(0);
     const size = header.readBigInt64BE(8);
-    if (offset === -1n && size === -1n) { at += 16; break; }
+    if (offset === -1n && size === -1n) {
+      at += 16;
+      break;
+    }
     if (offset < 0n || size <= 0n || offset > BigInt(Number.MAX_SAFE_INTEGER)) {
       throw new VmdumpError('bad-input', `flattened record at byte ${at} has offset ${offset} and size ${size}`, file);
     }
     if (BigInt(at) + 16n + size > BigInt(fileSize)) {
-      throw new VmdumpError('bad-input', `flattened record at byte ${at} (${size} bytes) runs past the end of the file (${fileSize})`, file);
+      throw new VmdumpError(
+        'bad-input',
+        `flattened record at byte ${at} (${size} bytes) runs past the end of the file (${fileSize})`,
+        file,
+      );
     }
     records.push({ offset: Number(offset), size: Number(size), at: at + 16 });
     at += 16 + Number(size);
@@ -66,14 +82,21 @@ async function indexFlattened(readAt: (offset: number, length: number) => Promis
   records.forEach((r, i) => {
     const next = records[i + 1];
     if (next !== undefined && r.offset + r.size > next.offset) {
-      throw new VmdumpError('bad-input', `flattened records overlap: [${r.offset}, +${r.size}) and [${next.offset}, +${next.size})`, file);
+      throw new VmdumpError(
+        'bad-input',
+        `flattened records overlap: [${r.offset}, +${r.size}) and [${next.offset}, +${next.size})`,
+        file,
+      );
     }
   });
   return records;
 }
 
-function flattenedBytes(records: readonly FlatRecord[], readAt: (offset: number, length: number) => Promise<Buffer>,
-  close: () => Promise<void>): DumpBytes {
+function flattenedBytes(
+  records: readonly FlatRecord[],
+  readAt: (offset: number, length: number) => Promise<Buffer>,
+  close: () => Promise<void>,
+): DumpBytes {
   const size = records.reduce((end, r) => Math.max(end, r.offset + r.size), 0);
   return {
     size,
@@ -84,7 +107,8 @@ function flattenedBytes(records: readonly FlatRecord[], readAt: (offset: number,
       let low = 0; // the first record ending after `offset` (records are sorted and disjoint)
       for (let high = records.length; low < high;) {
         const mid = (low + high) >> 1;
-        if (records[mid]!.offset + records[mid]!.size <= offset) low = mid + 1; else high = mid;
+        if (records[mid]!.offset + records[mid]!.size <= offset) low = mid + 1;
+        else high = mid;
       }
       for (let i = low; i < records.length && records[i]!.offset < end; i += 1) {
         const r = records[i]!;

@@ -27,11 +27,15 @@ export async function verifyDumpFile(file: string): Promise<VerifyReport> {
   const { bytes, flattened } = await openDumpBytes(file);
   try {
     const magic = await bytes.read(0, 8);
-    if (magic.length === 0) throw new VmdumpError('bad-input', flattened ? 'the flattened stream holds no records' : 'the file is empty', file);
-    const report = ELF_MAGIC.every((b, i) => magic[i] === b) ? await verifyElf(bytes, file)
-      : magic.toString('latin1') === KDUMP_SIGNATURE ? await verifyKdump(bytes, file)
+    if (magic.length === 0)
+      throw new VmdumpError('bad-input', flattened ? 'the flattened stream holds no records' : 'the file is empty', file);
+    const report = ELF_MAGIC.every((b, i) => magic[i] === b)
+      ? await verifyElf(bytes, file)
+      : magic.toString('latin1') === KDUMP_SIGNATURE
+        ? await verifyKdump(bytes, file)
         : undefined;
-    if (report === undefined) throw new VmdumpError('bad-input', 'neither an ELF core nor a kdump file (nor makedumpfile\'s flattened form of one)', file);
+    if (report === undefined)
+      throw new VmdumpError('bad-input', "neither an ELF core nor a kdump file (nor makedumpfile's flattened form of one)", file);
     return { file, format: report.format, flattened, summary: report.summary, ...(sha256 === undefined ? {} : { sha256 }) };
   } finally {
     await bytes.close();
@@ -46,7 +50,12 @@ async function checkDigest(file: string): Promise<'ok' | undefined> {
   const expected = /^([0-9a-f]{64})\s/.exec(text)?.[1];
   if (expected === undefined) throw new VmdumpError('bad-input', `${digestFile} does not hold a SHA-256 digest`, file);
   const actual = await sha256OfFile(file);
-  if (actual !== expected) throw new VmdumpError('bad-input', `SHA-256 ${actual} differs from ${expected} in ${digestFile}: the file changed after it was written`, file);
+  if (actual !== expected)
+    throw new VmdumpError(
+      'bad-input',
+      `SHA-256 ${actual} differs from ${expected} in ${digestFile}: the file changed after it was written`,
+      file,
+    );
   return 'ok';
 }
 

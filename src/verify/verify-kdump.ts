@@ -8,8 +8,15 @@
 import * as zlib from 'node:zlib';
 import { VmdumpError, hex } from '../guest/errors.js';
 import {
-  KDUMP_SIGNATURE, PAGE_DESCRIPTOR_SIZE, codecFlags, decodeDiskDumpHeader, decodeKdumpSubHeader, diskDumpHeaderSize, subHeaderSize,
-  type KdumpCodec, type KdumpTarget,
+  KDUMP_SIGNATURE,
+  PAGE_DESCRIPTOR_SIZE,
+  codecFlags,
+  decodeDiskDumpHeader,
+  decodeKdumpSubHeader,
+  diskDumpHeaderSize,
+  subHeaderSize,
+  type KdumpCodec,
+  type KdumpTarget,
 } from '../formats/kdump/kdump-format.js';
 import type { DumpBytes } from './dump-bytes.js';
 import { checkNotes } from './verify-elf.js';
@@ -48,10 +55,14 @@ function targetOf(head: Buffer): KdumpTarget | undefined {
 }
 
 export async function verifyKdump(bytes: DumpBytes, file: string): Promise<KdumpReport> {
-  const fail = (message: string): never => { throw new VmdumpError('bad-input', message, file); };
+  const fail = (message: string): never => {
+    throw new VmdumpError('bad-input', message, file);
+  };
   const exactly = async (offset: number, length: number, what: string): Promise<Buffer> => {
     const got = await bytes.read(offset, length);
-    return got.length === length ? got : fail(`truncated: ${what} [${hex(offset)}, +${length}) ends past the end of the file (${hex(bytes.size)})`);
+    return got.length === length
+      ? got
+      : fail(`truncated: ${what} [${hex(offset)}, +${length}) ends past the end of the file (${hex(bytes.size)})`);
   };
   const head = Buffer.alloc(464);
   (await bytes.read(0, 464)).copy(head);
@@ -62,17 +73,24 @@ export async function verifyKdump(bytes: DumpBytes, file: string): Promise<Kdump
   const block = header.blockSize;
   const sub = decodeKdumpSubHeader(await exactly(block, subHeaderSize(target.elfClass), 'the sub-header'), target);
   const areaEnd = (1 + header.subHdrSize) * block;
-  if (areaEnd > bytes.size) fail(`the sub-header area (${header.subHdrSize} blocks) runs past the end of the file (${hex(bytes.size)})`);
+  if (areaEnd > bytes.size)
+    fail(`the sub-header area (${header.subHdrSize} blocks) runs past the end of the file (${hex(bytes.size)})`);
   if (sub.noteSize > 0n) {
     if (sub.offsetNote < BigInt(block + subHeaderSize(target.elfClass)) || sub.offsetNote + sub.noteSize > BigInt(areaEnd)) {
-      fail(`the notes [${hex(sub.offsetNote)}, +${hex(sub.noteSize)}) are outside the sub-header area [${hex(block)}, ${hex(areaEnd)})`);
+      fail(
+        `the notes [${hex(sub.offsetNote)}, +${hex(sub.noteSize)}) are outside the sub-header area [${hex(block)}, ${hex(areaEnd)})`,
+      );
     }
     checkNotes(await exactly(Number(sub.offsetNote), Number(sub.noteSize), 'the notes'), target.endian, 'the notes', fail);
   }
-  if (sub.sizeVmcoreinfo > 0n && (sub.offsetVmcoreinfo < sub.offsetNote || sub.offsetVmcoreinfo + sub.sizeVmcoreinfo > sub.offsetNote + sub.noteSize)) {
+  if (
+    sub.sizeVmcoreinfo > 0n &&
+    (sub.offsetVmcoreinfo < sub.offsetNote || sub.offsetVmcoreinfo + sub.sizeVmcoreinfo > sub.offsetNote + sub.noteSize)
+  ) {
     fail(`VMCOREINFO [${hex(sub.offsetVmcoreinfo)}, +${hex(sub.sizeVmcoreinfo)}) is not inside the notes`);
   }
-  const maxMapnr = target.elfClass === 64 || sub.maxMapnr64 > 0n ? Number(sub.maxMapnr64 || BigInt(header.maxMapnr)) : header.maxMapnr;
+  const maxMapnr =
+    target.elfClass === 64 || sub.maxMapnr64 > 0n ? Number(sub.maxMapnr64 || BigInt(header.maxMapnr)) : header.maxMapnr;
   const lenBitmap = (header.bitmapBlocks / 2) * block;
   if (header.bitmapBlocks % 2 !== 0 || lenBitmap < Math.ceil(maxMapnr / 8)) {
     fail(`bitmap_blocks ${header.bitmapBlocks} cannot hold two bitmaps of max_mapnr ${maxMapnr} bits`);
@@ -80,13 +98,15 @@ export async function verifyKdump(bytes: DumpBytes, file: string): Promise<Kdump
   const descAt = areaEnd + header.bitmapBlocks * block;
   const pages = await countBits(bytes, areaEnd + lenBitmap, lenBitmap);
   const descEnd = descAt + pages * PAGE_DESCRIPTOR_SIZE;
-  if (descEnd > bytes.size) fail(`${pages} page descriptors end at ${hex(descEnd)}, past the end of the file (${hex(bytes.size)})`);
+  if (descEnd > bytes.size)
+    fail(`${pages} page descriptors end at ${hex(descEnd)}, past the end of the file (${hex(bytes.size)})`);
   const counts = await checkDescriptors(bytes, descAt, pages, descEnd, block, target, fail);
   return {
     format: 'kdump',
-    summary: `kdump-compressed (header version ${header.version}, ${target.elfClass}-bit ${target.endian}-endian, ${header.machine || 'no machine name'}): `
-      + `${header.nrCpus} CPUs, ${pages} pages (${counts.compressed} compressed, ${counts.raw} raw, ${counts.shared} sharing another's data), `
-      + `notes ${sub.noteSize} bytes${sub.sizeVmcoreinfo > 0n ? ', VMCOREINFO' : ''}`,
+    summary:
+      `kdump-compressed (header version ${header.version}, ${target.elfClass}-bit ${target.endian}-endian, ${header.machine || 'no machine name'}): ` +
+      `${header.nrCpus} CPUs, ${pages} pages (${counts.compressed} compressed, ${counts.raw} raw, ${counts.shared} sharing another's data), ` +
+      `notes ${sub.noteSize} bytes${sub.sizeVmcoreinfo > 0n ? ', VMCOREINFO' : ''}`,
   };
 }
 
@@ -94,13 +114,26 @@ async function countBits(bytes: DumpBytes, at: number, length: number): Promise<
   let count = 0;
   for (let done = 0; done < length; done += 1 << 20) {
     const chunk = await bytes.read(at + done, Math.min(1 << 20, length - done));
-    for (const byte of chunk) { let b = byte; while (b !== 0) { b &= b - 1; count += 1; } }
+    for (const byte of chunk) {
+      let b = byte;
+      while (b !== 0) {
+        b &= b - 1;
+        count += 1;
+      }
+    }
   }
   return count;
 }
 
-async function checkDescriptors(bytes: DumpBytes, descAt: number, pages: number, dataStart: number, block: number, target: KdumpTarget,
-  fail: (m: string) => never): Promise<{ compressed: number; raw: number; shared: number }> {
+async function checkDescriptors(
+  bytes: DumpBytes,
+  descAt: number,
+  pages: number,
+  dataStart: number,
+  block: number,
+  target: KdumpTarget,
+  fail: (m: string) => never,
+): Promise<{ compressed: number; raw: number; shared: number }> {
   const decompress = await decompressors();
   const seen = new Set<number>();
   const counts = { compressed: 0, raw: 0, shared: 0 };
@@ -116,8 +149,12 @@ async function checkDescriptors(bytes: DumpBytes, descAt: number, pages: number,
       const flags = little ? table.readUInt32LE(at + 12) : table.readUInt32BE(at + 12);
       const which = `page descriptor ${first + i}`;
       if (size === 0 || size > block) fail(`${which}: size ${size} is not in 1..${block}`);
-      if (offset < dataStart || offset + size > bytes.size) fail(`${which}: data [${hex(offset)}, +${size}) is outside the page data [${hex(dataStart)}, ${hex(bytes.size)})`);
-      if (seen.has(offset)) { counts.shared += 1; continue; }
+      if (offset < dataStart || offset + size > bytes.size)
+        fail(`${which}: data [${hex(offset)}, +${size}) is outside the page data [${hex(dataStart)}, ${hex(bytes.size)})`);
+      if (seen.has(offset)) {
+        counts.shared += 1;
+        continue;
+      }
       seen.add(offset);
       const data = await bytes.read(offset, size);
       if (flags === 0) {
@@ -127,7 +164,11 @@ async function checkDescriptors(bytes: DumpBytes, descAt: number, pages: number,
       }
       const codec = decompress.get(flags) ?? fail(`${which}: flags ${hex(flags)} name no single known codec`);
       let page: Buffer;
-      try { page = codec(data, block); } catch (error) { fail(`${which}: data does not decompress: ${(error as Error).message}`); }
+      try {
+        page = codec(data, block);
+      } catch (error) {
+        fail(`${which}: data does not decompress: ${(error as Error).message}`);
+      }
       if (page!.length !== block) fail(`${which}: decompresses to ${page!.length} bytes, not ${block}`);
       counts.compressed += 1;
     }

@@ -7,8 +7,14 @@ import * as fs from 'node:fs';
 export interface ReadElf {
   elfClass: 32 | 64;
   little: boolean;
-  type: number; machine: number; phoff: bigint; shoff: bigint; ehsize: number;
-  phnumField: number; shnum: number; shstrndx: number;
+  type: number;
+  machine: number;
+  phoff: bigint;
+  shoff: bigint;
+  ehsize: number;
+  phnumField: number;
+  shnum: number;
+  shstrndx: number;
   phdrs: { type: number; flags: number; offset: bigint; vaddr: bigint; paddr: bigint; filesz: bigint; memsz: bigint }[];
   notes: { name: string; type: number; desc: Buffer; at: number }[];
 }
@@ -57,7 +63,9 @@ function parseNotes(b: Buffer, little: boolean): ReadElf['notes'] {
   const u32 = (at: number) => (little ? b.readUInt32LE(at) : b.readUInt32BE(at));
   const notes: ReadElf['notes'] = [];
   for (let at = 0; at < b.length;) {
-    const namesz = u32(at); const descsz = u32(at + 4); const type = u32(at + 8);
+    const namesz = u32(at);
+    const descsz = u32(at + 4);
+    const type = u32(at + 8);
     const name = b.subarray(at + 12, at + 12 + namesz - 1).toString('latin1');
     const descAt = at + 12 + Math.ceil(namesz / 4) * 4;
     notes.push({ name, type, desc: b.subarray(descAt, descAt + descsz), at });
@@ -77,15 +85,39 @@ function parseHeaders(b: Buffer, is64: boolean, little: boolean, phnum: number):
   const shoff = word(24 + 2 * w);
   const after = 24 + 3 * w + 4; // e_flags
   const header = {
-    type: u16(16), machine: u16(18), phoff, shoff, ehsize: u16(after),
-    phnumField: u16(after + 4), shnum: u16(after + 8), shstrndx: u16(after + 10),
+    type: u16(16),
+    machine: u16(18),
+    phoff,
+    shoff,
+    ehsize: u16(after),
+    phnumField: u16(after + 4),
+    shnum: u16(after + 8),
+    shstrndx: u16(after + 10),
   };
   const phdrs = [];
   for (let i = 0; i < phnum; i += 1) {
     const at = Number(phoff) + i * (is64 ? 56 : 32);
-    phdrs.push(is64
-      ? { type: u32(at), flags: u32(at + 4), offset: u64(at + 8), vaddr: u64(at + 16), paddr: u64(at + 24), filesz: u64(at + 32), memsz: u64(at + 40) }
-      : { type: u32(at), offset: BigInt(u32(at + 4)), vaddr: BigInt(u32(at + 8)), paddr: BigInt(u32(at + 12)), filesz: BigInt(u32(at + 16)), memsz: BigInt(u32(at + 20)), flags: u32(at + 24) });
+    phdrs.push(
+      is64
+        ? {
+            type: u32(at),
+            flags: u32(at + 4),
+            offset: u64(at + 8),
+            vaddr: u64(at + 16),
+            paddr: u64(at + 24),
+            filesz: u64(at + 32),
+            memsz: u64(at + 40),
+          }
+        : {
+            type: u32(at),
+            offset: BigInt(u32(at + 4)),
+            vaddr: BigInt(u32(at + 8)),
+            paddr: BigInt(u32(at + 12)),
+            filesz: BigInt(u32(at + 16)),
+            memsz: BigInt(u32(at + 20)),
+            flags: u32(at + 24),
+          },
+    );
   }
   return { elfClass: is64 ? 64 : 32, little, ...header, phdrs, notes: [] };
 }

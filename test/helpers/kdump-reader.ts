@@ -8,7 +8,11 @@ import lzo from 'lzo';
 import * as snappy from 'snappy';
 import { decompress as zstdDecompress } from 'zstd-napi';
 
-export interface FlatRecord { offset: number; size: number; payloadAt: number }
+export interface FlatRecord {
+  offset: number;
+  size: number;
+  payloadAt: number;
+}
 
 export interface Flattened {
   startHeader: Buffer;
@@ -18,14 +22,18 @@ export interface Flattened {
 }
 
 export function readFlattened(file: Buffer): Flattened {
-  if (file.toString('latin1', 0, 12) !== 'makedumpfile' || file.readBigInt64BE(16) !== 1n) throw new Error('not a flattened dump');
+  if (file.toString('latin1', 0, 12) !== 'makedumpfile' || file.readBigInt64BE(16) !== 1n)
+    throw new Error('not a flattened dump');
   const records: FlatRecord[] = [];
   let at = 4096;
   let end = 0;
   for (;;) {
     const offset = file.readBigInt64BE(at);
     const size = file.readBigInt64BE(at + 8);
-    if (offset === -1n && size === -1n) { at += 16; break; }
+    if (offset === -1n && size === -1n) {
+      at += 16;
+      break;
+    }
     if (offset < 0n || size <= 0n) throw new Error(`bad record header at ${at}`);
     records.push({ offset: Number(offset), size: Number(size), payloadAt: at + 16 });
     end = Math.max(end, Number(offset + size));
@@ -37,7 +45,12 @@ export function readFlattened(file: Buffer): Flattened {
   return { startHeader: file.subarray(0, 4096), records, reassembled };
 }
 
-export interface Descriptor { offset: number; size: number; flags: number; pageFlags: bigint }
+export interface Descriptor {
+  offset: number;
+  size: number;
+  flags: number;
+  pageFlags: bigint;
+}
 
 export interface KdumpFile {
   bytes: Buffer;
@@ -64,7 +77,8 @@ export interface KdumpFile {
 /** The 64-bit layout, §2–§5, in either byte order (header_version 6 says which); bitmaps are byte arrays either way. */
 export function readKdump(bytes: Buffer): KdumpFile {
   const little = bytes.readUInt32LE(8) === 6;
-  if (bytes.toString('latin1', 0, 8) !== 'KDUMP   ' || (!little && bytes.readUInt32BE(8) !== 6)) throw new Error('not a kdump v6 file');
+  if (bytes.toString('latin1', 0, 8) !== 'KDUMP   ' || (!little && bytes.readUInt32BE(8) !== 6))
+    throw new Error('not a kdump v6 file');
   const u32 = (at: number): number => (little ? bytes.readUInt32LE(at) : bytes.readUInt32BE(at));
   const u64 = (at: number): bigint => (little ? bytes.readBigUInt64LE(at) : bytes.readBigUInt64BE(at));
   const blockSize = u32(428);
@@ -84,12 +98,24 @@ export function readKdump(bytes: Buffer): KdumpFile {
     return { offset: Number(BigInt.asIntN(64, u64(at))), size: u32(at + 8), flags: u32(at + 12), pageFlags: u64(at + 16) };
   });
   return {
-    bytes, machine: bytes.toString('latin1', 272, 272 + 65).replace(/\0.*$/s, ''), status: u32(424), blockSize, subHdrSize,
-    bitmapBlocks, maxMapnr: u32(440), nrCpus: u32(460),
-    physBase: u64(sub), offsetVmcoreinfo: Number(u64(sub + 32)),
-    sizeVmcoreinfo: Number(u64(sub + 40)), offsetNote: Number(u64(sub + 48)),
-    noteSize: Number(u64(sub + 56)), maxMapnr64: u64(sub + 96),
-    bitmap1: bytes.subarray(bitmapAt, bitmapAt + lenBitmap), bitmap2, pfns, descriptors,
+    bytes,
+    machine: bytes.toString('latin1', 272, 272 + 65).replace(/\0.*$/s, ''),
+    status: u32(424),
+    blockSize,
+    subHdrSize,
+    bitmapBlocks,
+    maxMapnr: u32(440),
+    nrCpus: u32(460),
+    physBase: u64(sub),
+    offsetVmcoreinfo: Number(u64(sub + 32)),
+    sizeVmcoreinfo: Number(u64(sub + 40)),
+    offsetNote: Number(u64(sub + 48)),
+    noteSize: Number(u64(sub + 56)),
+    maxMapnr64: u64(sub + 96),
+    bitmap1: bytes.subarray(bitmapAt, bitmapAt + lenBitmap),
+    bitmap2,
+    pfns,
+    descriptors,
   };
 }
 

@@ -20,9 +20,15 @@ export function tempDir(prefix = 'vmdump-test-'): string {
   return dir;
 }
 
-export interface RangeOnDisk { address: bigint; size: number }
+export interface RangeOnDisk {
+  address: bigint;
+  size: number;
+}
 
-export function writeMachine(dir: string, machine: { arch: string; ranges: RangeOnDisk[]; vcpus?: object[]; vmcoreinfo?: string }): string {
+export function writeMachine(
+  dir: string,
+  machine: { arch: string; ranges: RangeOnDisk[]; vcpus?: object[]; vmcoreinfo?: string },
+): string {
   const ram = machine.ranges.map((r, i) => {
     const bytes = Buffer.alloc(r.size);
     fillPattern(bytes, r.address);
@@ -41,7 +47,12 @@ export function writeMachine(dir: string, machine: { arch: string; ranges: Range
   return file;
 }
 
-export interface CliResult { code: number | null; signal: NodeJS.Signals | null; stdout: Buffer; stderr: string }
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: string;
+}
 
 /** Runs the built CLI; `stdout` is collected unless the caller wires it elsewhere. */
 export function runCli(args: readonly string[], options: { cwd?: string } = {}): Promise<CliResult> {
@@ -50,7 +61,9 @@ export function runCli(args: readonly string[], options: { cwd?: string } = {}):
     const out: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out), stderr }));
   });

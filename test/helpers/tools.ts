@@ -16,14 +16,23 @@ export function hasTool(name: string): boolean {
 export function itWithTool(tool: string, debianPackage: string): ReturnType<typeof it.skipIf> {
   const available = hasTool(tool) || inCi;
   if (!available) {
-    console.warn(`\n*** SKIPPING tests that need ${tool}: it is not installed (apt-get install ${debianPackage}). CI installs it. ***\n`);
+    console.warn(
+      `\n*** SKIPPING tests that need ${tool}: it is not installed (apt-get install ${debianPackage}). CI installs it. ***\n`,
+    );
   }
   return it.skipIf(!available);
 }
 
-export function run(command: string, args: readonly string[], options: { input?: Buffer } = {}):
-  { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 256 << 20, ...(options.input ? { input: options.input } : {}) });
+export function run(
+  command: string,
+  args: readonly string[],
+  options: { input?: Buffer } = {},
+): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(command, args, {
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+    ...(options.input ? { input: options.input } : {}),
+  });
   if (result.error) throw result.error;
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }

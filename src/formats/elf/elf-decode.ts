@@ -7,33 +7,65 @@ import { ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFDATA2MSB, ELF_MAGIC, PT_NOTE } 
 import { VmdumpError } from '../../guest/errors.js';
 import type { ElfClass, Endian } from '../../guest/guest.js';
 import {
-  NOTE_HEADER_SIZE, align4, elfHeaderFields, programHeaderFields, type ElfHeader, type ElfTarget, type FieldLayout, type ProgramHeader,
+  NOTE_HEADER_SIZE,
+  align4,
+  elfHeaderFields,
+  programHeaderFields,
+  type ElfHeader,
+  type ElfTarget,
+  type FieldLayout,
+  type ProgramHeader,
 } from './elf-structs.js';
 
 /** Integers of one byte order out of a buffer. */
 export class EndianReader {
   private readonly view: DataView;
   private readonly little: boolean;
-  constructor(readonly bytes: Uint8Array, endian: Endian) {
+  constructor(
+    readonly bytes: Uint8Array,
+    endian: Endian,
+  ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.little = endian === 'little';
   }
-  u16(at: number): number { return this.view.getUint16(at, this.little); }
-  u32(at: number): number { return this.view.getUint32(at, this.little); }
-  u64(at: number): bigint { return this.view.getBigUint64(at, this.little); }
-  u64s(at: number, count: number): bigint[] { return Array.from({ length: count }, (_, i) => this.u64(at + 8 * i)); }
+  u16(at: number): number {
+    return this.view.getUint16(at, this.little);
+  }
+  u32(at: number): number {
+    return this.view.getUint32(at, this.little);
+  }
+  u64(at: number): bigint {
+    return this.view.getBigUint64(at, this.little);
+  }
+  u64s(at: number, count: number): bigint[] {
+    return Array.from({ length: count }, (_, i) => this.u64(at + 8 * i));
+  }
 }
 
 /** The inverse of the encoder's encodeStruct: `word` fields come back as bigint. */
-export function decodeStruct<T>(bytes: Uint8Array, at: number, layout: FieldLayout<T>, target: Pick<ElfTarget, 'elfClass' | 'endian'>): T {
+export function decodeStruct<T>(
+  bytes: Uint8Array,
+  at: number,
+  layout: FieldLayout<T>,
+  target: Pick<ElfTarget, 'elfClass' | 'endian'>,
+): T {
   const reader = new EndianReader(bytes, target.endian);
   const value: Record<string, bigint | number> = {};
   let cursor = at;
   for (const [name, type] of layout) {
-    if (type === 'u16') { value[name] = reader.u16(cursor); cursor += 2; }
-    else if (type === 'u32') { value[name] = reader.u32(cursor); cursor += 4; }
-    else if (target.elfClass === 32) { value[name] = BigInt(reader.u32(cursor)); cursor += 4; }
-    else { value[name] = reader.u64(cursor); cursor += 8; }
+    if (type === 'u16') {
+      value[name] = reader.u16(cursor);
+      cursor += 2;
+    } else if (type === 'u32') {
+      value[name] = reader.u32(cursor);
+      cursor += 4;
+    } else if (target.elfClass === 32) {
+      value[name] = BigInt(reader.u32(cursor));
+      cursor += 4;
+    } else {
+      value[name] = reader.u64(cursor);
+      cursor += 8;
+    }
   }
   return value as T;
 }
@@ -49,7 +81,14 @@ export interface DecodedNote {
 /** Why a walk stopped early: where, and what the header said. */
 export type NoteDamage =
   | { readonly kind: 'short-header'; readonly at: number; readonly left: number }
-  | { readonly kind: 'overrun'; readonly index: number; readonly at: number; readonly namesz: number; readonly descsz: number; readonly end: number };
+  | {
+      readonly kind: 'overrun';
+      readonly index: number;
+      readonly at: number;
+      readonly namesz: number;
+      readonly descsz: number;
+      readonly end: number;
+    };
 
 /**
  * Every note in `bytes` (a PT_NOTE's contents), in order; stops at the first note whose header,
@@ -64,7 +103,11 @@ export function decodeNotes(bytes: Uint8Array, endian: Endian): { notes: Decoded
     const descAt = at + NOTE_HEADER_SIZE + align4(namesz);
     const end = descAt + align4(descsz);
     if (end > bytes.length) return { notes, damage: { kind: 'overrun', index: notes.length, at, namesz, descsz, end } };
-    const name = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1', at + NOTE_HEADER_SIZE, at + NOTE_HEADER_SIZE + Math.max(0, namesz - 1));
+    const name = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(
+      'latin1',
+      at + NOTE_HEADER_SIZE,
+      at + NOTE_HEADER_SIZE + Math.max(0, namesz - 1),
+    );
     notes.push({ name, type, desc: bytes.subarray(descAt, descAt + descsz), at });
     at = end;
   }
@@ -107,11 +150,14 @@ export interface CoreNotes {
 export function decodeCoreNotes(core: Uint8Array): CoreNotes {
   const ident = decodeIdent(core);
   if ('reason' in ident || core.length < 64) throw new VmdumpError('bad-input', 'QEMU wrote no ELF core for the notes');
-  const malformed = (what: string): never => { throw new VmdumpError('bad-input', `QEMU's notes dump is malformed: ${what}`); };
+  const malformed = (what: string): never => {
+    throw new VmdumpError('bad-input', `QEMU's notes dump is malformed: ${what}`);
+  };
   const header = decodeStruct<ElfHeader>(core, 16, elfHeaderFields, ident);
   const entry = ident.elfClass === 64 ? 56 : 32;
   const phoff = Number(header.phoff);
-  if (phoff + header.phnum * entry > core.length) malformed(`${header.phnum} program headers at ${phoff} run past its ${core.length} bytes`);
+  if (phoff + header.phnum * entry > core.length)
+    malformed(`${header.phnum} program headers at ${phoff} run past its ${core.length} bytes`);
   const notes: DecodedNote[] = [];
   for (let i = 0; i < header.phnum; i += 1) {
     const ph = decodeStruct<ProgramHeader>(core, phoff + i * entry, programHeaderFields[ident.elfClass], ident);
@@ -121,7 +167,8 @@ export function decodeCoreNotes(core: Uint8Array): CoreNotes {
     const walked = decodeNotes(core.subarray(offset, offset + size), ident.endian);
     const damage = walked.damage;
     if (damage?.kind === 'short-header') malformed(`a note header at ${offset + damage.at} runs past PT_NOTE`);
-    if (damage?.kind === 'overrun') malformed(`the note at ${offset + damage.at} (n_namesz ${damage.namesz}, n_descsz ${damage.descsz}) runs past PT_NOTE`);
+    if (damage?.kind === 'overrun')
+      malformed(`the note at ${offset + damage.at} (n_namesz ${damage.namesz}, n_descsz ${damage.descsz}) runs past PT_NOTE`);
     notes.push(...walked.notes);
   }
   return { machine: header.machine, elfClass: ident.elfClass, endian: ident.endian, notes };

@@ -8,13 +8,32 @@ import type { ElfNote } from '../../guest/guest.js';
 import { VmdumpError, hex } from '../../guest/errors.js';
 import { U32_MAX } from '../../guest/units.js';
 import {
-  ELF_IDENT_SIZE, NOT_IN_FILE, NOTE_HEADER_SIZE, align4, elfHeaderFields, elfHeaderSize, encodedNoteSize,
-  programHeaderFields, programHeaderSize, sectionHeaderFields, sectionHeaderSize,
-  type ElfHeader, type ElfTarget, type FieldLayout, type ProgramHeader, type SectionHeader,
+  ELF_IDENT_SIZE,
+  NOT_IN_FILE,
+  NOTE_HEADER_SIZE,
+  align4,
+  elfHeaderFields,
+  elfHeaderSize,
+  encodedNoteSize,
+  programHeaderFields,
+  programHeaderSize,
+  sectionHeaderFields,
+  sectionHeaderSize,
+  type ElfHeader,
+  type ElfTarget,
+  type FieldLayout,
+  type ProgramHeader,
+  type SectionHeader,
 } from './elf-structs.js';
 
-function writeField(view: DataView, at: number, type: 'u16' | 'u32' | 'word', value: bigint | number,
-  target: ElfTarget, field: string): number {
+function writeField(
+  view: DataView,
+  at: number,
+  type: 'u16' | 'u32' | 'word',
+  value: bigint | number,
+  target: ElfTarget,
+  field: string,
+): number {
   const little = target.endian === 'little';
   const big = BigInt(value);
   const width = type === 'u16' ? 2 : type === 'u32' || target.elfClass === 32 ? 4 : 8;
@@ -29,8 +48,7 @@ function writeField(view: DataView, at: number, type: 'u16' | 'u32' | 'word', va
   return at + width;
 }
 
-function encodeStruct<T extends object>(view: DataView, at: number, layout: FieldLayout<T>, value: T,
-  target: ElfTarget): number {
+function encodeStruct<T extends object>(view: DataView, at: number, layout: FieldLayout<T>, value: T, target: ElfTarget): number {
   let cursor = at;
   for (const [name, type] of layout) {
     cursor = writeField(view, cursor, type, value[name] as bigint | number, target, name);
@@ -40,12 +58,20 @@ function encodeStruct<T extends object>(view: DataView, at: number, layout: Fiel
 
 export function encodeElfHeader(header: ElfHeader, target: ElfTarget): Uint8Array {
   const bytes = new Uint8Array(elfHeaderSize(target.elfClass));
-  bytes.set([...ELF_MAGIC,
+  bytes.set([
+    ...ELF_MAGIC,
     target.elfClass === 64 ? ELFCLASS64 : ELFCLASS32,
     target.endian === 'little' ? ELFDATA2LSB : ELFDATA2MSB,
-    EV_CURRENT]);
+    EV_CURRENT,
+  ]);
   // gABI extended numbering: e_phnum escapes to PN_XNUM, sh_info of section header 0 holds the count.
-  encodeStruct(new DataView(bytes.buffer), ELF_IDENT_SIZE, elfHeaderFields, { ...header, phnum: Math.min(header.phnum, PN_XNUM) }, target);
+  encodeStruct(
+    new DataView(bytes.buffer),
+    ELF_IDENT_SIZE,
+    elfHeaderFields,
+    { ...header, phnum: Math.min(header.phnum, PN_XNUM) },
+    target,
+  );
   return bytes;
 }
 
@@ -62,7 +88,9 @@ export function encodeSectionHeaders(headers: readonly SectionHeader[], target: 
   const size = sectionHeaderSize(target.elfClass);
   const bytes = new Uint8Array(size * headers.length);
   const view = new DataView(bytes.buffer);
-  headers.forEach((h, i) => encodeStruct(view, i * size, sectionHeaderFields, h, { ...target, endian: h.writtenAs ?? target.endian }));
+  headers.forEach((h, i) =>
+    encodeStruct(view, i * size, sectionHeaderFields, h, { ...target, endian: h.writtenAs ?? target.endian }),
+  );
   return bytes;
 }
 

@@ -67,22 +67,56 @@ export const ELF_IDENT_SIZE = 16;
 
 /** Fields after e_ident; identical order in both classes, only `word` widths differ. */
 export const elfHeaderFields: FieldLayout<ElfHeader> = [
-  ['type', 'u16'], ['machine', 'u16'], ['version', 'u32'], ['entry', 'word'], ['phoff', 'word'],
-  ['shoff', 'word'], ['flags', 'u32'], ['ehsize', 'u16'], ['phentsize', 'u16'], ['phnum', 'u16'],
-  ['shentsize', 'u16'], ['shnum', 'u16'], ['shstrndx', 'u16'],
+  ['type', 'u16'],
+  ['machine', 'u16'],
+  ['version', 'u32'],
+  ['entry', 'word'],
+  ['phoff', 'word'],
+  ['shoff', 'word'],
+  ['flags', 'u32'],
+  ['ehsize', 'u16'],
+  ['phentsize', 'u16'],
+  ['phnum', 'u16'],
+  ['shentsize', 'u16'],
+  ['shnum', 'u16'],
+  ['shstrndx', 'u16'],
 ];
 
 /** Elf64_Phdr moves p_flags up next to p_type; Elf32_Phdr keeps it after p_memsz. */
 export const programHeaderFields: Readonly<Record<ElfClass, FieldLayout<ProgramHeader>>> = {
-  64: [['type', 'u32'], ['flags', 'u32'], ['offset', 'word'], ['vaddr', 'word'], ['paddr', 'word'],
-    ['filesz', 'word'], ['memsz', 'word'], ['align', 'word']],
-  32: [['type', 'u32'], ['offset', 'word'], ['vaddr', 'word'], ['paddr', 'word'], ['filesz', 'word'],
-    ['memsz', 'word'], ['flags', 'u32'], ['align', 'word']],
+  64: [
+    ['type', 'u32'],
+    ['flags', 'u32'],
+    ['offset', 'word'],
+    ['vaddr', 'word'],
+    ['paddr', 'word'],
+    ['filesz', 'word'],
+    ['memsz', 'word'],
+    ['align', 'word'],
+  ],
+  32: [
+    ['type', 'u32'],
+    ['offset', 'word'],
+    ['vaddr', 'word'],
+    ['paddr', 'word'],
+    ['filesz', 'word'],
+    ['memsz', 'word'],
+    ['flags', 'u32'],
+    ['align', 'word'],
+  ],
 };
 
 export const sectionHeaderFields: FieldLayout<Omit<SectionHeader, 'writtenAs'>> = [
-  ['name', 'u32'], ['type', 'u32'], ['flags', 'word'], ['addr', 'word'], ['offset', 'word'], ['size', 'word'],
-  ['link', 'u32'], ['info', 'u32'], ['addralign', 'word'], ['entsize', 'word'],
+  ['name', 'u32'],
+  ['type', 'u32'],
+  ['flags', 'word'],
+  ['addr', 'word'],
+  ['offset', 'word'],
+  ['size', 'word'],
+  ['link', 'u32'],
+  ['info', 'u32'],
+  ['addralign', 'word'],
+  ['entsize', 'word'],
 ];
 
 export function elfHeaderSize(elfClass: ElfClass): number {

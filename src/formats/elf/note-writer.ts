@@ -15,9 +15,18 @@ export class NoteWriter {
     this.little = endian === 'little';
   }
 
-  u16(at: number, value: number): this { this.view.setUint16(at, value, this.little); return this; }
-  u32(at: number, value: number): this { this.view.setUint32(at, value, this.little); return this; }
-  u64(at: number, value: bigint): this { this.view.setBigUint64(at, BigInt.asUintN(64, value), this.little); return this; }
+  u16(at: number, value: number): this {
+    this.view.setUint16(at, value, this.little);
+    return this;
+  }
+  u32(at: number, value: number): this {
+    this.view.setUint32(at, value, this.little);
+    return this;
+  }
+  u64(at: number, value: bigint): this {
+    this.view.setBigUint64(at, BigInt.asUintN(64, value), this.little);
+    return this;
+  }
 
   /** Consecutive u64 values from `at`. */
   u64s(at: number, values: readonly bigint[]): this {

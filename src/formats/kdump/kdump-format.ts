@@ -64,18 +64,44 @@ type FieldLayout<T> = readonly (readonly [keyof T & string, number, Width])[];
 
 /** After utsname and the timeval (22 / 10 bytes, the C alignment of struct timeval, §2). */
 const headerFields: Readonly<Record<ElfClass, FieldLayout<DiskDumpHeader>>> = {
-  64: [['status', 424, 4], ['blockSize', 428, 4], ['subHdrSize', 432, 4], ['bitmapBlocks', 436, 4],
-    ['maxMapnr', 440, 4], ['nrCpus', 460, 4]],
-  32: [['status', 412, 4], ['blockSize', 416, 4], ['subHdrSize', 420, 4], ['bitmapBlocks', 424, 4],
-    ['maxMapnr', 428, 4], ['nrCpus', 448, 4]],
+  64: [
+    ['status', 424, 4],
+    ['blockSize', 428, 4],
+    ['subHdrSize', 432, 4],
+    ['bitmapBlocks', 436, 4],
+    ['maxMapnr', 440, 4],
+    ['nrCpus', 460, 4],
+  ],
+  32: [
+    ['status', 412, 4],
+    ['blockSize', 416, 4],
+    ['subHdrSize', 420, 4],
+    ['bitmapBlocks', 424, 4],
+    ['maxMapnr', 428, 4],
+    ['nrCpus', 448, 4],
+  ],
 };
 
 /** `unsigned long` is 4 bytes on i386 and 8-byte members align to 4 there (§3). */
 const subHeaderFields: Readonly<Record<ElfClass, FieldLayout<KdumpSubHeader>>> = {
-  64: [['physBase', 0, 8], ['dumpLevel', 8, 4], ['offsetVmcoreinfo', 32, 8], ['sizeVmcoreinfo', 40, 8],
-    ['offsetNote', 48, 8], ['noteSize', 56, 8], ['maxMapnr64', 96, 8]],
-  32: [['physBase', 0, 4], ['dumpLevel', 4, 4], ['offsetVmcoreinfo', 20, 8], ['sizeVmcoreinfo', 28, 4],
-    ['offsetNote', 32, 8], ['noteSize', 40, 4], ['maxMapnr64', 72, 8]],
+  64: [
+    ['physBase', 0, 8],
+    ['dumpLevel', 8, 4],
+    ['offsetVmcoreinfo', 32, 8],
+    ['sizeVmcoreinfo', 40, 8],
+    ['offsetNote', 48, 8],
+    ['noteSize', 56, 8],
+    ['maxMapnr64', 96, 8],
+  ],
+  32: [
+    ['physBase', 0, 4],
+    ['dumpLevel', 4, 4],
+    ['offsetVmcoreinfo', 20, 8],
+    ['sizeVmcoreinfo', 28, 4],
+    ['offsetNote', 32, 8],
+    ['noteSize', 40, 4],
+    ['maxMapnr64', 72, 8],
+  ],
 };
 
 function setField(view: DataView, at: number, width: Width, value: bigint | number, little: boolean, name: string): void {
@@ -90,7 +116,8 @@ function setField(view: DataView, at: number, width: Width, value: bigint | numb
 function encodeFields<T extends object>(size: number, layout: FieldLayout<T>, value: T, target: KdumpTarget): Uint8Array {
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
-  for (const [name, at, width] of layout) setField(view, at, width, value[name] as bigint | number, target.endian === 'little', name);
+  for (const [name, at, width] of layout)
+    setField(view, at, width, value[name] as bigint | number, target.endian === 'little', name);
   return bytes;
 }
 
@@ -118,17 +145,24 @@ function decodeFields<T>(bytes: Uint8Array, layout: FieldLayout<T>, target: Kdum
 /** The header's fields as the encoder lays them out (bytes: at least diskDumpHeaderSize). */
 export function decodeDiskDumpHeader(bytes: Uint8Array, target: KdumpTarget): DiskDumpHeader & { readonly version: number } {
   const fields = decodeFields<DiskDumpHeader>(bytes, headerFields[target.elfClass], target);
-  const machine = new TextDecoder('latin1').decode(bytes.subarray(UTS_MACHINE_AT, UTS_MACHINE_AT + UTS_FIELD)).replace(/\0[^]*$/, '');
+  const machine = new TextDecoder('latin1')
+    .decode(bytes.subarray(UTS_MACHINE_AT, UTS_MACHINE_AT + UTS_FIELD))
+    .replace(/\0[^]*$/, '');
   const version = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, target.endian === 'little');
   return { ...fields, machine, version };
 }
 
 export function decodeKdumpSubHeader(bytes: Uint8Array, target: KdumpTarget): KdumpSubHeader {
-  const fields = decodeFields<Record<keyof KdumpSubHeader, bigint | number>>(bytes, subHeaderFields[target.elfClass] as FieldLayout<Record<keyof KdumpSubHeader, bigint | number>>, target);
+  const fields = decodeFields<Record<keyof KdumpSubHeader, bigint | number>>(bytes, subHeaderFields[target.elfClass], target);
   const big = (v: bigint | number): bigint => BigInt(v);
   return {
-    physBase: big(fields.physBase), dumpLevel: Number(fields.dumpLevel), offsetVmcoreinfo: big(fields.offsetVmcoreinfo),
-    sizeVmcoreinfo: big(fields.sizeVmcoreinfo), offsetNote: big(fields.offsetNote), noteSize: big(fields.noteSize), maxMapnr64: big(fields.maxMapnr64),
+    physBase: big(fields.physBase),
+    dumpLevel: Number(fields.dumpLevel),
+    offsetVmcoreinfo: big(fields.offsetVmcoreinfo),
+    sizeVmcoreinfo: big(fields.sizeVmcoreinfo),
+    offsetNote: big(fields.offsetNote),
+    noteSize: big(fields.noteSize),
+    maxMapnr64: big(fields.maxMapnr64),
   };
 }
 

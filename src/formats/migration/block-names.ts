@@ -2,6 +2,12 @@
 
 /** Blocks that are not main RAM; everything else is (a memory backend may have any id). */
 export function isSpecialBlock(id: string): boolean {
-  return id.endsWith('.vram') || id.endsWith('.rom') || id === 'pc.bios' || id === 'isa-bios'
-    || id.startsWith('/rom@') || id.startsWith('system.flash');
+  return (
+    id.endsWith('.vram') ||
+    id.endsWith('.rom') ||
+    id === 'pc.bios' ||
+    id === 'isa-bios' ||
+    id.startsWith('/rom@') ||
+    id.startsWith('system.flash')
+  );
 }

@@ -10,7 +10,6 @@ import type { RamBlock } from './migration-stream.js';
 import { PAGES_PER_GROUP } from './page-index.js';
 import { RamFlag, Rec } from './stream-grammar.js';
 
-
 export interface StreamFile {
   readonly fd: number;
   readonly size: number;
@@ -80,7 +79,10 @@ async function replayRecords(reader: ByteReader, block: RamBlock, first: number,
       if (flags & RamFlag.Eos) {
         // End of a RAM chunk: a footer may follow, then the next PART/END of the RAM section, or the device state.
         await reader.ensure(Math.min(reader.remaining, 10), 'a section boundary');
-        if (reader.peekU8() === Rec.Footer) { reader.u8(); reader.be32(); }
+        if (reader.peekU8() === Rec.Footer) {
+          reader.u8();
+          reader.be32();
+        }
         await skipForeignChunks(reader, block);
         const type = reader.peekU8();
         if (type !== Rec.SectionPart && type !== Rec.SectionEnd) return;
@@ -106,7 +108,10 @@ async function replayRecords(reader: ByteReader, block: RamBlock, first: number,
         await reader.ensure(pageSize, 'a page');
         reader.copyTo(target, into, pageSize);
       } else {
-        throw new VmdumpError('bad-input', `RAM record flags ${hex(flags)} changed since the stream was indexed at byte ${hex(at)}`);
+        throw new VmdumpError(
+          'bad-input',
+          `RAM record flags ${hex(flags)} changed since the stream was indexed at byte ${hex(at)}`,
+        );
       }
     }
   } finally {
@@ -132,7 +137,9 @@ export async function readBlock(file: StreamFile, block: RamBlock, offset: bigin
     const at = offset + BigInt(done);
     const group = Number(at / BigInt(groupBytes));
     const groupStart = BigInt(group) * BigInt(groupBytes);
-    const groupLength = Number((block.usedLength - groupStart < BigInt(groupBytes)) ? block.usedLength - groupStart : BigInt(groupBytes));
+    const groupLength = Number(
+      block.usedLength - groupStart < BigInt(groupBytes) ? block.usedLength - groupStart : BigInt(groupBytes),
+    );
     const inGroup = Number(at - groupStart);
     const take = Math.min(groupLength - inGroup, target.length - done);
     if (inGroup === 0 && take === groupLength) {

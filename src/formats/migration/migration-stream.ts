@@ -42,25 +42,39 @@ const refusedCapabilities: Readonly<Record<string, string>> = {
 };
 
 function unsupported(reader: ByteReader, capability: string, at: number): never {
-  reader.fail(`the stream uses the "${capability}" migration capability, which vmdump does not decode; save the VM with it off`, at);
+  reader.fail(
+    `the stream uses the "${capability}" migration capability, which vmdump does not decode; save the VM with it off`,
+    at,
+  );
 }
 
 /**
  * Parses the stream. The vmdesc trailer is asked for only once the header has shown that this
  * is a stream vmdump reads, so a wrong file is reported as such rather than as a missing trailer.
  */
-export async function parseMigrationStream(reader: ByteReader, trailer: () => { vmdesc: Vmdesc; eofAt: number }): Promise<MigrationStream> {
+export async function parseMigrationStream(
+  reader: ByteReader,
+  trailer: () => { vmdesc: Vmdesc; eofAt: number },
+): Promise<MigrationStream> {
   await reader.ensure(8, 'the header');
   const magic = reader.be32();
-  if (magic !== QEVM_MAGIC) reader.fail(`not a QEMU migration stream (magic ${hex(magic)}, expected 0x5145564d "QEVM")`, reader.position - 4);
+  if (magic !== QEVM_MAGIC)
+    reader.fail(`not a QEMU migration stream (magic ${hex(magic)}, expected 0x5145564d "QEVM")`, reader.position - 4);
   const version = reader.be32();
   if (version !== 3) reader.fail(`unsupported migration stream version ${version} (vmdump reads version 3)`, reader.position - 4);
   const { vmdesc, eofAt } = trailer();
   const pageSize = vmdesc.page_size;
-  if (!(pageSize >= 1024 && pageSize <= 1 << 20 && (pageSize & (pageSize - 1)) === 0)) reader.fail(`the vmdesc trailer gives page size ${pageSize}: the stream is corrupt`);
+  if (!(pageSize >= 1024 && pageSize <= 1 << 20 && (pageSize & (pageSize - 1)) === 0))
+    reader.fail(`the vmdesc trailer gives page size ${pageSize}: the stream is corrupt`);
   const state: StreamState = {
-    machineType: '', blocks: [], devices: [], current: undefined, ramSection: -1, pageSize,
-    foreignSections: new Map(), foreignChunks: new Map(),
+    machineType: '',
+    blocks: [],
+    devices: [],
+    current: undefined,
+    ramSection: -1,
+    pageSize,
+    foreignSections: new Map(),
+    foreignChunks: new Map(),
   };
   const pendingDevices = [...vmdesc.devices];
   for (;;) {
@@ -69,8 +83,11 @@ export async function parseMigrationStream(reader: ByteReader, trailer: () => { 
     const type = reader.u8();
     if (type === Rec.Eof) break;
     switch (type) {
-      case Rec.Configuration: state.machineType = await readConfiguration(reader, pageSize); break;
-      case Rec.SectionStart: case Rec.SectionFull: {
+      case Rec.Configuration:
+        state.machineType = await readConfiguration(reader, pageSize);
+        break;
+      case Rec.SectionStart:
+      case Rec.SectionFull: {
         await reader.ensure(4 + 1 + 255 + 8, 'a section header');
         const id = reader.be32();
         const name = reader.str8();
@@ -86,7 +103,8 @@ export async function parseMigrationStream(reader: ByteReader, trailer: () => { 
           if (!device.complete) await skipToFooter(reader, id, pendingDevices[0]?.name, eofAt, at);
         } else {
           const grammar = iterativeGrammars[name];
-          if (grammar === undefined) reader.fail(`section "${name}" is iterative and vmdump does not know its format (postcopy or block migration?)`, at);
+          if (grammar === undefined)
+            reader.fail(`section "${name}" is iterative and vmdump does not know its format (postcopy or block migration?)`, at);
           state.foreignSections.set(id, grammar);
           await grammar(reader);
         }
@@ -94,7 +112,8 @@ export async function parseMigrationStream(reader: ByteReader, trailer: () => { 
         if (state.foreignSections.has(id)) state.foreignChunks.set(at, reader.position);
         break;
       }
-      case Rec.SectionPart: case Rec.SectionEnd: {
+      case Rec.SectionPart:
+      case Rec.SectionEnd: {
         await reader.ensure(4, 'a section id');
         const id = reader.be32();
         const grammar = state.foreignSections.get(id);
@@ -120,7 +139,10 @@ export async function parseMigrationStream(reader: ByteReader, trailer: () => { 
         reader.fail(`unknown record type ${hex(type)}: the stream is corrupt`, at);
     }
   }
-  if (reader.position - 1 !== eofAt) reader.fail(`the device state ended at ${hex(reader.position - 1)} but the vmdesc trailer says ${hex(eofAt)}: the stream is corrupt`);
+  if (reader.position - 1 !== eofAt)
+    reader.fail(
+      `the device state ended at ${hex(reader.position - 1)} but the vmdesc trailer says ${hex(eofAt)}: the stream is corrupt`,
+    );
   const global = state.devices.find((d) => d.name === 'globalstate');
   const runState = global?.has('runstate') === true ? global.raw('runstate').toString('latin1').replace(/\0.*$/s, '') : undefined;
   return { machineType: state.machineType, blocks: state.blocks, devices: state.devices, runState };
@@ -135,7 +157,10 @@ interface StreamState extends RamState {
 
 /** s390-storage_attributes (§5): be64 words `gfn << 12 | flags`; MORE carries a be64 count and that many bytes; EOS ends the chunk. */
 async function skipStorageAttributes(reader: ByteReader): Promise<void> {
-  const EOS = 0x1n; const MORE = 0x2n; const ERROR = 0x4n; const DONE = 0x8n;
+  const EOS = 0x1n;
+  const MORE = 0x2n;
+  const ERROR = 0x4n;
+  const DONE = 0x8n;
   for (;;) {
     await reader.ensure(8, 'a storage-attributes record');
     const at = reader.position;
@@ -145,7 +170,8 @@ async function skipStorageAttributes(reader: ByteReader): Promise<void> {
     if (flags & MORE) {
       await reader.ensure(8, 'a storage-attributes count');
       const count = reader.be64();
-      if (count > BigInt(reader.remaining)) reader.fail(`storage-attributes record of ${count} bytes runs past the end: the stream is corrupt`, at);
+      if (count > BigInt(reader.remaining))
+        reader.fail(`storage-attributes record of ${count} bytes runs past the end: the stream is corrupt`, at);
       reader.skip(Number(count));
     } else if (!(flags & DONE)) {
       reader.fail(`storage-attributes flags ${hex(flags)}: the stream is corrupt`, at);
@@ -181,7 +207,8 @@ async function readConfiguration(reader: ByteReader, pageSize: number): Promise<
       }
     } else if (name === 'configuration/target-page-bits') {
       const bits = reader.be32();
-      if (bits > 20 || 2 ** bits !== pageSize) reader.fail(`target page bits ${bits} disagree with the vmdesc page size ${pageSize}: the stream is corrupt`, at);
+      if (bits > 20 || 2 ** bits !== pageSize)
+        reader.fail(`target page bits ${bits} disagree with the vmdesc page size ${pageSize}: the stream is corrupt`, at);
     } else if (name === 'configuration/uuid') {
       await reader.ensure(16);
       reader.skip(16);
@@ -194,7 +221,10 @@ async function readConfiguration(reader: ByteReader, pageSize: number): Promise<
 function takeEntry(reader: ByteReader, pending: VmdescEntry[], name: string, instance: number, at: number): VmdescEntry {
   const entry = pending.shift();
   if (entry === undefined || entry.name !== name || entry.instance_id !== instance) {
-    reader.fail(`device section ${name} (instance ${instance}) does not match the vmdesc trailer (expected ${entry?.name ?? 'nothing'}): the stream is corrupt`, at);
+    reader.fail(
+      `device section ${name} (instance ${instance}) does not match the vmdesc trailer (expected ${entry?.name ?? 'nothing'}): the stream is corrupt`,
+      at,
+    );
   }
   return entry;
 }
@@ -204,9 +234,23 @@ function takeEntry(reader: ByteReader, pending: VmdescEntry[], name: string, ins
  * counts only when what follows is what must follow: the next device the trailer names, or the
  * stream's end where the trailer says it is.
  */
-async function skipToFooter(reader: ByteReader, id: number, nextName: string | undefined, eofAt: number, sectionAt: number): Promise<void> {
+async function skipToFooter(
+  reader: ByteReader,
+  id: number,
+  nextName: string | undefined,
+  eofAt: number,
+  sectionAt: number,
+): Promise<void> {
   const footer = Buffer.from([Rec.Footer, id >>> 24, (id >>> 16) & 0xff, (id >>> 8) & 0xff, id & 0xff]);
-  const next = nextName === undefined ? undefined : Buffer.concat([Buffer.from([Rec.SectionFull]), Buffer.alloc(4), Buffer.from([nextName.length]), Buffer.from(nextName, 'latin1')]);
+  const next =
+    nextName === undefined
+      ? undefined
+      : Buffer.concat([
+          Buffer.from([Rec.SectionFull]),
+          Buffer.alloc(4),
+          Buffer.from([nextName.length]),
+          Buffer.from(nextName, 'latin1'),
+        ]);
   const window = 5 + (next?.length ?? 1);
   while (reader.position + 5 <= eofAt) {
     await reader.ensure(Math.min(window, reader.remaining), 'a section footer');
@@ -214,7 +258,8 @@ async function skipToFooter(reader: ByteReader, id: number, nextName: string | u
     if (head.subarray(0, 5).equals(footer)) {
       const after = head.subarray(5);
       const endsStream = reader.position + 5 === eofAt && after[0] === Rec.Eof;
-      const startsNext = next !== undefined && after.length === next.length && after[0] === next[0] && after.subarray(5).equals(next.subarray(5));
+      const startsNext =
+        next !== undefined && after.length === next.length && after[0] === next[0] && after.subarray(5).equals(next.subarray(5));
       if (endsStream || startsNext) return;
     }
     reader.skip(1);
@@ -247,11 +292,15 @@ async function readRamChunk(reader: ByteReader, state: RamState): Promise<void> 
     const flags = Number(word & 0xfffn);
     const address = word & ~0xfffn;
     if (flags & RamFlag.Eos) return;
-    if (flags & RamFlag.MemSize) { await readBlockList(reader, state, address); continue; }
+    if (flags & RamFlag.MemSize) {
+      await readBlockList(reader, state, address);
+      continue;
+    }
     if (flags & RamFlag.Xbzrle) unsupported(reader, 'xbzrle', at);
     if (flags & RamFlag.CompressPage) unsupported(reader, 'compress', at);
     if (flags & RamFlag.MultifdFlush) unsupported(reader, 'multifd', at);
-    if (flags & (RamFlag.Hook | RamFlag.Full)) reader.fail(`RAM record flags ${hex(flags)} (RDMA hook or obsolete FULL): the stream is corrupt`, at);
+    if (flags & (RamFlag.Hook | RamFlag.Full))
+      reader.fail(`RAM record flags ${hex(flags)} (RDMA hook or obsolete FULL): the stream is corrupt`, at);
     if (!(flags & (RamFlag.Zero | RamFlag.Page))) reader.fail(`RAM record flags ${hex(flags)}: the stream is corrupt`, at);
     if (!(flags & RamFlag.Continue)) {
       const id = reader.str8();
@@ -260,9 +309,11 @@ async function readRamChunk(reader: ByteReader, state: RamState): Promise<void> 
     }
     const block = state.current;
     if (block === undefined) reader.fail('a CONTINUE page record before any block was named', at);
-    if (address >= block.usedLength) reader.fail(`page at ${hex(address)} is beyond RAM block "${block.id}" (${hex(block.usedLength)} bytes)`, at);
+    if (address >= block.usedLength)
+      reader.fail(`page at ${hex(address)} is beyond RAM block "${block.id}" (${hex(block.usedLength)} bytes)`, at);
     const page = Number(address) / state.pageSize;
-    if (!Number.isInteger(page)) reader.fail(`page at ${hex(address)} is not aligned to the ${state.pageSize}-byte page size`, at);
+    if (!Number.isInteger(page))
+      reader.fail(`page at ${hex(address)} is not aligned to the ${state.pageSize}-byte page size`, at);
     if (flags & RamFlag.Zero) {
       block.pages.note(page, at, { kind: 'fill', byte: reader.u8() });
     } else {
@@ -281,10 +332,10 @@ async function readBlockList(reader: ByteReader, state: RamState, total: bigint)
     const id = reader.str8();
     const usedLength = reader.be64();
     const { pageSize, foreignChunks } = state;
-    if (usedLength === 0n || usedLength % BigInt(pageSize) !== 0n) reader.fail(`RAM block "${id}" has length ${hex(usedLength)}: the stream is corrupt`, at);
+    if (usedLength === 0n || usedLength % BigInt(pageSize) !== 0n)
+      reader.fail(`RAM block "${id}" has length ${hex(usedLength)}: the stream is corrupt`, at);
     state.blocks.push({ id, usedLength, pageSize, foreignChunks, pages: new PageIndex(Number(usedLength / BigInt(pageSize))) });
     sum += usedLength;
   }
   if (sum !== total) reader.fail(`RAM block lengths add up to ${hex(sum)}, the header says ${hex(total)}: the stream is corrupt`);
 }
-

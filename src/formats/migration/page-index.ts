@@ -50,5 +50,7 @@ export class PageIndex {
     return this.overrides.size === 0 ? undefined : this.overrides.get(page);
   }
 
-  get overrideCount(): number { return this.overrides.size; }
+  get overrideCount(): number {
+    return this.overrides.size;
+  }
 }

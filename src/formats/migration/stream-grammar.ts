@@ -5,7 +5,28 @@
  */
 
 /** The byte that opens each top-level record. */
-export const enum Rec { Eof = 0x00, SectionStart = 0x01, SectionPart = 0x02, SectionEnd = 0x03, SectionFull = 0x04, Subsection = 0x05, Configuration = 0x07, Command = 0x08, Footer = 0x7e }
+export const enum Rec {
+  Eof = 0x00,
+  SectionStart = 0x01,
+  SectionPart = 0x02,
+  SectionEnd = 0x03,
+  SectionFull = 0x04,
+  Subsection = 0x05,
+  Configuration = 0x07,
+  Command = 0x08,
+  Footer = 0x7e,
+}
 
 /** The low bits of a RAM record's be64. */
-export const enum RamFlag { Full = 0x01, Zero = 0x02, MemSize = 0x04, Page = 0x08, Eos = 0x10, Continue = 0x20, Xbzrle = 0x40, Hook = 0x80, CompressPage = 0x100, MultifdFlush = 0x200 }
+export const enum RamFlag {
+  Full = 0x01,
+  Zero = 0x02,
+  MemSize = 0x04,
+  Page = 0x08,
+  Eos = 0x10,
+  Continue = 0x20,
+  Xbzrle = 0x40,
+  Hook = 0x80,
+  CompressPage = 0x100,
+  MultifdFlush = 0x200,
+}

@@ -51,12 +51,20 @@ export function locateVmdesc(fd: number, size: number, label: string): { vmdesc:
       try {
         json = JSON.parse(tail.toString('utf8', p, end));
       } catch (error) {
-        throw new VmdumpError('bad-input', `the vmdesc JSON at byte ${hex(start + p)} does not parse: ${(error as Error).message}`, label);
+        throw new VmdumpError(
+          'bad-input',
+          `the vmdesc JSON at byte ${hex(start + p)} does not parse: ${(error as Error).message}`,
+          label,
+        );
       }
       return { vmdesc: checkVmdesc(json, label), eofAt: start + p - 6 };
     }
   }
-  throw new VmdumpError('bad-input', `the stream ends at byte ${hex(size)} without its vmdesc trailer: truncated, or saved with suppress-vmdesc`, label);
+  throw new VmdumpError(
+    'bad-input',
+    `the stream ends at byte ${hex(size)} without its vmdesc trailer: truncated, or saved with suppress-vmdesc`,
+    label,
+  );
 }
 
 /** Deeper than QEMU nests subsections (a handful of levels) means a damaged or hostile trailer. */
@@ -69,10 +77,13 @@ const MAX_DEPTH = 32;
  * size became NaN bytes to read).
  */
 function checkVmdesc(json: unknown, label: string): Vmdesc {
-  const fail = (where: string, what: string): never => { throw new VmdumpError('bad-input', `the vmdesc trailer is damaged: ${where} ${what}`, label); };
+  const fail = (where: string, what: string): never => {
+    throw new VmdumpError('bad-input', `the vmdesc trailer is damaged: ${where} ${what}`, label);
+  };
   const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   const count = (v: unknown, where: string): void => {
-    if (v !== undefined && !(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)) fail(where, `is ${JSON.stringify(v)}, not a count`);
+    if (v !== undefined && !(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0))
+      fail(where, `is ${JSON.stringify(v)}, not a count`);
   };
   const entry = (v: unknown, where: string, depth: number): void => {
     if (depth > MAX_DEPTH) fail(where, `nests deeper than ${MAX_DEPTH} levels`);
@@ -106,14 +117,22 @@ function checkVmdesc(json: unknown, label: string): Vmdesc {
  * fields before it are decoded, the rest of the section is not.
  */
 export class DeviceState {
-  constructor(readonly name: string, readonly instance: number, readonly version: number, readonly fields: ReadonlyMap<string, Buffer>,
-    readonly complete = true) {}
+  constructor(
+    readonly name: string,
+    readonly instance: number,
+    readonly version: number,
+    readonly fields: ReadonlyMap<string, Buffer>,
+    readonly complete = true,
+  ) {}
 
-  has(path: string): boolean { return this.fields.has(path); }
+  has(path: string): boolean {
+    return this.fields.has(path);
+  }
 
   raw(path: string): Buffer {
     const bytes = this.fields.get(path);
-    if (bytes === undefined) throw new VmdumpError('bad-input', `device ${this.name} (instance ${this.instance}) has no field ${path}`);
+    if (bytes === undefined)
+      throw new VmdumpError('bad-input', `device ${this.name} (instance ${this.instance}) has no field ${path}`);
     return bytes;
   }
 
@@ -139,7 +158,13 @@ function unsizedField(field: VmdescField): boolean {
 }
 
 /** Reads one FULL section body plus its subsections, as the entry describes them. */
-export async function readDeviceState(reader: ByteReader, entry: VmdescEntry, name: string, instance: number, version: number): Promise<DeviceState> {
+export async function readDeviceState(
+  reader: ByteReader,
+  entry: VmdescEntry,
+  name: string,
+  instance: number,
+  version: number,
+): Promise<DeviceState> {
   const fields = new Map<string, Buffer>();
   const complete = await readEntry(reader, entry, '', fields);
   return new DeviceState(name, instance, version, fields, complete);
@@ -155,7 +180,8 @@ async function readEntry(reader: ByteReader, entry: VmdescEntry, prefix: string,
   for (const field of list) {
     const bytes = reader.bytes(fieldBytes(field));
     into.set(`${prefix}${field.name}`, bytes);
-    if (field.struct !== undefined && (field.array_len ?? 1) === 1) addStructFields(bytes, field.struct, `${prefix}${field.name}.`, into);
+    if (field.struct !== undefined && (field.array_len ?? 1) === 1)
+      addStructFields(bytes, field.struct, `${prefix}${field.name}.`, into);
   }
   if (unsized >= 0) return false;
   for (const sub of entry.subsections ?? []) {
@@ -165,7 +191,7 @@ async function readEntry(reader: ByteReader, entry: VmdescEntry, prefix: string,
     const subName = reader.str8();
     if (subName !== sub.vmsd_name) reader.fail(`expected subsection ${sub.vmsd_name}, found "${subName}"`, at);
     reader.be32();
-    if (!await readEntry(reader, sub, `${subName}:`, into)) return false;
+    if (!(await readEntry(reader, sub, `${subName}:`, into))) return false;
   }
   return true;
 }

@@ -15,17 +15,29 @@ export interface FlatRange {
   readonly offset: bigint;
 }
 
-const LINE = /^\s+([0-9a-f]{16})-([0-9a-f]{16}) \(prio -?\d+, ([a-z/-]+)\): (.*?)(?: @([0-9a-f]{16}))?(?: (?:owner|parent):\{.*)?$/;
+const LINE =
+  /^\s+([0-9a-f]{16})-([0-9a-f]{16}) \(prio -?\d+, ([a-z/-]+)\): (.*?)(?: @([0-9a-f]{16}))?(?: (?:owner|parent):\{.*)?$/;
 
 export function parseFlatView(text: string): FlatRange[] {
-  const views = text.replace(/\r\n/g, '\n').split(/^FlatView #\d+\n/m).slice(1);
+  const views = text
+    .replace(/\r\n/g, '\n')
+    .split(/^FlatView #\d+\n/m)
+    .slice(1);
   const system = views.find((view) => /^ AS "memory", root: system\b/m.test(view));
-  if (system === undefined) throw new VmdumpError('bad-input', 'info mtree -f shows no flat view for address space "memory" (root: system)');
+  if (system === undefined)
+    throw new VmdumpError('bad-input', 'info mtree -f shows no flat view for address space "memory" (root: system)');
   const ranges: { start: bigint; end: bigint; region: string; offset: bigint }[] = [];
   for (const line of system.split('\n')) {
     const match = LINE.exec(line);
     if (match === null) continue;
-    const [, startHex, endHex, kind, region, offsetHex] = match as unknown as [string, string, string, string, string, string | undefined];
+    const [, startHex, endHex, kind, region, offsetHex] = match as unknown as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string | undefined,
+    ];
     if (kind !== 'ram' && kind !== 'rom') continue;
     const start = BigInt(`0x${startHex}`);
     const end = BigInt(`0x${endHex}`) + 1n;

@@ -23,8 +23,11 @@ export interface LiveMigrationGuest extends GuestModel {
 
 const eventMs = (event: QmpEvent): number => (event.timestamp?.seconds ?? 0) * 1000 + (event.timestamp?.microseconds ?? 0) / 1000;
 
-const cannotMigrate = (why: string): VmdumpError => new VmdumpError('bad-input',
-  `this VM cannot be migrated, so --live cannot be used (${why}); run vmdump qmp without --live, which pauses the VM for the whole dump instead`);
+const cannotMigrate = (why: string): VmdumpError =>
+  new VmdumpError(
+    'bad-input',
+    `this VM cannot be migrated, so --live cannot be used (${why}); run vmdump qmp without --live, which pauses the VM for the whole dump instead`,
+  );
 
 /** A device can block migration (e.g. a passed-through PCI device); QEMU lists why (query-migrate blocked-reasons, 6.0+). */
 async function refuseIfBlocked(qmp: QmpClient): Promise<void> {
@@ -39,7 +42,10 @@ function explainMigrateError(error: unknown): never {
   throw error;
 }
 
-export async function openLiveMigration(address: QmpAddress, options: LiveOptions & { signal?: AbortSignal } = {}): Promise<LiveMigrationGuest> {
+export async function openLiveMigration(
+  address: QmpAddress,
+  options: LiveOptions & { signal?: AbortSignal } = {},
+): Promise<LiveMigrationGuest> {
   const qmp = await QmpClient.connect(address, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
   const workDir = fs.mkdtempSync(path.join(options.workDir ?? os.tmpdir(), 'vmdump-live-'));
   const socketPath = path.join(workDir, 'migration.sock');
@@ -85,7 +91,10 @@ async function waitForMigration(qmp: QmpClient, signal: AbortSignal | undefined)
     const info = await qmp.execute<{ status: string; 'error-desc'?: string }>('query-migrate');
     if (info.status === 'completed') return;
     if (info.status === 'failed' || info.status === 'cancelled') {
-      throw new VmdumpError('bad-input', `the live migration ${info.status}${info['error-desc'] === undefined ? '' : `: ${info['error-desc']}`}`);
+      throw new VmdumpError(
+        'bad-input',
+        `the live migration ${info.status}${info['error-desc'] === undefined ? '' : `: ${info['error-desc']}`}`,
+      );
     }
     await sleep(20);
   }

@@ -29,15 +29,21 @@ export interface LiveGuest extends GuestModel {
   readonly wasRunning: boolean;
 }
 
-interface Memdev { readonly id: string; readonly share: boolean }
+interface Memdev {
+  readonly id: string;
+  readonly share: boolean;
+}
 
 /** Backend ids whose file can be read directly: share=on and a mem-path that is a file. */
 async function readableBackends(qmp: QmpClient): Promise<Map<string, string>> {
   const files = new Map<string, string>();
   for (const memdev of await qmp.execute<Memdev[]>('query-memdev')) {
     if (!memdev.share) continue;
-    const memPath = await qmp.execute<string>('qom-get', { path: `/objects/${memdev.id}`, property: 'mem-path' }).catch(() => undefined);
-    if (memPath !== undefined && fs.statSync(memPath, { throwIfNoEntry: false })?.isFile() === true) files.set(memdev.id, memPath);
+    const memPath = await qmp
+      .execute<string>('qom-get', { path: `/objects/${memdev.id}`, property: 'mem-path' })
+      .catch(() => undefined);
+    if (memPath !== undefined && fs.statSync(memPath, { throwIfNoEntry: false })?.isFile() === true)
+      files.set(memdev.id, memPath);
   }
   return files;
 }
@@ -46,7 +52,10 @@ function fileRange(range: FlatRange, file: string, fds: number[]): RamRange {
   const fd = fs.openSync(file, 'r');
   fds.push(fd);
   return {
-    start: physAddr(range.start), size: range.end - range.start, label: `${range.region} (${file})`, systemRam: true,
+    start: physAddr(range.start),
+    size: range.end - range.start,
+    label: `${range.region} (${file})`,
+    systemRam: true,
     read: (offset, into) => readExactly(fd, range.offset + offset, into, file),
   };
 }
@@ -59,9 +68,16 @@ async function resume(qmp: QmpClient, address: QmpAddress, options: LiveOptions)
   try {
     await qmp.execute('cont');
   } catch (first) {
-    const again = await QmpClient.connect(address, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }).catch(() => undefined);
-    if (again === undefined) throw new VmdumpError('bad-input', `the VM was left paused: could not resume it (${(first as Error).message})`);
-    try { await again.execute('cont'); } finally { again.close(); }
+    const again = await QmpClient.connect(address, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }).catch(
+      () => undefined,
+    );
+    if (again === undefined)
+      throw new VmdumpError('bad-input', `the VM was left paused: could not resume it (${(first as Error).message})`);
+    try {
+      await again.execute('cont');
+    } finally {
+      again.close();
+    }
   }
 }
 
@@ -71,31 +87,53 @@ async function resume(qmp: QmpClient, address: QmpAddress, options: LiveOptions)
  */
 function peekableRam(qmp: QmpClient, flat: readonly FlatRange[], workDir: string): RamRange[] {
   return flat.map((range) => ({
-    start: physAddr(range.start), size: range.end - range.start, label: `${range.region} via pmemsave`,
+    start: physAddr(range.start),
+    size: range.end - range.start,
+    label: `${range.region} via pmemsave`,
     async read(offset, into) {
       const file = path.join(workDir, 'peek.bin');
       await qmp.execute('pmemsave', { val: Number(range.start + offset), size: into.length, filename: file });
       const fd = fs.openSync(file, 'r');
-      try { await readExactly(fd, 0n, into, file); } finally { fs.closeSync(fd); fs.rmSync(file); }
+      try {
+        await readExactly(fd, 0n, into, file);
+      } finally {
+        // A read-only file's close cannot lose data; it must not hide a failed read either.
+        try {
+          fs.closeSync(fd);
+        } catch {
+          /* the read's outcome is what counts */
+        }
+        fs.rmSync(file, { force: true });
+      }
     },
   }));
 }
 
 /** The guest's VMCOREINFO: QEMU's own note, or (where no device reports it, s390x) the one the kernel points at. */
-async function liveVmcoreinfo(notes: QemuNotes, peek: () => RamRange[]): Promise<{ vmcoreinfo: ElfNote | undefined; warnings?: string[] }> {
+async function liveVmcoreinfo(
+  notes: QemuNotes,
+  peek: () => RamRange[],
+): Promise<{ vmcoreinfo: ElfNote | undefined; warnings?: string[] }> {
   const pointer = notes.target.vmcoreinfoPointer;
   if (pointer === undefined) return { vmcoreinfo: notes.vmcoreinfo };
   const found = await readPointedNote(peek(), pointer, notes.architecture([]).endian);
-  if (found !== undefined && 'skipped' in found) return { vmcoreinfo: undefined, warnings: [`VMCOREINFO left out: ${found.skipped}`] };
+  if (found !== undefined && 'skipped' in found)
+    return { vmcoreinfo: undefined, warnings: [`VMCOREINFO left out: ${found.skipped}`] };
   return { vmcoreinfo: found?.note };
 }
 
 export async function openLiveVm(address: QmpAddress, options: LiveOptions = {}): Promise<LiveGuest> {
   const qmp = await QmpClient.connect(address, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
-  const target = await qmp.execute<{ arch: string }>('query-target').catch((error: unknown) => { qmp.close(); throw error; });
+  const target = await qmp.execute<{ arch: string }>('query-target').catch((error: unknown) => {
+    qmp.close();
+    throw error;
+  });
   if (!vcpuArchitectureNames.includes(target.arch)) {
     qmp.close();
-    throw new VmdumpError('bad-input', `QEMU at ${qmp.where} emulates ${target.arch}; the live source reads ${vcpuArchitectureNames.join(', ')} guests`);
+    throw new VmdumpError(
+      'bad-input',
+      `QEMU at ${qmp.where} emulates ${target.arch}; the live source reads ${vcpuArchitectureNames.join(', ')} guests`,
+    );
   }
   const wasRunning = (await qmp.execute<{ running: boolean }>('query-status')).running;
   const workDir = fs.mkdtempSync(path.join(options.workDir ?? os.tmpdir(), 'vmdump-live-'));
@@ -108,7 +146,13 @@ export async function openLiveVm(address: QmpAddress, options: LiveOptions = {})
     closed = true;
     const problems: unknown[] = [];
     for (const transfer of transfers) await transfer.abandon().catch((error: unknown) => problems.push(error));
-    for (const fd of fds) { try { fs.closeSync(fd); } catch (error) { problems.push(error); } }
+    for (const fd of fds) {
+      try {
+        fs.closeSync(fd);
+      } catch (error) {
+        problems.push(error);
+      }
+    }
     try {
       if (wasRunning) await resume(qmp, address, options);
     } finally {
@@ -124,22 +168,44 @@ export async function openLiveVm(address: QmpAddress, options: LiveOptions = {})
     if (first === undefined) throw new VmdumpError('bad-input', 'the guest has no RAM in its memory map');
     const notesFile = path.join(workDir, 'notes.core');
     // A 4 KiB dump gives QEMU's notes byte for byte (docs/qemu-live-source.md §2, §3.4).
-    await qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${notesFile}`, begin: Number(first.start), length: 4096 });
+    await qmp.execute('dump-guest-memory', {
+      paging: false,
+      protocol: `file:${notesFile}`,
+      begin: Number(first.start),
+      length: 4096,
+    });
     const notes = decodeQemuNotes(fs.readFileSync(notesFile));
     fs.rmSync(notesFile);
     const backends = await readableBackends(qmp);
     const ram = flat.map((range, index): RamRange => {
       const file = backends.get(range.region);
       if (file !== undefined) return fileRange(range, file, fds);
-      const transfer = new PmemsaveTransfer(qmp, range.start, range.end - range.start, fifoPath(workDir, index), `${range.region} via pmemsave`);
+      const transfer = new PmemsaveTransfer(
+        qmp,
+        range.start,
+        range.end - range.start,
+        fifoPath(workDir, index),
+        `${range.region} via pmemsave`,
+      );
       transfers.push(transfer);
       return {
-        start: physAddr(range.start), size: range.end - range.start, label: transfer.label, systemRam: !isSpecialBlock(range.region),
+        start: physAddr(range.start),
+        size: range.end - range.start,
+        label: transfer.label,
+        systemRam: !isSpecialBlock(range.region),
         read: (offset, into) => transfer.read(offset, into),
       };
     });
     const { vmcoreinfo, warnings } = await liveVmcoreinfo(notes, () => peekableRam(qmp, flat, workDir));
-    return { arch: notes.architecture(ram), vcpus: notes.vcpus, ram, wasRunning, close, ...(vmcoreinfo === undefined ? {} : { vmcoreinfo }), ...(warnings ? { warnings } : {}) };
+    return {
+      arch: notes.architecture(ram),
+      vcpus: notes.vcpus,
+      ram,
+      wasRunning,
+      close,
+      ...(vmcoreinfo === undefined ? {} : { vmcoreinfo }),
+      ...(warnings ? { warnings } : {}),
+    };
   } catch (error) {
     await close().catch(() => undefined);
     throw error;

@@ -25,14 +25,25 @@ export class PmemsaveTransfer {
   private failure: Error | undefined;
   private finished = false;
 
-  constructor(private readonly qmp: QmpClient, private readonly start: bigint, private readonly size: bigint,
-    private readonly fifo: string, readonly label: string) {}
+  constructor(
+    private readonly qmp: QmpClient,
+    private readonly start: bigint,
+    private readonly size: bigint,
+    private readonly fifo: string,
+    readonly label: string,
+  ) {}
 
   private begin(): Promise<number> {
     const made = spawnSync('mkfifo', ['-m', '600', this.fifo], { encoding: 'utf8' });
     if (made.status !== 0) throw new VmdumpError('bad-input', `cannot create a FIFO at ${this.fifo}: ${made.stderr.trim()}`);
-    this.command = this.qmp.execute('pmemsave', { val: Number(this.start), size: Number(this.size), filename: this.fifo }, { timeoutMs: DAY_MS });
-    this.command.catch((error: Error) => { this.failure ??= error; });
+    this.command = this.qmp.execute(
+      'pmemsave',
+      { val: Number(this.start), size: Number(this.size), filename: this.fifo },
+      { timeoutMs: DAY_MS },
+    );
+    this.command.catch((error: Error) => {
+      this.failure ??= error;
+    });
     this.opening = openFifo(this.fifo);
     return this.opening;
   }
@@ -44,17 +55,29 @@ export class PmemsaveTransfer {
    */
   async read(offset: bigint, into: Uint8Array): Promise<void> {
     if (offset !== this.position) {
-      if (this.command === undefined) { await this.readOnce(offset, into); return; }
-      throw new VmdumpError('internal', `pmemsave delivers bytes in order: asked for ${hex(offset)}, next is ${hex(this.position)}`, this.label);
+      if (this.command === undefined) {
+        await this.readOnce(offset, into);
+        return;
+      }
+      throw new VmdumpError(
+        'internal',
+        `pmemsave delivers bytes in order: asked for ${hex(offset)}, next is ${hex(this.position)}`,
+        this.label,
+      );
     }
     this.fd ??= await (this.opening ?? this.begin());
     let done = 0;
     while (done < into.length) {
-      const n = await new Promise<number>((resolve, reject) => fs.read(this.fd!, into, done, into.length - done, null,
-        (error, bytes) => (error ? reject(error) : resolve(bytes))));
+      const n = await new Promise<number>((resolve, reject) =>
+        fs.read(this.fd!, into, done, into.length - done, null, (error, bytes) => (error ? reject(error) : resolve(bytes))),
+      );
       if (n === 0) {
         const why = this.failure?.message ?? 'QEMU closed the FIFO early';
-        throw new VmdumpError('bad-input', `pmemsave ended ${into.length - done} bytes short at ${hex(this.start + offset + BigInt(done))}: ${why}`, this.label);
+        throw new VmdumpError(
+          'bad-input',
+          `pmemsave ended ${into.length - done} bytes short at ${hex(this.start + offset + BigInt(done))}: ${why}`,
+          this.label,
+        );
       }
       done += n;
     }
@@ -67,7 +90,12 @@ export class PmemsaveTransfer {
     try {
       await this.qmp.execute('pmemsave', { val: Number(this.start + offset), size: into.length, filename: file });
       const bytes = fs.readFileSync(file);
-      if (bytes.length !== into.length) throw new VmdumpError('short-read', `pmemsave wrote ${bytes.length} of ${into.length} bytes at ${hex(this.start + offset)}`, this.label);
+      if (bytes.length !== into.length)
+        throw new VmdumpError(
+          'short-read',
+          `pmemsave wrote ${bytes.length} of ${into.length} bytes at ${hex(this.start + offset)}`,
+          this.label,
+        );
       into.set(bytes);
     } finally {
       fs.rmSync(file, { force: true });
@@ -80,10 +108,15 @@ export class PmemsaveTransfer {
     await this.command;
   }
 
+  /** Closes the FIFO's descriptor exactly once, even if the close itself fails. */
   private release(): void {
-    if (this.fd !== undefined) fs.closeSync(this.fd);
+    const fd = this.fd;
     this.fd = undefined;
-    fs.rmSync(this.fifo, { force: true });
+    try {
+      if (fd !== undefined) fs.closeSync(fd);
+    } finally {
+      fs.rmSync(this.fifo, { force: true });
+    }
   }
 
   /** Ends an unfinished transfer without leaving QEMU blocked on the FIFO. */
@@ -92,10 +125,21 @@ export class PmemsaveTransfer {
     this.finished = true;
     if (this.fd === undefined) {
       // QEMU may still be waiting in open(): give it a reader, then close it.
-      this.fd = await Promise.race([this.opening!, this.command.then(() => undefined, () => undefined)]) ?? undefined;
+      this.fd =
+        (await Promise.race([
+          this.opening!,
+          this.command.then(
+            () => undefined,
+            () => undefined,
+          ),
+        ])) ?? undefined;
       if (this.fd === undefined) {
         // pmemsave ended without opening the FIFO; our own blocked open needs a writer to return.
-        try { fs.closeSync(fs.openSync(this.fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)); } catch { /* no reader left */ }
+        try {
+          fs.closeSync(fs.openSync(this.fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+        } catch {
+          /* no reader left */
+        }
         this.fd = await this.opening!.catch(() => undefined);
       }
     }
@@ -107,4 +151,3 @@ export class PmemsaveTransfer {
 export function fifoPath(dir: string, index: number): string {
   return path.join(dir, `range-${index}.fifo`);
 }
-

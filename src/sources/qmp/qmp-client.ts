@@ -36,7 +36,11 @@ export class QmpClient {
   private closedError: Error | undefined;
   private readonly eventWaiters = new Set<{ name: string; resolve: (event: QmpEvent) => void; reject: (error: Error) => void }>();
 
-  private constructor(private readonly socket: net.Socket, readonly where: string, private readonly timeoutMs: number) {}
+  private constructor(
+    private readonly socket: net.Socket,
+    readonly where: string,
+    private readonly timeoutMs: number,
+  ) {}
 
   static async connect(address: QmpAddress, options: QmpOptions = {}): Promise<QmpClient> {
     const where = describe(address);
@@ -44,16 +48,28 @@ export class QmpClient {
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect('path' in address ? { path: address.path } : { host: address.host, port: address.port });
       s.once('connect', () => resolve(s));
-      s.once('error', (error) => reject(new VmdumpError('bad-input', `cannot connect to QMP at ${where}: ${errnoText(error)}`, undefined, { cause: error })));
+      s.once('error', (error) =>
+        reject(
+          new VmdumpError('bad-input', `cannot connect to QMP at ${where}: ${errnoText(error)}`, undefined, { cause: error }),
+        ),
+      );
     });
     const client = new QmpClient(socket, where, timeoutMs);
-    const greeting = client.nextMessage(timeoutMs, `QMP at ${where} sent no greeting within ${timeoutMs} ms: another client is probably connected (QMP serves one at a time)`);
+    const greeting = client.nextMessage(
+      timeoutMs,
+      `QMP at ${where} sent no greeting within ${timeoutMs} ms: another client is probably connected (QMP serves one at a time)`,
+    );
     socket.on('data', (data: Buffer) => client.receive(data.toString('utf8')));
     socket.on('close', () => client.closed(new VmdumpError('bad-input', `QMP connection to ${where} closed`)));
-    socket.on('error', (error) => client.closed(new VmdumpError('bad-input', `QMP connection to ${where} failed: ${errnoText(error)}`, undefined, { cause: error })));
+    socket.on('error', (error) =>
+      client.closed(
+        new VmdumpError('bad-input', `QMP connection to ${where} failed: ${errnoText(error)}`, undefined, { cause: error }),
+      ),
+    );
     try {
       const first = await greeting;
-      if (!('QMP' in (first as object))) throw new VmdumpError('bad-input', `${where} does not speak QMP (first message: ${JSON.stringify(first).slice(0, 80)})`);
+      if (!('QMP' in (first as object)))
+        throw new VmdumpError('bad-input', `${where} does not speak QMP (first message: ${JSON.stringify(first).slice(0, 80)})`);
       await client.execute('qmp_capabilities');
     } catch (error) {
       socket.destroy();
@@ -68,8 +84,14 @@ export class QmpClient {
   private nextMessage(timeoutMs: number, timeoutText: string): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new VmdumpError('bad-input', timeoutText)), timeoutMs);
-      this.greetingResolve = (message) => { clearTimeout(timer); resolve(message); };
-      this.greetingReject = (error) => { clearTimeout(timer); reject(error); };
+      this.greetingResolve = (message) => {
+        clearTimeout(timer);
+        resolve(message);
+      };
+      this.greetingReject = (error) => {
+        clearTimeout(timer);
+        reject(error);
+      };
     });
   }
 
@@ -87,7 +109,11 @@ export class QmpClient {
       this.buffer = this.buffer.slice(newline + 1);
       if (line === '') continue;
       let message: unknown;
-      try { message = JSON.parse(line); } catch { message = undefined; }
+      try {
+        message = JSON.parse(line);
+      } catch {
+        message = undefined;
+      }
       if (typeof message !== 'object' || message === null || Array.isArray(message)) {
         this.fail(`QMP at ${this.where} sent a line that is not a JSON object: ${line.slice(0, 80)}`);
         return;
@@ -111,7 +137,10 @@ export class QmpClient {
     } else if (typeof message.event === 'string') {
       const event = message as unknown as QmpEvent;
       for (const waiter of this.eventWaiters) {
-        if (waiter.name === event.event) { this.eventWaiters.delete(waiter); waiter.resolve(event); }
+        if (waiter.name === event.event) {
+          this.eventWaiters.delete(waiter);
+          waiter.resolve(event);
+        }
       }
     } else if (this.pending !== undefined && (message.id === undefined || message.id === this.pending.id)) {
       // QEMU echoes the id; a reply carrying another id answers a command that already timed out and is dropped.
@@ -146,16 +175,25 @@ export class QmpClient {
         const id = this.nextId++;
         this.pending = {
           id,
-          resolve: (r) => { clearTimeout(timer); resolve(r); },
-          reject: (e) => { clearTimeout(timer); reject(e); },
+          resolve: (r) => {
+            clearTimeout(timer);
+            resolve(r);
+          },
+          reject: (e) => {
+            clearTimeout(timer);
+            reject(e);
+          },
         };
-        this.socket.write(`${JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id })}\n`);
+        this.socket.write(
+          `${JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id })}\n`,
+        );
       });
       if ('error' in reply) {
         const error = reply.error as Partial<{ desc: unknown; class: unknown }> | null;
         throw new VmdumpError('bad-input', `QMP ${command} failed: ${String(error?.desc)} (${String(error?.class)})`);
       }
-      if (!('return' in reply)) throw new VmdumpError('bad-input', `QMP ${command}: the answer from ${this.where} has neither "return" nor "error"`);
+      if (!('return' in reply))
+        throw new VmdumpError('bad-input', `QMP ${command}: the answer from ${this.where} has neither "return" nor "error"`);
       return reply.return as T;
     };
     const result = this.queue.then(run, run);
@@ -166,13 +204,25 @@ export class QmpClient {
   /** Resolves with the next event named `name` received from now on. */
   waitForEvent(name: string, timeoutMs = this.timeoutMs): Promise<QmpEvent> {
     return new Promise((resolve, reject) => {
-      if (this.closedError !== undefined) { reject(this.closedError); return; }
-      const timer = setTimeout(() => { this.eventWaiters.delete(waiter); reject(new VmdumpError('bad-input', `no ${name} event from ${this.where} within ${timeoutMs} ms`)); }, timeoutMs);
+      if (this.closedError !== undefined) {
+        reject(this.closedError);
+        return;
+      }
+      const timer = setTimeout(() => {
+        this.eventWaiters.delete(waiter);
+        reject(new VmdumpError('bad-input', `no ${name} event from ${this.where} within ${timeoutMs} ms`));
+      }, timeoutMs);
       // A closed connection ends the wait too: its timer must not keep the process alive (an unawaited waiter did, for an hour).
       const waiter = {
         name,
-        resolve: (event: QmpEvent) => { clearTimeout(timer); resolve(event); },
-        reject: (error: Error) => { clearTimeout(timer); reject(error); },
+        resolve: (event: QmpEvent) => {
+          clearTimeout(timer);
+          resolve(event);
+        },
+        reject: (error: Error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
       };
       this.eventWaiters.add(waiter);
     });

@@ -17,7 +17,8 @@ export class FieldReader {
   }
 
   object(value: Json | undefined, field: string): JsonObject {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) this.fail(field, `expected an object, got ${describe(value)}`);
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      this.fail(field, `expected an object, got ${describe(value)}`);
     return value;
   }
 
@@ -34,7 +35,8 @@ export class FieldReader {
   /** An unsigned integer up to `max` (default 2^64 - 1). */
   integer(value: Json | undefined, field: string, max = U64_MAX): bigint {
     const parsed = parseInteger(value);
-    if (parsed === undefined) this.fail(field, `expected an integer (a JSON number, or a string like "0x1000"), got ${describe(value)}`);
+    if (parsed === undefined)
+      this.fail(field, `expected an integer (a JSON number, or a string like "0x1000"), got ${describe(value)}`);
     if (parsed < 0n || parsed > max) this.fail(field, `${value} is out of range (0 to 0x${max.toString(16)})`);
     return parsed;
   }
@@ -42,7 +44,8 @@ export class FieldReader {
   /** Rejects keys outside `allowed`, so a typo is an error instead of a silently missing value. */
   onlyKeys(object: JsonObject, allowed: readonly string[], field: string): void {
     for (const key of Object.keys(object)) {
-      if (!allowed.includes(key)) this.fail(field === '' ? key : `${field}.${key}`, `unknown field (expected one of: ${allowed.join(', ')})`);
+      if (!allowed.includes(key))
+        this.fail(field === '' ? key : `${field}.${key}`, `unknown field (expected one of: ${allowed.join(', ')})`);
     }
   }
 }

@@ -28,7 +28,12 @@ function streamStart(fd: number, label: string): number {
   const head = Buffer.alloc(LIBVIRT_HEADER);
   const n = fs.readSync(fd, head, 0, head.length, 0);
   const magic = head.toString('latin1', 0, 16);
-  if (magic === 'LibvirtQemudPart') throw new VmdumpError('bad-input', 'this libvirt save image is incomplete (LibvirtQemudPart: the save did not finish)', label);
+  if (magic === 'LibvirtQemudPart')
+    throw new VmdumpError(
+      'bad-input',
+      'this libvirt save image is incomplete (LibvirtQemudPart: the save did not finish)',
+      label,
+    );
   if (magic !== 'LibvirtQemudSave') return 0;
   if (n < LIBVIRT_HEADER) throw new VmdumpError('bad-input', 'the libvirt save header is truncated', label);
   const swapped = head.readUInt32LE(16) > 0xffff;
@@ -36,7 +41,11 @@ function streamStart(fd: number, label: string): number {
   const format = u32(28);
   if (format !== 0) {
     const names = ['raw', 'gzip', 'bzip2', 'xz', 'lzop', 'zstd', 'sparse'];
-    throw new VmdumpError('bad-input', `this libvirt save image is ${names[format] ?? `format ${format}`}-compressed; decompress the QEMU stream first`, label);
+    throw new VmdumpError(
+      'bad-input',
+      `this libvirt save image is ${names[format] ?? `format ${format}`}-compressed; decompress the QEMU stream first`,
+      label,
+    );
   }
   return LIBVIRT_HEADER + u32(20);
 }
@@ -59,7 +68,10 @@ export type SpoolFileSystem = Pick<typeof fs, 'openSync' | 'unlinkSync' | 'write
 export async function openSavedVm(file: string, options: SavedVmOptions = {}): Promise<GuestModel> {
   const label = file === '-' ? 'standard input' : file;
   const stat = file === '-' ? undefined : fs.statSync(file, { throwIfNoEntry: false });
-  const fd = stat?.isFile() === true ? await openForReading(file) : await spoolToTemporaryFile(await pipeInput(file, stat), label, options);
+  const fd =
+    stat?.isFile() === true
+      ? await openForReading(file)
+      : await spoolToTemporaryFile(await pipeInput(file, stat), label, options);
   return openSavedVmFd(fd, label);
 }
 
@@ -93,21 +105,33 @@ async function openSavedVmFd(fd: number, label: string): Promise<GuestModel> {
     const target = targetOfCpuSection(cpus[0]);
     const decoded = target.vcpusFromStream(cpus);
     const ram: RamRange[] = target.placeSavedRam(stream, label).map((m) => ({
-      start: physAddr(m.start), size: m.end - m.start, label: `${m.block.id} at ${m.offset === 0n ? '0' : `0x${m.offset.toString(16)}`}`,
+      start: physAddr(m.start),
+      size: m.end - m.start,
+      label: `${m.block.id} at ${m.offset === 0n ? '0' : `0x${m.offset.toString(16)}`}`,
       systemRam: !isSpecialBlock(m.block.id),
       read: (offset, into) => readBlock(streamFile, m.block, m.offset + offset, into),
     }));
     const arch = decoded.architecture(ram);
     const pointer = target.vmcoreinfoPointer;
-    const guestNote = pointer === undefined ? await readGuestNote(stream.devices, ram, arch.endian) : await readPointedNote(ram, pointer, arch.endian);
+    const guestNote =
+      pointer === undefined
+        ? await readGuestNote(stream.devices, ram, arch.endian)
+        : await readPointedNote(ram, pointer, arch.endian);
     const warnings = guestNote !== undefined && 'skipped' in guestNote ? [`VMCOREINFO left out: ${guestNote.skipped}`] : [];
     return {
-      arch, vcpus: decoded.vcpus, ram, warnings,
+      arch,
+      vcpus: decoded.vcpus,
+      ram,
+      warnings,
       ...(guestNote !== undefined && 'note' in guestNote ? { vmcoreinfo: guestNote.note } : {}),
       close: closeOnce(fd),
     };
   } catch (error) {
-    try { fs.closeSync(fd); } catch { /* the first error is the one reported */ }
+    try {
+      fs.closeSync(fd);
+    } catch {
+      /* the first error is the one reported */
+    }
     throw error;
   }
 }
@@ -116,13 +140,21 @@ async function openSavedVmFd(fd: number, label: string): Promise<GuestModel> {
 function closeOnce(fd: number): () => Promise<void> {
   let open = true;
   return async () => {
-    if (open) { open = false; fs.closeSync(fd); }
+    if (open) {
+      open = false;
+      fs.closeSync(fd);
+    }
   };
 }
 
 function openForReading(file: string): Promise<number> {
-  return new Promise((resolve, reject) => fs.open(file, 'r', (error, fd) => (error
-    ? reject(new VmdumpError('bad-input', `cannot open ${file}: ${errnoText(error)}`, undefined, { cause: error })) : resolve(fd))));
+  return new Promise((resolve, reject) =>
+    fs.open(file, 'r', (error, fd) =>
+      error
+        ? reject(new VmdumpError('bad-input', `cannot open ${file}: ${errnoText(error)}`, undefined, { cause: error }))
+        : resolve(fd),
+    ),
+  );
 }
 
 /**
@@ -148,29 +180,45 @@ async function spoolToTemporaryFile(input: Readable, label: string, options: Sav
   try {
     let position = 0;
     for await (const chunk of input as AsyncIterable<Buffer>) {
-      await writeAll(files, fd, chunk, position).catch((error: unknown) => { throw spoolWriteError(error, label, dir); });
+      await writeAll(files, fd, chunk, position).catch((error: unknown) => {
+        throw spoolWriteError(error, label, dir);
+      });
       position += chunk.length;
     }
     return fd;
   } catch (error) {
     input.destroy();
     // Closed here and nowhere else; a failing close must not replace the error that brought us here.
-    try { files.closeSync(fd); } catch { /* the first error is the one reported */ }
+    try {
+      files.closeSync(fd);
+    } catch {
+      /* the first error is the one reported */
+    }
     if (signal?.aborted) throw cancelled(signal);
     if (isVmdumpError(error)) throw error;
-    throw new VmdumpError('bad-input', `cannot read the saved VM from ${label}: ${errnoText(error)}`, undefined, { cause: error });
+    throw new VmdumpError('bad-input', `cannot read the saved VM from ${label}: ${errnoText(error)}`, undefined, {
+      cause: error,
+    });
   }
 }
 
 function spoolWriteError(error: unknown, label: string, dir: string): VmdumpError {
   const full = (error as NodeJS.ErrnoException).code === 'ENOSPC' ? ', which is full' : '';
-  return new VmdumpError('output', `cannot spool the saved VM from ${label} into $TMPDIR (${dir})${full}: ${errnoText(error)}; `
-    + 'set TMPDIR to a folder with room for the whole stream, or give vmdump the saved file itself', undefined, { cause: error });
+  return new VmdumpError(
+    'output',
+    `cannot spool the saved VM from ${label} into $TMPDIR (${dir})${full}: ${errnoText(error)}; ` +
+      'set TMPDIR to a folder with room for the whole stream, or give vmdump the saved file itself',
+    undefined,
+    { cause: error },
+  );
 }
 
 async function writeAll(files: SpoolFileSystem, fd: number, bytes: Uint8Array, position: number): Promise<void> {
   for (let done = 0; done < bytes.length;) {
-    done += await new Promise<number>((resolve, reject) => files.write(fd, bytes, done, bytes.length - done, position + done,
-      (error, written) => (error ? reject(error) : resolve(written))));
+    done += await new Promise<number>((resolve, reject) =>
+      files.write(fd, bytes, done, bytes.length - done, position + done, (error, written) =>
+        error ? reject(error) : resolve(written),
+      ),
+    );
   }
 }

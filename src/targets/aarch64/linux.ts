@@ -13,12 +13,18 @@ const TWO_MIB = 2n << 20n;
 export function aarch64LinuxFacts(desc: Uint8Array): LinuxLayoutDecision {
   const info = VmcoreinfoText.of(desc);
   const vaBits = info.decimal('NUMBER(VA_BITS)');
-  const [stext, kimageVoffset, physOffset] = [info.hex('SYMBOL(_stext)'), info.hex('NUMBER(kimage_voffset)'), info.hex('NUMBER(PHYS_OFFSET)')];
+  const [stext, kimageVoffset, physOffset] = [
+    info.hex('SYMBOL(_stext)'),
+    info.hex('NUMBER(kimage_voffset)'),
+    info.hex('NUMBER(PHYS_OFFSET)'),
+  ];
   if (vaBits === undefined || vaBits < 0n || stext === undefined || kimageVoffset === undefined || physOffset === undefined) {
     return { kind: 'unavailable', reason: 'VMCOREINFO lacks VA_BITS, _stext, kimage_voffset or PHYS_OFFSET' };
   }
   const pageOffset = BigInt.asUintN(64, -(1n << vaBits));
-  const imageSymbols = [...info.keys()].filter((key) => key.startsWith('SYMBOL(')).map((key) => info.hex(key) ?? 0n)
+  const imageSymbols = [...info.keys()]
+    .filter((key) => key.startsWith('SYMBOL('))
+    .map((key) => info.hex(key) ?? 0n)
     .filter((address) => address >= stext && address - stext < 1n << 30n);
   const highest = imageSymbols.reduce((a, b) => (a > b ? a : b), stext);
   return {
@@ -28,12 +34,13 @@ export function aarch64LinuxFacts(desc: Uint8Array): LinuxLayoutDecision {
       directMapBase: BigInt.asUintN(64, pageOffset - physOffset),
       kernelTextVirtual: stext,
       kernelTextPhysical: BigInt.asUintN(64, stext - kimageVoffset),
-      kernelImageEnd: ((highest / TWO_MIB) + 1n) * TWO_MIB,
+      kernelImageEnd: (highest / TWO_MIB + 1n) * TWO_MIB,
     },
   };
 }
 
 export async function aarch64LinuxLayout(guest: GuestModel): Promise<LinuxLayoutDecision> {
-  if (guest.vmcoreinfo === undefined || guest.vmcoreinfo.name !== 'VMCOREINFO') return { kind: 'unavailable', reason: 'the guest gave no VMCOREINFO' };
+  if (guest.vmcoreinfo === undefined || guest.vmcoreinfo.name !== 'VMCOREINFO')
+    return { kind: 'unavailable', reason: 'the guest gave no VMCOREINFO' };
   return aarch64LinuxFacts(guest.vmcoreinfo.desc);
 }

@@ -41,7 +41,9 @@ export function sveLayout(vq: number): { z: number; p: number; ffr: number; fpsr
 
 /** The first `length` bytes of u64 lanes written in the dump's byte order (QEMU's sve_bswap64 + memcpy). */
 function lanes(values: readonly bigint[], length: number, endian: Endian): Uint8Array {
-  return new NoteWriter(Math.ceil(length / 8) * 8, endian).u64s(0, values.slice(0, Math.ceil(length / 8))).bytes.subarray(0, length);
+  return new NoteWriter(Math.ceil(length / 8) * 8, endian)
+    .u64s(0, values.slice(0, Math.ceil(length / 8)))
+    .bytes.subarray(0, length);
 }
 
 /** user_sve_header {size, max_size, vl, max_vl, flags, reserved}, then Z, P, FFR, fpsr, fpcr. */
@@ -50,8 +52,11 @@ export function sveAarch64(state: Aarch64CpuState & { sve: Aarch64SveState }, en
   const layout = sveLayout(sve.vq);
   const vl = 16 * sve.vq;
   const w = new NoteWriter(layout.size, endian)
-    .u32(0, layout.size).u32(4, sveLayout(sve.maxVq).size)
-    .u16(8, vl).u16(10, 16 * sve.maxVq).u16(12, SVE_PT_REGS_SVE);
+    .u32(0, layout.size)
+    .u32(4, sveLayout(sve.maxVq).size)
+    .u16(8, vl)
+    .u16(10, 16 * sve.maxVq)
+    .u16(12, SVE_PT_REGS_SVE);
   sve.z.forEach((z, k) => w.bytes.set(lanes(z, vl, endian), layout.z + k * vl));
   sve.p.forEach((p, k) => w.bytes.set(lanes(p, vl / 8, endian), layout.p + k * (vl / 8)));
   w.u32(layout.fpsr, state.fpsr).u32(layout.fpsr + 4, state.fpcr);

@@ -24,7 +24,12 @@ function systemRegisters(cpu: DeviceState): Map<bigint, bigint> {
   return new Map(ids.slice(0, count).map((id, i) => [id, values[i] ?? 0n]));
 }
 
-function sveState(cpu: DeviceState, zcr: bigint, low: readonly (readonly [bigint, bigint])[], maxVq: number): Aarch64SveState | undefined {
+function sveState(
+  cpu: DeviceState,
+  zcr: bigint,
+  low: readonly (readonly [bigint, bigint])[],
+  maxVq: number,
+): Aarch64SveState | undefined {
   if (!cpu.has('cpu/sve:env.vfp.zregs')) return undefined;
   // The vmdesc numbers the sub-array from 0: these are d[2..15] of each Z register (§5).
   const high = lanes(cpu, 'cpu/sve:env.vfp.zregs');
@@ -48,8 +53,15 @@ export function aarch64StateFromSection(cpu: DeviceState, maxVq = DEFAULT_SVE_MA
   const fpscr = cpu.has('cpu/vfp:fpscr') ? cpu.uint('cpu/vfp:fpscr') : 0n;
   const sve = sveState(cpu, sysregs.get(ZCR_EL1) ?? 0n, v, maxVq);
   return {
-    kind: 'aarch64', x: x.slice(0, 31), sp: x[31] ?? 0n, pc: cpu.uint('env.pc'), pstate: cpu.uint('cpsr'),
-    v, fpsr: Number(fpscr & FPSR_MASK), fpcr: Number(fpscr & FPCR_MASK), sctlrEl1: sysregs.get(SCTLR_EL1) ?? 0n,
+    kind: 'aarch64',
+    x: x.slice(0, 31),
+    sp: x[31] ?? 0n,
+    pc: cpu.uint('env.pc'),
+    pstate: cpu.uint('cpsr'),
+    v,
+    fpsr: Number(fpscr & FPSR_MASK),
+    fpcr: Number(fpscr & FPCR_MASK),
+    sctlrEl1: sysregs.get(SCTLR_EL1) ?? 0n,
     ...(sve === undefined ? {} : { sve }),
   };
 }

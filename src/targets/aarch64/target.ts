@@ -37,7 +37,8 @@ export const aarch64Target: TargetDescription = {
   vcpusFromStream: (sections) => decoded(sections.map((cpu) => ({ index: cpu.instance, state: aarch64StateFromSection(cpu) }))),
   vcpusFromNotes: (core) => decoded(aarch64VcpusFromNotes(core)),
   placeSavedRam: (stream, label) => placeFixedBlocks(stream, [{ id: 'mach-virt.ram', start: VIRT_RAM_BASE }], 'aarch64', label),
-  vcpuNotes: (vcpus, arch) => statesOf(vcpus, 'aarch64').flatMap(({ index, state }) => aarch64VcpuNotes(index, state, arch.endian)),
+  vcpuNotes: (vcpus, arch) =>
+    statesOf(vcpus, 'aarch64').flatMap(({ index, state }) => aarch64VcpuNotes(index, state, arch.endian)),
   qemuWritesGuestNote: true,
   kdump: {
     // 64 KiB blocks with 4 KiB guest pages make makedumpfile refuse the file (§7): only the qemu layout keeps them.

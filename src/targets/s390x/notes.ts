@@ -4,8 +4,16 @@
  * stores NT_PRSTATUS's pr_pid in its host's order; `pidOrder` says which one to write.
  */
 import {
-  NT_PRFPREG, NT_PRSTATUS, NT_S390_CTRS, NT_S390_GS_CB, NT_S390_PREFIX, NT_S390_TIMER, NT_S390_TODCMP,
-  NT_S390_TODPREG, NT_S390_VXRS_HIGH, NT_S390_VXRS_LOW,
+  NT_PRFPREG,
+  NT_PRSTATUS,
+  NT_S390_CTRS,
+  NT_S390_GS_CB,
+  NT_S390_PREFIX,
+  NT_S390_TIMER,
+  NT_S390_TODCMP,
+  NT_S390_TODPREG,
+  NT_S390_VXRS_HIGH,
+  NT_S390_VXRS_LOW,
 } from '../../formats/elf/elf-constants.js';
 import type { ElfNote, Endian, S390CpuState } from '../../guest/guest.js';
 import { NoteWriter } from '../../formats/elf/note-writer.js';
@@ -28,7 +36,10 @@ function linuxNote(type: number, fill: (w: NoteWriter) => void, size: number, en
 }
 
 export function s390xVcpuNotes(index: number, s: S390CpuState, endian: Endian, pidOrder: Endian): ElfNote[] {
-  const fpregset = new NoteWriter(136, endian).u32(0, s.fpc).u64s(8, s.v.slice(0, 16).map(([high]) => high));
+  const fpregset = new NoteWriter(136, endian).u32(0, s.fpc).u64s(
+    8,
+    s.v.slice(0, 16).map(([high]) => high),
+  );
   return [
     prstatus(index, s, endian, pidOrder),
     { name: 'CORE', type: NT_PRFPREG, desc: fpregset.bytes },
@@ -37,8 +48,26 @@ export function s390xVcpuNotes(index: number, s: S390CpuState, endian: Endian, p
     linuxNote(NT_S390_TIMER, (w) => w.u64(0, s.cpuTimer), 8, endian),
     linuxNote(NT_S390_TODCMP, (w) => w.u64(0, s.clockComparator), 8, endian),
     linuxNote(NT_S390_TODPREG, (w) => w.u32(0, s.todProgrammable), 4, endian),
-    linuxNote(NT_S390_VXRS_LOW, (w) => w.u64s(0, s.v.slice(0, 16).map(([, low]) => low)), 128, endian),
-    linuxNote(NT_S390_VXRS_HIGH, (w) => w.u64s(0, s.v.slice(16, 32).flatMap(([high, low]) => [high, low])), 256, endian),
+    linuxNote(
+      NT_S390_VXRS_LOW,
+      (w) =>
+        w.u64s(
+          0,
+          s.v.slice(0, 16).map(([, low]) => low),
+        ),
+      128,
+      endian,
+    ),
+    linuxNote(
+      NT_S390_VXRS_HIGH,
+      (w) =>
+        w.u64s(
+          0,
+          s.v.slice(16, 32).flatMap(([high, low]) => [high, low]),
+        ),
+      256,
+      endian,
+    ),
     linuxNote(NT_S390_GS_CB, () => undefined, GS_CB_SIZE, endian),
   ];
 }

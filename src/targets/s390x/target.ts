@@ -25,8 +25,10 @@ export const s390xTarget: TargetDescription = {
   placeSavedRam: (stream, label) => placeFixedBlocks(stream, [{ id: 's390.ram', start: 0n }], 's390x', label),
   vmcoreinfoPointer: S390_LOWCORE_VMCOREINFO,
   // QEMU stores pr_pid in host order (bug 2, §4.3); the portable layout writes it big-endian like the rest.
-  vcpuNotes: (vcpus, arch, layout) => statesOf(vcpus, 's390x')
-    .flatMap(({ index, state }) => s390xVcpuNotes(index, state, arch.endian, layout === 'qemu' ? 'little' : arch.endian)),
+  vcpuNotes: (vcpus, arch, layout) =>
+    statesOf(vcpus, 's390x').flatMap(({ index, state }) =>
+      s390xVcpuNotes(index, state, arch.endian, layout === 'qemu' ? 'little' : arch.endian),
+    ),
   qemuWritesGuestNote: false,
   qemuShstrtabOrder: 'little',
   kdump: {
@@ -34,7 +36,8 @@ export const s390xTarget: TargetDescription = {
     unameMachine: (_arch, layout) => (layout === 'qemu' ? 'S390X' : 's390x'),
     physBase: () => 0n,
   },
-  linuxLayout: async (guest) => (guest.vmcoreinfo?.name === 'VMCOREINFO'
-    ? { kind: 'identity' }
-    : { kind: 'unavailable', reason: 'the guest gave no VMCOREINFO' }),
+  linuxLayout: async (guest) =>
+    guest.vmcoreinfo?.name === 'VMCOREINFO'
+      ? { kind: 'identity' }
+      : { kind: 'unavailable', reason: 'the guest gave no VMCOREINFO' },
 };

@@ -29,4 +29,3 @@ export function x86Architecture(firstCpuLongMode: boolean, ram: readonly RamRang
 export function pagingEnabled(state: CpuState): boolean {
   return state.kind === 'x86' && (state.cr0 & CR0_PG) !== 0n;
 }
-

@@ -36,7 +36,10 @@ export function parseLinuxVmcoreinfo(desc: Uint8Array): LinuxKernelInfo | undefi
   const physBase = info.decimal('NUMBER(phys_base)');
   if (osRelease === undefined || stext === undefined || initTopPgt === undefined || physBase === undefined) return undefined;
   return {
-    osRelease, stext, initTopPgt, physBase,
+    osRelease,
+    stext,
+    initTopPgt,
+    physBase,
     kernelOffset: info.hex('KERNELOFFSET') ?? 0n,
     fiveLevel: info.decimal('NUMBER(pgtable_l5_enabled)') === 1n,
     kernelImageSize: info.decimal('NUMBER(KERNEL_IMAGE_SIZE)') ?? GIB,
@@ -55,27 +58,36 @@ export async function findDirectMapBase(memory: GuestMemory, topTable: bigint, f
   const start = fiveLevel ? 0xff00_0000_0000_0000n : 0xffff_8000_0000_0000n;
   const shift = topLevelShift(levels);
   for (let candidate = start; candidate < START_KERNEL_MAP; candidate += GIB) {
-    if (!await topLevelPresent(memory, topTable, candidate, levels)) {
-      candidate = ((candidate >> shift) + 1n << shift) - GIB;
+    if (!(await topLevelPresent(memory, topTable, candidate, levels))) {
+      candidate = (((candidate >> shift) + 1n) << shift) - GIB;
       continue;
     }
-    if (await translate(memory, topTable, candidate, levels) === 0n) return candidate;
+    if ((await translate(memory, topTable, candidate, levels)) === 0n) return candidate;
   }
   return undefined;
 }
 
 export async function x86LinuxLayout(guest: GuestModel): Promise<LinuxLayoutDecision> {
-  if (guest.arch.name !== 'x86_64') return { kind: 'unavailable', reason: `the guest is ${guest.arch.name}, not x86_64 in long mode` };
-  if (guest.vmcoreinfo === undefined || guest.vmcoreinfo.name !== 'VMCOREINFO') return { kind: 'unavailable', reason: 'the guest gave no VMCOREINFO' };
+  if (guest.arch.name !== 'x86_64')
+    return { kind: 'unavailable', reason: `the guest is ${guest.arch.name}, not x86_64 in long mode` };
+  if (guest.vmcoreinfo === undefined || guest.vmcoreinfo.name !== 'VMCOREINFO')
+    return { kind: 'unavailable', reason: 'the guest gave no VMCOREINFO' };
   const info = parseLinuxVmcoreinfo(guest.vmcoreinfo.desc);
   if (info === undefined) return { kind: 'unavailable', reason: 'VMCOREINFO lacks _stext, init_top_pgt or phys_base' };
-  const directMapBase = await findDirectMapBase(new GuestMemory(guest.ram), kernelImagePhysical(info, info.initTopPgt), info.fiveLevel);
-  if (directMapBase === undefined) return { kind: 'unavailable', reason: "no direct map of physical 0 in the kernel's page tables" };
+  const directMapBase = await findDirectMapBase(
+    new GuestMemory(guest.ram),
+    kernelImagePhysical(info, info.initTopPgt),
+    info.fiveLevel,
+  );
+  if (directMapBase === undefined)
+    return { kind: 'unavailable', reason: "no direct map of physical 0 in the kernel's page tables" };
   return {
     kind: 'mapped',
     osRelease: info.osRelease,
     facts: {
-      directMapBase, kernelTextVirtual: info.stext, kernelTextPhysical: kernelImagePhysical(info, info.stext),
+      directMapBase,
+      kernelTextVirtual: info.stext,
+      kernelTextPhysical: kernelImagePhysical(info, info.stext),
       kernelImageEnd: START_KERNEL_MAP + info.kernelImageSize,
     },
   };

@@ -6,8 +6,25 @@ import { NT_PRSTATUS, NT_QEMU_CPUSTATE } from '../../formats/elf/elf-constants.j
 import type { ElfNote, Endian, X86CpuState, X86Segment } from '../../guest/guest.js';
 import { U32_MAX } from '../../guest/units.js';
 
-type Gpr = 'rax' | 'rbx' | 'rcx' | 'rdx' | 'rsi' | 'rdi' | 'rsp' | 'rbp'
-  | 'r8' | 'r9' | 'r10' | 'r11' | 'r12' | 'r13' | 'r14' | 'r15' | 'rip' | 'rflags';
+type Gpr =
+  | 'rax'
+  | 'rbx'
+  | 'rcx'
+  | 'rdx'
+  | 'rsi'
+  | 'rdi'
+  | 'rsp'
+  | 'rbp'
+  | 'r8'
+  | 'r9'
+  | 'r10'
+  | 'r11'
+  | 'r12'
+  | 'r13'
+  | 'r14'
+  | 'r15'
+  | 'rip'
+  | 'rflags';
 
 /** One pr_reg slot: a register, a segment selector, a segment base, or a constant 0 (orig_rax). */
 type RegSlot = Gpr | { selector: SegName } | { base: SegName } | 0;
@@ -15,15 +32,54 @@ type SegName = 'cs' | 'ds' | 'es' | 'fs' | 'gs' | 'ss';
 
 /** Linux x86_64 user_regs_struct order (arch/x86/include/asm/user_64.h), 27 × u64 at desc+112. */
 const userRegs64: readonly RegSlot[] = [
-  'r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx', 'rsi', 'rdi', 0,
-  'rip', { selector: 'cs' }, 'rflags', 'rsp', { selector: 'ss' }, { base: 'fs' }, { base: 'gs' },
-  { selector: 'ds' }, { selector: 'es' }, { selector: 'fs' }, { selector: 'gs' },
+  'r15',
+  'r14',
+  'r13',
+  'r12',
+  'rbp',
+  'rbx',
+  'r11',
+  'r10',
+  'r9',
+  'r8',
+  'rax',
+  'rcx',
+  'rdx',
+  'rsi',
+  'rdi',
+  0,
+  'rip',
+  { selector: 'cs' },
+  'rflags',
+  'rsp',
+  { selector: 'ss' },
+  { base: 'fs' },
+  { base: 'gs' },
+  { selector: 'ds' },
+  { selector: 'es' },
+  { selector: 'fs' },
+  { selector: 'gs' },
 ];
 
 /** Linux i386 user_regs_struct order (asm/user_32.h), 17 × u32 at desc+72. */
 const userRegs32: readonly RegSlot[] = [
-  'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rax', { selector: 'ds' }, { selector: 'es' }, { selector: 'fs' },
-  { selector: 'gs' }, 0, 'rip', { selector: 'cs' }, 'rflags', 'rsp', { selector: 'ss' },
+  'rbx',
+  'rcx',
+  'rdx',
+  'rsi',
+  'rdi',
+  'rbp',
+  'rax',
+  { selector: 'ds' },
+  { selector: 'es' },
+  { selector: 'fs' },
+  { selector: 'gs' },
+  0,
+  'rip',
+  { selector: 'cs' },
+  'rflags',
+  'rsp',
+  { selector: 'ss' },
 ];
 
 function slotValue(state: X86CpuState, slot: RegSlot): bigint {
@@ -59,8 +115,24 @@ export function prstatusI386(index: number, state: X86CpuState, endian: Endian):
 }
 
 const qemuGprOrder: readonly Gpr[] = [
-  'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15',
-  'rip', 'rflags',
+  'rax',
+  'rbx',
+  'rcx',
+  'rdx',
+  'rsi',
+  'rdi',
+  'rsp',
+  'rbp',
+  'r8',
+  'r9',
+  'r10',
+  'r11',
+  'r12',
+  'r13',
+  'r14',
+  'r15',
+  'rip',
+  'rflags',
 ];
 
 function putSegment(view: DataView, at: number, segment: X86Segment, little: boolean): void {
@@ -83,8 +155,7 @@ export function qemuCpuState(state: X86CpuState, endian: Endian): ElfNote {
   for (const [i, table] of [state.gdt, state.idt].entries()) {
     putSegment(view, 152 + 24 * (8 + i), { selector: 0, limit: table.limit, flags: 0, base: table.base }, little);
   }
-  [state.cr0, state.cr1, state.cr2, state.cr3, state.cr4]
-    .forEach((cr, i) => view.setBigUint64(392 + 8 * i, cr, little));
+  [state.cr0, state.cr1, state.cr2, state.cr3, state.cr4].forEach((cr, i) => view.setBigUint64(392 + 8 * i, cr, little));
   view.setBigUint64(432, state.kernelGsBase, little);
   return { name: 'QEMU', type: NT_QEMU_CPUSTATE, desc };
 }

@@ -32,7 +32,11 @@ export const MAX_PRESENT_ENTRIES = 16_000_000;
  */
 export const MAX_SCAN_STEPS = 50_000_000;
 
-interface Entry { phys: bigint; virt: bigint; length: bigint }
+interface Entry {
+  phys: bigint;
+  virt: bigint;
+  length: bigint;
+}
 
 /** memory_mapping_list_add_merge_sorted (§3.3), with QEMU's cursor (`last`) and scan order. */
 export class MappingList {
@@ -51,27 +55,41 @@ export class MappingList {
     let index = 0;
     for (; index < this.list.length; index += 1) {
       if ((this.steps += 1) > this.maxSteps) {
-        throw new VmdumpError('bad-input', `merging the page-table mappings took more than ${this.maxSteps} steps (${this.list.length} mappings so far); dump without --paging`);
+        throw new VmdumpError(
+          'bad-input',
+          `merging the page-table mappings took more than ${this.maxSteps} steps (${this.list.length} mappings so far); dump without --paging`,
+        );
       }
       const m = this.list[index]!;
-      if (phys === m.phys + m.length && virt === m.virt + m.length) { m.length += length; this.last = m; return; }
+      if (phys === m.phys + m.length && virt === m.virt + m.length) {
+        m.length += length;
+        this.last = m;
+        return;
+      }
       if (phys + length < m.phys) break;
       if (!(phys + length < m.phys || phys >= m.phys + m.length)) {
         if (virt - m.virt !== phys - m.phys) continue;
         // QEMU extends downwards without moving phys (a latent bug only reachable when prepending).
-        if (virt < m.virt) { m.length += m.virt - virt; m.virt = virt; }
+        if (virt < m.virt) {
+          m.length += m.virt - virt;
+          m.virt = virt;
+        }
         if (virt + length > m.virt + m.length) m.length = virt + length - m.virt;
         this.last = m;
         return;
       }
     }
     if (this.list.length >= MAX_MAPPINGS) {
-      throw new VmdumpError('bad-input', `the page tables give more than ${MAX_MAPPINGS} separate mappings; dump without --paging`);
+      throw new VmdumpError(
+        'bad-input',
+        `the page tables give more than ${MAX_MAPPINGS} separate mappings; dump without --paging`,
+      );
     }
     const created = { phys, virt, length };
     // Inserted before the first entry whose phys >= P (so after the scan position's predecessors).
     const at = this.list.findIndex((m) => m.phys >= phys);
-    if (at < 0) this.list.push(created); else this.list.splice(at, 0, created);
+    if (at < 0) this.list.push(created);
+    else this.list.splice(at, 0, created);
     this.last = created;
   }
 }
@@ -88,7 +106,10 @@ export class MappingList {
 class PageWalker {
   readonly mappings: MappingList;
   private visited = 0;
-  constructor(private readonly memory: PhysicalMemory, private readonly rules: WalkRules) {
+  constructor(
+    private readonly memory: PhysicalMemory,
+    private readonly rules: WalkRules,
+  ) {
     this.mappings = new MappingList(rules.maxScanSteps);
   }
 
@@ -96,18 +117,21 @@ class PageWalker {
   private count(): void {
     this.visited += 1;
     if (this.visited > (this.rules.maxPresentEntries ?? MAX_PRESENT_ENTRIES)) {
-      throw new VmdumpError('bad-input', `the page tables have more than ${this.rules.maxPresentEntries ?? MAX_PRESENT_ENTRIES} present entries (a loop or corrupt tables?); dump without --paging`);
+      throw new VmdumpError(
+        'bad-input',
+        `the page tables have more than ${this.rules.maxPresentEntries ?? MAX_PRESENT_ENTRIES} present entries (a loop or corrupt tables?); dump without --paging`,
+      );
     }
   }
 
   private leaf(entry: bigint, size: bigint, virt: bigint): void {
-    const phys = this.rules.qemuQuirks ? (entry & ~(size - 1n)) & ~NX : entry & ADDR_MASK & ~(size - 1n);
+    const phys = this.rules.qemuQuirks ? entry & ~(size - 1n) & ~NX : entry & ADDR_MASK & ~(size - 1n);
     if (this.memory.isMemory(phys)) this.mappings.add(phys, virt, size);
   }
 
   private async pte(table: bigint, line: bigint, wide: boolean): Promise<void> {
     for (let j = 0n; j < (wide ? 512n : 1024n); j += 1n) {
-      const entry = wide ? await this.memory.u64(table + j * 8n) : BigInt(await this.memory.u32(table + j * 4n) ?? 0);
+      const entry = wide ? await this.memory.u64(table + j * 8n) : BigInt((await this.memory.u32(table + j * 4n)) ?? 0);
       if (entry === undefined || (entry & PRESENT) === 0n) continue;
       this.count();
       this.leaf(entry, 0x1000n, line | (j << 12n)); // a 32-bit entry has no bits that either mask would clear
@@ -173,7 +197,7 @@ class PageWalker {
   /** 32-bit paging: 4 KiB pages, and 4 MiB pages with PSE (PSE-36: PDE bits 20:13 are physical bits 39:32). */
   private async legacy32(pd: bigint, pse: boolean): Promise<void> {
     for (let i = 0n; i < 1024n; i += 1n) {
-      const entry = BigInt(await this.memory.u32(pd + i * 4n) ?? 0);
+      const entry = BigInt((await this.memory.u32(pd + i * 4n)) ?? 0);
       if ((entry & PRESENT) === 0n) continue;
       this.count();
       if ((entry & PS) !== 0n && pse) {
@@ -190,8 +214,12 @@ class PageWalker {
  * The paging=true list: from the first vCPU with paging on, that vCPU and every later one
  * (earlier ones are skipped); with no such vCPU, identity mappings (virt = phys) per range.
  */
-export async function planPagingMappings(ram: readonly RamRange[], vcpus: readonly Vcpu[], memory: PhysicalMemory,
-  rules: WalkRules = { qemuQuirks: true }): Promise<MemoryMapping[]> {
+export async function planPagingMappings(
+  ram: readonly RamRange[],
+  vcpus: readonly Vcpu[],
+  memory: PhysicalMemory,
+  rules: WalkRules = { qemuQuirks: true },
+): Promise<MemoryMapping[]> {
   const first = vcpus.findIndex((v) => pagingEnabled(v.state));
   if (first < 0) return ram.map((r) => ({ phys: r.start, virt: virtAddr(r.start), length: r.size }));
   const walker = new PageWalker(memory, rules);
@@ -202,7 +230,12 @@ export async function planPagingMappings(ram: readonly RamRange[], vcpus: readon
 }
 
 /** The physical address `virtual` maps to under the IA-32e tables at `root` (4- or 5-level), or undefined. */
-export async function translate(memory: PhysicalMemory, root: bigint, virtual: bigint, levels: 4 | 5): Promise<bigint | undefined> {
+export async function translate(
+  memory: PhysicalMemory,
+  root: bigint,
+  virtual: bigint,
+  levels: 4 | 5,
+): Promise<bigint | undefined> {
   let table = root & ADDR_MASK;
   for (let level: number = levels; level >= 1; level -= 1) {
     const shift = BigInt(12 + 9 * (level - 1));
@@ -210,7 +243,7 @@ export async function translate(memory: PhysicalMemory, root: bigint, virtual: b
     if (entry === undefined || (entry & PRESENT) === 0n) return undefined;
     if (level === 1 || ((level === 2 || level === 3) && (entry & PS) !== 0n)) {
       const pageMask = (1n << shift) - 1n;
-      return ((entry & ADDR_MASK) & ~pageMask) | (virtual & pageMask);
+      return (entry & ADDR_MASK & ~pageMask) | (virtual & pageMask);
     }
     table = entry & ADDR_MASK;
   }

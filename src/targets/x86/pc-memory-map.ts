@@ -16,13 +16,15 @@ const MIB = 1024n * KIB;
 
 type Chipset = { kind: 'q35'; config: Buffer } | { kind: 'i440fx'; config: Buffer };
 
-
 function chipsetOf(devices: readonly DeviceState[], machineType: string): Chipset {
   const q35 = devices.find((d) => d.name.endsWith('/mch'));
   if (q35 !== undefined) return { kind: 'q35', config: q35.raw('parent_obj.config[0]') };
   const i440fx = devices.find((d) => d.name.endsWith('/I440FX'));
   if (i440fx !== undefined) return { kind: 'i440fx', config: i440fx.raw('parent_obj.config[0]') };
-  throw new VmdumpError('bad-input', `machine type "${machineType}" has neither a q35 MCH nor an i440FX host bridge; vmdump maps x86 pc and q35 guests only`);
+  throw new VmdumpError(
+    'bad-input',
+    `machine type "${machineType}" has neither a q35 MCH nor an i440FX host bridge; vmdump maps x86 pc and q35 guests only`,
+  );
 }
 
 /** RAM below 4 GiB (§6.1); max-ram-below-4g is not in the stream, so its default is assumed. */
@@ -33,19 +35,29 @@ export function lowMemorySize(chipset: Chipset['kind'], ramSize: bigint): bigint
   return ramSize < lowmem ? ramSize : lowmem;
 }
 
-interface Piece { start: bigint; size: bigint; block: RamBlock; offset: bigint }
+interface Piece {
+  start: bigint;
+  size: bigint;
+  block: RamBlock;
+  offset: bigint;
+}
 
 export function mapPcMemory(machineType: string, blocks: readonly RamBlock[], devices: readonly DeviceState[]): PlacedBlock[] {
   const chipset = chipsetOf(devices, machineType);
   const main = blocks.filter((b) => !isSpecialBlock(b.id));
   if (main.length !== 1) {
-    throw new VmdumpError('bad-input', `expected one main RAM block, found ${main.length} (${main.map((b) => b.id).join(', ')}): NUMA guests with several memory backends are not supported yet`);
+    throw new VmdumpError(
+      'bad-input',
+      `expected one main RAM block, found ${main.length} (${main.map((b) => b.id).join(', ')}): NUMA guests with several memory backends are not supported yet`,
+    );
   }
   const ram = main[0]!;
   const below = lowMemorySize(chipset.kind, ram.usedLength);
   const block = (id: string): RamBlock | undefined => blocks.find((b) => b.id === id);
   const pieces: Piece[] = [];
-  const add = (start: bigint, size: bigint, b: RamBlock, offset: bigint): void => { if (size > 0n) pieces.push({ start, size, block: b, offset }); };
+  const add = (start: bigint, size: bigint, b: RamBlock, offset: bigint): void => {
+    if (size > 0n) pieces.push({ start, size, block: b, offset });
+  };
   const addRam = (start: bigint, end: bigint): void => add(start, (end < below ? end : below) - start, ram, start);
 
   // 0 - 0xA0000, and the holes TSEG / SMBASE may cut into low RAM (q35).
@@ -61,28 +73,50 @@ export function mapPcMemory(machineType: string, blocks: readonly RamBlock[], de
 
 /** [0, 0xA0000) and [1 MiB, below) minus q35's SMBASE and TSEG black holes when enabled. */
 function lowRamSpans(chipset: Chipset, below: bigint): [bigint, bigint][] {
-  const spans: [bigint, bigint][] = [[0n, 0xa0000n], [0x100000n, below]];
+  const spans: [bigint, bigint][] = [
+    [0n, 0xa0000n],
+    [0x100000n, below],
+  ];
   if (chipset.kind !== 'q35') return spans;
   const holes: [bigint, bigint][] = [];
   if ((chipset.config[0x9c]! & 0x02) !== 0) holes.push([0x30000n, 0x50000n]); // F_SMBASE.LCK: smbase-blackhole
   const esmramc = chipset.config[0x9e]!;
-  if ((esmramc & 0x01) !== 0) { // T_EN: tseg-blackhole
+  if ((esmramc & 0x01) !== 0) {
+    // T_EN: tseg-blackhole
     const sizes = [1n * MIB, 2n * MIB, 8n * MIB];
     const tseg = sizes[(esmramc >> 1) & 3] ?? BigInt(chipset.config.readUInt16LE(0x50)) * MIB;
     holes.push([below - tseg, below]);
   }
-  return holes.reduce((current, [hs, he]) => current.flatMap(([s, e]): [bigint, bigint][] =>
-    (he <= s || hs >= e ? [[s, e]] : [[s, hs < s ? s : hs], [he > e ? e : he, e]].filter(([a, b]) => a! < b!) as [bigint, bigint][])), spans);
+  return holes.reduce(
+    (current, [hs, he]) =>
+      current.flatMap(([s, e]): [bigint, bigint][] =>
+        he <= s || hs >= e
+          ? [[s, e]]
+          : ([
+              [s, hs < s ? s : hs],
+              [he > e ? e : he, e],
+            ].filter(([a, b]) => a! < b!) as [bigint, bigint][]),
+      ),
+    spans,
+  );
 }
 
 /** 0xA0000-0xBFFFF: open SMRAM shows RAM; otherwise the VGA window (I/O, or vram in chain-4 mode); no VGA: RAM. */
-function addLegacyWindow(chipset: Chipset, devices: readonly DeviceState[], blocks: readonly RamBlock[], ram: RamBlock,
-  add: (start: bigint, size: bigint, b: RamBlock, offset: bigint) => void): void {
+function addLegacyWindow(
+  chipset: Chipset,
+  devices: readonly DeviceState[],
+  blocks: readonly RamBlock[],
+  ram: RamBlock,
+  add: (start: bigint, size: bigint, b: RamBlock, offset: bigint) => void,
+): void {
   const smram = chipset.kind === 'q35' ? chipset.config[0x9d]! : chipset.config[0x72]!;
   const smramOpen = (smram & 0x40) !== 0 && !(chipset.kind === 'q35' && (chipset.config[0x9e]! & 0x80) !== 0);
   const vga = devices.find((d) => d.name.endsWith('/vga') || d.name === 'vga');
   const hasDisplay = devices.some((d) => /vga|qxl|cirrus|bochs-display/i.test(d.name));
-  if (smramOpen || !hasDisplay) { add(0xa0000n, 0x20000n, ram, 0xa0000n); return; }
+  if (smramOpen || !hasDisplay) {
+    add(0xa0000n, 0x20000n, ram, 0xa0000n);
+    return;
+  }
   if (vga === undefined || !vga.has('vga.sr')) return;
   const sr = vga.raw('vga.sr');
   const gr = vga.raw('vga.gr');
@@ -90,26 +124,42 @@ function addLegacyWindow(chipset: Chipset, devices: readonly DeviceState[], bloc
   if ((sr[2]! & 0x0f) !== 0x0f || (sr[4]! & 0x08) === 0) return;
   const vram = blocks.find((b) => b.id === `${vga.name}.vram`);
   if (vram === undefined) return;
-  const window: [bigint, bigint, bigint][] = [[0xa0000n, 0x20000n, 0n], [0xa0000n, 0x10000n, BigInt(vga.uint('vga.bank_offset'))], [0xb0000n, 0x8000n, 0n], [0xb8000n, 0x8000n, 0n]];
+  const window: [bigint, bigint, bigint][] = [
+    [0xa0000n, 0x20000n, 0n],
+    [0xa0000n, 0x10000n, BigInt(vga.uint('vga.bank_offset'))],
+    [0xb0000n, 0x8000n, 0n],
+    [0xb8000n, 0x8000n, 0n],
+  ];
   const [base, size, offset] = window[(gr[6]! >> 2) & 3]!;
   add(base, size, vram, offset);
 }
 
 /** 0xC0000-0xFFFFF by PAM attribute (§6.2): RAM, or the ROM behind it. */
-function addPamSegments(chipset: Chipset, ram: RamBlock, block: (id: string) => RamBlock | undefined,
-  add: (start: bigint, size: bigint, b: RamBlock, offset: bigint) => void): void {
+function addPamSegments(
+  chipset: Chipset,
+  ram: RamBlock,
+  block: (id: string) => RamBlock | undefined,
+  add: (start: bigint, size: bigint, b: RamBlock, offset: bigint) => void,
+): void {
   const pamBase = chipset.kind === 'q35' ? 0x90 : 0x59;
   const isaBios = block('isa-bios');
   const bios = block('pc.bios');
   const pcRom = block('pc.rom');
   for (let segment = 0; segment < 13; segment += 1) {
     // Segment 0 is 0xF0000 (64 KiB, PAM0[5:4]); then 16 KiB segments from 0xC0000 in PAM1..PAM6, low nibble first.
-    const [start, size, register, shift] = segment === 0
-      ? [0xf0000n, 0x10000n, pamBase, 4]
-      : [0xc0000n + BigInt(segment - 1) * 0x4000n, 0x4000n, pamBase + 1 + ((segment - 1) >> 1), ((segment - 1) & 1) * 4];
+    const [start, size, register, shift] =
+      segment === 0
+        ? [0xf0000n, 0x10000n, pamBase, 4]
+        : [0xc0000n + BigInt(segment - 1) * 0x4000n, 0x4000n, pamBase + 1 + ((segment - 1) >> 1), ((segment - 1) & 1) * 4];
     const attribute = (chipset.config[register]! >> shift) & 3;
-    if (attribute !== 0) { add(start, size, ram, start); continue; }
-    if (start < 0xe0000n) { if (pcRom !== undefined) add(start, size, pcRom, start - 0xc0000n); continue; }
+    if (attribute !== 0) {
+      add(start, size, ram, start);
+      continue;
+    }
+    if (start < 0xe0000n) {
+      if (pcRom !== undefined) add(start, size, pcRom, start - 0xc0000n);
+      continue;
+    }
     if (isaBios !== undefined) add(start, size, isaBios, start - 0xe0000n);
     else if (bios !== undefined) {
       // isa-bios aliases the last min(size, 128 KiB) of pc.bios, ending at 1 MiB.
@@ -123,8 +173,11 @@ function addPamSegments(chipset: Chipset, ram: RamBlock, block: (id: string) => 
 }
 
 /** A standard VGA's vram at BAR0 when memory decoding is on (§6.3). */
-function addVgaBar(devices: readonly DeviceState[], blocks: readonly RamBlock[],
-  add: (start: bigint, size: bigint, b: RamBlock, offset: bigint) => void): void {
+function addVgaBar(
+  devices: readonly DeviceState[],
+  blocks: readonly RamBlock[],
+  add: (start: bigint, size: bigint, b: RamBlock, offset: bigint) => void,
+): void {
   for (const vga of devices.filter((d) => d.name.endsWith('/vga') && d.has('dev.config[0]'))) {
     const config = vga.raw('dev.config[0]');
     const vram = blocks.find((b) => b.id === `${vga.name}.vram`);
@@ -141,9 +194,17 @@ function mergeRanges(pieces: Piece[]): PlacedBlock[] {
   for (const p of pieces) {
     const last = merged[merged.length - 1];
     if (last !== undefined && p.start < last.end) {
-      throw new VmdumpError('bad-input', `guest-physical ${hex(p.start)} is claimed by both ${last.block.id} and ${p.block.id}: cannot rebuild the memory map`);
+      throw new VmdumpError(
+        'bad-input',
+        `guest-physical ${hex(p.start)} is claimed by both ${last.block.id} and ${p.block.id}: cannot rebuild the memory map`,
+      );
     }
-    if (last !== undefined && last.end === p.start && last.block === p.block && last.offset + (last.end - last.start) === p.offset) {
+    if (
+      last !== undefined &&
+      last.end === p.start &&
+      last.block === p.block &&
+      last.offset + (last.end - last.start) === p.offset
+    ) {
       last.end += p.size;
     } else {
       merged.push({ start: p.start, end: p.start + p.size, block: p.block, offset: p.offset });

@@ -29,17 +29,51 @@ export function vcpuFromSection(cpu: DeviceState): { vcpu: Vcpu; longMode: boole
   const reg = (i: number): bigint => (i * width < regsBytes.length ? cpu.uint('env.regs', i, width) : 0n);
   const optional = (path: string): bigint => (cpu.has(path) ? cpu.uint(path) : 0n);
   // ES, CS, SS, DS, FS, GS in the stream (§10).
-  const [es, cs, ss, ds, fs, gs] = [0, 1, 2, 3, 4, 5].map((i) => segment(cpu, 'env.segs', i)) as [X86Segment, X86Segment, X86Segment, X86Segment, X86Segment, X86Segment];
+  const [es, cs, ss, ds, fs, gs] = [0, 1, 2, 3, 4, 5].map((i) => segment(cpu, 'env.segs', i)) as [
+    X86Segment,
+    X86Segment,
+    X86Segment,
+    X86Segment,
+    X86Segment,
+    X86Segment,
+  ];
   const gdt = segment(cpu, 'env.gdt');
   const idt = segment(cpu, 'env.idt');
   const state: X86CpuState = {
     kind: 'x86',
-    rax: reg(0), rcx: reg(1), rdx: reg(2), rbx: reg(3), rsp: reg(4), rbp: reg(5), rsi: reg(6), rdi: reg(7),
-    r8: reg(8), r9: reg(9), r10: reg(10), r11: reg(11), r12: reg(12), r13: reg(13), r14: reg(14), r15: reg(15),
-    rip: cpu.uint('env.eip'), rflags: cpu.uint('env.eflags'),
-    cs, ds, es, fs, gs, ss, ldt: segment(cpu, 'env.ldt'), tr: segment(cpu, 'env.tr'),
-    gdt: { limit: gdt.limit, base: gdt.base }, idt: { limit: idt.limit, base: idt.base },
-    cr0: cpu.uint('env.cr[0]'), cr1: 0n, cr2: cpu.uint('env.cr[2]'), cr3: cpu.uint('env.cr[3]'), cr4: cpu.uint('env.cr[4]'),
+    rax: reg(0),
+    rcx: reg(1),
+    rdx: reg(2),
+    rbx: reg(3),
+    rsp: reg(4),
+    rbp: reg(5),
+    rsi: reg(6),
+    rdi: reg(7),
+    r8: reg(8),
+    r9: reg(9),
+    r10: reg(10),
+    r11: reg(11),
+    r12: reg(12),
+    r13: reg(13),
+    r14: reg(14),
+    r15: reg(15),
+    rip: cpu.uint('env.eip'),
+    rflags: cpu.uint('env.eflags'),
+    cs,
+    ds,
+    es,
+    fs,
+    gs,
+    ss,
+    ldt: segment(cpu, 'env.ldt'),
+    tr: segment(cpu, 'env.tr'),
+    gdt: { limit: gdt.limit, base: gdt.base },
+    idt: { limit: idt.limit, base: idt.base },
+    cr0: cpu.uint('env.cr[0]'),
+    cr1: 0n,
+    cr2: cpu.uint('env.cr[2]'),
+    cr3: cpu.uint('env.cr[3]'),
+    cr4: cpu.uint('env.cr[4]'),
     efer: cpu.has('env.efer') ? cpu.uint('env.efer') : optional('cpu/efer32:env.efer'),
     kernelGsBase: optional('env.kernelgsbase'),
   };

@@ -41,9 +41,15 @@ export const x86Target: TargetDescription = {
   ownsCpuSection: () => true,
   vcpusFromStream(sections): DecodedVcpus {
     const cpus = sections.map(vcpuFromSection);
-    return { vcpus: cpus.map((c) => c.vcpu), architecture: (ram: readonly RamRange[]) => x86Architecture(cpus[0]?.longMode ?? false, ram) };
+    return {
+      vcpus: cpus.map((c) => c.vcpu),
+      architecture: (ram: readonly RamRange[]) => x86Architecture(cpus[0]?.longMode ?? false, ram),
+    };
   },
-  vcpusFromNotes: (core) => ({ vcpus: x86VcpusFromNotes(core), architecture: (ram) => x86Architecture(core.machine === EM_X86_64, ram) }),
+  vcpusFromNotes: (core) => ({
+    vcpus: x86VcpusFromNotes(core),
+    architecture: (ram) => x86Architecture(core.machine === EM_X86_64, ram),
+  }),
   placeSavedRam: (stream) => mapPcMemory(stream.machineType, stream.blocks, stream.devices),
   vcpuNotes(vcpus, arch) {
     // The prstatus layout follows the first vCPU's mode, i.e. the machine (§7.2), even in an ELF64 EM_386 file.

@@ -22,7 +22,10 @@ function compressBatch(request: BatchRequest): Extract<BatchReply, { pages: Arra
   let packed = 0;
   for (let i = 0; i < count; i += 1) {
     const page = pages.subarray(i * pageSize, (i + 1) * pageSize);
-    if (zero.equals(page)) { sizes[i] = ZERO_PAGE_SIZE; continue; }
+    if (zero.equals(page)) {
+      sizes[i] = ZERO_PAGE_SIZE;
+      continue;
+    }
     // Compressed pages are smaller than a page, so `packed` + bound stays inside scratch.
     const length = compress(page, scratch.subarray(packed, packed + bound));
     sizes[i] = length > 0 ? length : RAW_PAGE_SIZE;

@@ -19,7 +19,8 @@ export function compressedBound(pageSize: number): number {
 
 export async function loadPageCompressor(codec: KdumpCodec): Promise<PageCompressor> {
   switch (codec) {
-    case 'zlib': return zlibPageCompressor();
+    case 'zlib':
+      return zlibPageCompressor();
     case 'lzo': {
       const { default: lzo } = await import('lzo');
       return copied((page) => lzo.compress(page));
@@ -30,7 +31,8 @@ export async function loadPageCompressor(codec: KdumpCodec): Promise<PageCompres
       // garbage is not collected in time: peak RSS reached 1 GiB on a 1.5 GiB guest.
       return copied((page) => snappy.compressSync(page, { copyOutputData: true }));
     }
-    case 'zstd': return zstdPageCompressor();
+    case 'zstd':
+      return zstdPageCompressor();
   }
 }
 
@@ -64,7 +66,15 @@ async function zstdPageCompressor(): Promise<PageCompressor> {
 interface DeflateInternals {
   _handle?: {
     reset(): void;
-    writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
+    writeSync(
+      flush: number,
+      input: Uint8Array,
+      inOff: number,
+      inLen: number,
+      out: Uint8Array,
+      outOff: number,
+      outLen: number,
+    ): void;
   };
   _writeState?: Uint32Array;
 }
@@ -91,7 +101,12 @@ export function zlibPageCompressor(): PageCompressor {
     const expected = new Uint8Array(compressedBound(probe.length));
     const got = new Uint8Array(compressedBound(probe.length));
     const length = publicCall(probe, expected);
-    if (length > 0 && reused(probe, got) === length && Buffer.compare(expected.subarray(0, length), got.subarray(0, length)) === 0) return reused;
+    if (
+      length > 0 &&
+      reused(probe, got) === length &&
+      Buffer.compare(expected.subarray(0, length), got.subarray(0, length)) === 0
+    )
+      return reused;
   } catch {
     // fall through to the public call
   }

@@ -65,7 +65,9 @@ export class PageCompressionPool {
       await Promise.all(threads.map((thread) => pool.attach(thread)));
     } catch (error) {
       await pool.close();
-      throw new VmdumpError('internal', `cannot start the ${codec} compression threads: ${(error as Error).message}`, undefined, { cause: error });
+      throw new VmdumpError('internal', `cannot start the ${codec} compression threads: ${(error as Error).message}`, undefined, {
+        cause: error,
+      });
     }
     return pool;
   }
@@ -93,11 +95,19 @@ export class PageCompressionPool {
   private attach(thread: Thread): Promise<void> {
     return new Promise((ready, failed) => {
       thread.worker.on('message', (reply: BatchReply | { ready: true }) => {
-        if ('ready' in reply) { ready(); return; }
+        if ('ready' in reply) {
+          ready();
+          return;
+        }
         const pending = thread.pending.get(reply.id);
         thread.pending.delete(reply.id);
         if ('error' in reply) pending?.reject(new VmdumpError('internal', `page compression failed: ${reply.error}`));
-        else pending?.resolve({ pages: new Uint8Array(reply.pages), sizes: new Int32Array(reply.sizes), packed: new Uint8Array(reply.packed) });
+        else
+          pending?.resolve({
+            pages: new Uint8Array(reply.pages),
+            sizes: new Int32Array(reply.sizes),
+            packed: new Uint8Array(reply.packed),
+          });
       });
       const fail = (error: Error): void => {
         this.failure ??= error;

@@ -11,15 +11,25 @@ const PROGRAM_HEADER_BATCH = 4096;
 
 export function* encodeRecord(record: SourceRecord, target: ElfTarget): Generator<Uint8Array> {
   switch (record.kind) {
-    case 'elf-header': yield encodeElfHeader(record.header, target); break;
-    case 'section-headers': yield encodeSectionHeaders(record.headers, target); break;
+    case 'elf-header':
+      yield encodeElfHeader(record.header, target);
+      break;
+    case 'section-headers':
+      yield encodeSectionHeaders(record.headers, target);
+      break;
     case 'program-headers':
       for (let i = 0; i < record.headers.length; i += PROGRAM_HEADER_BATCH) {
         yield encodeProgramHeaders(record.headers.slice(i, i + PROGRAM_HEADER_BATCH), target);
       }
       break;
-    case 'notes': yield encodeNotes(record.notes, target); break;
-    case 'string-table': yield record.bytes; break;
-    case 'page-chunk': yield record.bytes; break;
+    case 'notes':
+      yield encodeNotes(record.notes, target);
+      break;
+    case 'string-table':
+      yield record.bytes;
+      break;
+    case 'page-chunk':
+      yield record.bytes;
+      break;
   }
 }

@@ -5,7 +5,11 @@
  * ends makedumpfile -R's reassembly).
  */
 import {
-  PAGE_DESCRIPTOR_SIZE, encodeDiskDumpHeader, encodeKdumpSubHeader, encodePageDescriptor, type PageDescriptor,
+  PAGE_DESCRIPTOR_SIZE,
+  encodeDiskDumpHeader,
+  encodeKdumpSubHeader,
+  encodePageDescriptor,
+  type PageDescriptor,
 } from '../../formats/kdump/kdump-format.js';
 import type { PlacedBytes } from '../../formats/kdump/flattened.js';
 import { VmdumpError, hex } from '../../guest/errors.js';
@@ -131,7 +135,10 @@ class Cache {
   view: DataView;
   private used = 0;
 
-  constructor(private offset: number, private readonly capacity: number) {
+  constructor(
+    private offset: number,
+    private readonly capacity: number,
+  ) {
     this.buffer = Buffer.allocUnsafe(capacity);
     this.view = new DataView(this.buffer.buffer, this.buffer.byteOffset, capacity);
   }
@@ -166,7 +173,11 @@ export async function* checkedKdumpRecords(plan: KdumpPlan, records: AsyncIterab
   let descriptors = descriptorStart;
   let data = dataStart;
   const wrong = (what: string, record: PlacedBytes, expected: bigint): never => {
-    throw new VmdumpError('internal', `a ${what} record of ${record.bytes.length} bytes planned at ${hex(expected)} came at ${hex(record.offset)}`, { record: what, offset: record.offset });
+    throw new VmdumpError(
+      'internal',
+      `a ${what} record of ${record.bytes.length} bytes planned at ${hex(expected)} came at ${hex(record.offset)}`,
+      { record: what, offset: record.offset },
+    );
   };
   for await (const record of records) {
     const end = record.offset + BigInt(record.bytes.length);
@@ -182,6 +193,10 @@ export async function* checkedKdumpRecords(plan: KdumpPlan, records: AsyncIterab
     yield record;
   }
   if (descriptors !== dataStart) {
-    throw new VmdumpError('internal', `page descriptors end at ${hex(descriptors)} but the plan has ${plan.pageCount} of them ending at ${hex(dataStart)}`, { record: 'page-descriptor', offset: descriptors });
+    throw new VmdumpError(
+      'internal',
+      `page descriptors end at ${hex(descriptors)} but the plan has ${plan.pageCount} of them ending at ${hex(dataStart)}`,
+      { record: 'page-descriptor', offset: descriptors },
+    );
   }
 }

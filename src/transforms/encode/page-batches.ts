@@ -16,7 +16,11 @@ export interface PageBatchOptions {
   readonly allocate?: () => Uint8Array;
 }
 
-export async function* readPageBatches(ram: readonly RamRange[], runs: readonly PfnRun[], options: PageBatchOptions): AsyncGenerator<Uint8Array> {
+export async function* readPageBatches(
+  ram: readonly RamRange[],
+  runs: readonly PfnRun[],
+  options: PageBatchOptions,
+): AsyncGenerator<Uint8Array> {
   const { pageSize, batchPages } = options;
   const memory = new GuestMemory(ram);
   const allocate = options.allocate ?? ((): Uint8Array => new Uint8Array(batchPages * pageSize));
@@ -30,7 +34,10 @@ export async function* readPageBatches(ram: readonly RamRange[], runs: readonly 
       await memory.read(BigInt(run.first + done) * BigInt(pageSize), into, 'zero');
       batch.filled += count;
       done += count;
-      if (batch.filled === batchPages) { yield batch.bytes; batch = undefined; }
+      if (batch.filled === batchPages) {
+        yield batch.bytes;
+        batch = undefined;
+      }
     }
   }
   if (batch !== undefined) yield batch.bytes.slice(0, batch.filled * pageSize);

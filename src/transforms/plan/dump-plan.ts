@@ -12,18 +12,37 @@
  */
 import { PN_XNUM, PT_LOAD, PT_NOTE, SHT_NULL, SHT_STRTAB, ET_CORE, EV_CURRENT } from '../../formats/elf/elf-constants.js';
 import { VmdumpError, hex } from '../../guest/errors.js';
-import { checkRamRanges, type ElfClass, type ElfNote, type Endian, type GuestModel, type MemoryMapping } from '../../guest/guest.js';
+import {
+  checkRamRanges,
+  type ElfClass,
+  type ElfNote,
+  type Endian,
+  type GuestModel,
+  type MemoryMapping,
+} from '../../guest/guest.js';
 import { targetFor, type DumpLayout, type LinuxMappingFacts } from '../../targets/index.js';
 import { U32_MAX, fileOffset, type FileOffset } from '../../guest/units.js';
 import { noteSize } from '../../formats/elf/elf-encode.js';
 import { buildNotes } from './notes.js';
 import {
-  NOT_IN_FILE, elfHeaderSize, programHeaderSize, sectionHeaderSize,
-  type ElfHeader, type ElfTarget, type ProgramHeader, type SectionHeader,
+  NOT_IN_FILE,
+  elfHeaderSize,
+  programHeaderSize,
+  sectionHeaderSize,
+  type ElfHeader,
+  type ElfTarget,
+  type ProgramHeader,
+  type SectionHeader,
 } from '../../formats/elf/elf-structs.js';
 import {
-  checkMemoryFilter, filterMappings, locateMapping, planLinuxMappings, planMemoryPayload, planPhysicalMappings,
-  type MemoryFilter, type PayloadPiece,
+  checkMemoryFilter,
+  filterMappings,
+  locateMapping,
+  planLinuxMappings,
+  planMemoryPayload,
+  planPhysicalMappings,
+  type MemoryFilter,
+  type PayloadPiece,
 } from './memory-mapping.js';
 
 export interface DumpOptions {
@@ -39,16 +58,19 @@ export interface DumpOptions {
   readonly mappings?: readonly MemoryMapping[];
 }
 
-interface Placed { readonly offset: FileOffset; readonly size: bigint }
+interface Placed {
+  readonly offset: FileOffset;
+  readonly size: bigint;
+}
 
 /** The records of an ELF dump in file order (a discriminated union on `kind`). */
 export type DumpRecord =
-  | Placed & { readonly kind: 'elf-header'; readonly header: ElfHeader }
-  | Placed & { readonly kind: 'section-headers'; readonly headers: readonly SectionHeader[] }
-  | Placed & { readonly kind: 'program-headers'; readonly headers: readonly ProgramHeader[] }
-  | Placed & { readonly kind: 'notes'; readonly notes: readonly ElfNote[] }
-  | Placed & { readonly kind: 'memory'; readonly piece: PayloadPiece }
-  | Placed & { readonly kind: 'string-table'; readonly bytes: Uint8Array };
+  | (Placed & { readonly kind: 'elf-header'; readonly header: ElfHeader })
+  | (Placed & { readonly kind: 'section-headers'; readonly headers: readonly SectionHeader[] })
+  | (Placed & { readonly kind: 'program-headers'; readonly headers: readonly ProgramHeader[] })
+  | (Placed & { readonly kind: 'notes'; readonly notes: readonly ElfNote[] })
+  | (Placed & { readonly kind: 'memory'; readonly piece: PayloadPiece })
+  | (Placed & { readonly kind: 'string-table'; readonly bytes: Uint8Array });
 
 export interface DumpPlan {
   readonly format: 'elf';
@@ -91,10 +113,19 @@ export function planDump(guest: Pick<GuestModel, 'arch' | 'vcpus' | 'ram' | 'vmc
   const notes = buildNotes(guest, layout);
   const noteBytes = BigInt(notes.reduce((sum, n) => sum + noteSize(n), 0));
   const linux = layout === 'portable' ? options.linux : undefined;
-  const unfiltered = options.mappings ?? (linux === undefined ? planPhysicalMappings(guest.ram) : planLinuxMappings(guest.ram, linux));
+  const unfiltered =
+    options.mappings ?? (linux === undefined ? planPhysicalMappings(guest.ram) : planLinuxMappings(guest.ram, linux));
   const mappings = filterMappings(unfiltered, options.filter);
   const shstrtabOrder = targetFor(guest.arch).qemuShstrtabOrder;
-  const base = { notes, noteBytes, mappings, pieces, memoryBytes, shstrtabOrder, zeroVirtualIs: linux === undefined || options.mappings !== undefined ? 'physical' as const : 'zero' as const };
+  const base = {
+    notes,
+    noteBytes,
+    mappings,
+    pieces,
+    memoryBytes,
+    shstrtabOrder,
+    zeroVirtualIs: linux === undefined || options.mappings !== undefined ? ('physical' as const) : ('zero' as const),
+  };
   const target = (elfClass: ElfClass): ElfTarget => ({ elfClass, endian: guest.arch.endian, machine: guest.arch.machine });
   if (layout === 'qemu') return checkFits(planQemuLayout({ ...base, target: target(guest.arch.elfClass) }));
   const narrow = planPortableLayout({ ...base, target: target(guest.arch.elfClass) });
@@ -104,32 +135,62 @@ export function planDump(guest: Pick<GuestModel, 'arch' | 'vcpus' | 'ram' | 'vmc
 
 function programHeaders(c: Contents, noteOffset: bigint, memoryOffset: bigint): ProgramHeader[] {
   const note: ProgramHeader = {
-    type: PT_NOTE, flags: 0, offset: noteOffset, vaddr: 0n, paddr: 0n, filesz: c.noteBytes, memsz: c.noteBytes, align: 0n,
+    type: PT_NOTE,
+    flags: 0,
+    offset: noteOffset,
+    vaddr: 0n,
+    paddr: 0n,
+    filesz: c.noteBytes,
+    memsz: c.noteBytes,
+    align: 0n,
   };
-  return [note, ...c.mappings.map((m): ProgramHeader => {
-    const located = locateMapping(m, c.pieces);
-    return {
-      type: PT_LOAD, flags: 0,
-      offset: located === undefined ? NOT_IN_FILE : memoryOffset + located.payloadOffset,
-      // QEMU writes the physical address where the mapping has no virtual one (docs/elf-vmcore.md §4).
-      vaddr: m.virt === 0n && c.zeroVirtualIs === 'physical' ? m.phys : m.virt,
-      paddr: m.phys, filesz: located?.filesz ?? 0n, memsz: m.length, align: 0n,
-    };
-  })];
+  return [
+    note,
+    ...c.mappings.map((m): ProgramHeader => {
+      const located = locateMapping(m, c.pieces);
+      return {
+        type: PT_LOAD,
+        flags: 0,
+        offset: located === undefined ? NOT_IN_FILE : memoryOffset + located.payloadOffset,
+        // QEMU writes the physical address where the mapping has no virtual one (docs/elf-vmcore.md §4).
+        vaddr: m.virt === 0n && c.zeroVirtualIs === 'physical' ? m.phys : m.virt,
+        paddr: m.phys,
+        filesz: located?.filesz ?? 0n,
+        memsz: m.length,
+        align: 0n,
+      };
+    }),
+  ];
 }
 
-function elfHeader(c: Contents, fields: Pick<ElfHeader, 'phoff' | 'shoff' | 'ehsize' | 'phnum' | 'shentsize' | 'shnum' | 'shstrndx'>): ElfHeader {
+function elfHeader(
+  c: Contents,
+  fields: Pick<ElfHeader, 'phoff' | 'shoff' | 'ehsize' | 'phnum' | 'shentsize' | 'shnum' | 'shstrndx'>,
+): ElfHeader {
   return {
-    type: ET_CORE, machine: c.target.machine, version: EV_CURRENT, entry: 0n, flags: 0,
-    phentsize: programHeaderSize(c.target.elfClass), ...fields,
+    type: ET_CORE,
+    machine: c.target.machine,
+    version: EV_CURRENT,
+    entry: 0n,
+    flags: 0,
+    phentsize: programHeaderSize(c.target.elfClass),
+    ...fields,
   };
 }
 
 /** Section header 0 carries the real segment count under PN_XNUM (gABI extended numbering). */
 function nullSection(segmentCount: number): SectionHeader {
   return {
-    name: 0, type: SHT_NULL, flags: 0n, addr: 0n, offset: 0n, size: 0n, link: 0,
-    info: segmentCount >= PN_XNUM ? segmentCount : 0, addralign: 0n, entsize: 0n,
+    name: 0,
+    type: SHT_NULL,
+    flags: 0n,
+    addr: 0n,
+    offset: 0n,
+    size: 0n,
+    link: 0,
+    info: segmentCount >= PN_XNUM ? segmentCount : 0,
+    addralign: 0n,
+    entsize: 0n,
   };
 }
 
@@ -145,15 +206,23 @@ function placeInOrder<T extends { size: bigint }>(parts: readonly T[]): (T & { o
 
 function memoryRecords(c: Contents, memoryOffset: bigint): DumpRecord[] {
   return c.pieces.map((piece) => ({
-    kind: 'memory', offset: fileOffset(memoryOffset + piece.payloadOffset), size: piece.length, piece,
+    kind: 'memory',
+    offset: fileOffset(memoryOffset + piece.payloadOffset),
+    size: piece.length,
+    piece,
   }));
 }
 
 function finish(layout: DumpLayout, c: Contents, records: DumpRecord[]): DumpPlan {
   const last = records[records.length - 1]!;
   return {
-    format: 'elf', layout, target: c.target, records, segmentCount: 1 + c.mappings.length,
-    memoryBytes: c.memoryBytes, totalSize: last.offset + last.size,
+    format: 'elf',
+    layout,
+    target: c.target,
+    records,
+    segmentCount: 1 + c.mappings.length,
+    memoryBytes: c.memoryBytes,
+    totalSize: last.offset + last.size,
   };
 }
 
@@ -167,16 +236,23 @@ function planQemuLayout(c: Contents): DumpPlan {
   const memoryOffset = noteOffset + c.noteBytes;
   const strtabOffset = memoryOffset + c.memoryBytes;
   const header = elfHeader(c, {
-    phoff: ehdr + shdrs, shoff: ehdr, ehsize: 8, phnum: segmentCount,
-    shentsize: sectionHeaderSize(elfClass), shnum: 2, shstrndx: 1,
+    phoff: ehdr + shdrs,
+    shoff: ehdr,
+    ehsize: 8,
+    phnum: segmentCount,
+    shentsize: sectionHeaderSize(elfClass),
+    shnum: 2,
+    shstrndx: 1,
   });
   const strtab: SectionHeader = {
-    ...nullSection(0), name: 1, type: SHT_STRTAB, offset: strtabOffset, size: BigInt(SHSTRTAB.length),
+    ...nullSection(0),
+    name: 1,
+    type: SHT_STRTAB,
+    offset: strtabOffset,
+    size: BigInt(SHSTRTAB.length),
     ...(c.shstrtabOrder === undefined ? {} : { writtenAs: c.shstrtabOrder }),
   };
-  const [h, s, p, n] = placeInOrder([
-    { size: ehdr }, { size: shdrs }, { size: phdrs }, { size: c.noteBytes },
-  ]);
+  const [h, s, p, n] = placeInOrder([{ size: ehdr }, { size: shdrs }, { size: phdrs }, { size: c.noteBytes }]);
   return finish('qemu', c, [
     { kind: 'elf-header', ...h!, header },
     { kind: 'section-headers', ...s!, headers: [nullSection(segmentCount), strtab] },
@@ -197,10 +273,14 @@ function planPortableLayout(c: Contents): DumpPlan {
   const memoryOffset = noteOffset + c.noteBytes;
   const shOffset = memoryOffset + c.memoryBytes;
   const header = elfHeader(c, {
-    phoff: ehdr, ehsize: Number(ehdr), phnum: segmentCount,
+    phoff: ehdr,
+    ehsize: Number(ehdr),
+    phnum: segmentCount,
     // Section header 0 only when PN_XNUM needs it, after everything else, as Linux core dumps place it.
-    shoff: extended ? shOffset : 0n, shentsize: extended ? sectionHeaderSize(elfClass) : 0,
-    shnum: extended ? 1 : 0, shstrndx: 0,
+    shoff: extended ? shOffset : 0n,
+    shentsize: extended ? sectionHeaderSize(elfClass) : 0,
+    shnum: extended ? 1 : 0,
+    shstrndx: 0,
   });
   const records: DumpRecord[] = [
     { kind: 'elf-header', offset: fileOffset(0n), size: ehdr, header },
@@ -210,7 +290,9 @@ function planPortableLayout(c: Contents): DumpPlan {
   ];
   if (extended) {
     records.push({
-      kind: 'section-headers', offset: fileOffset(shOffset), size: BigInt(sectionHeaderSize(elfClass)),
+      kind: 'section-headers',
+      offset: fileOffset(shOffset),
+      size: BigInt(sectionHeaderSize(elfClass)),
       headers: [nullSection(segmentCount)],
     });
   }
@@ -226,19 +308,25 @@ function fits32(plan: DumpPlan): boolean {
   const fits = (value: bigint): boolean => value <= U32_MAX || value === NOT_IN_FILE;
   return plan.records.every((record) => {
     switch (record.kind) {
-      case 'elf-header': return [record.header.entry, record.header.phoff, record.header.shoff].every(fits);
-      case 'program-headers': return record.headers.every((h) => [h.offset, h.vaddr, h.paddr, h.filesz, h.memsz, h.align].every(fits));
-      case 'section-headers': return record.headers.every((h) => [h.flags, h.addr, h.offset, h.size, h.addralign, h.entsize].every(fits));
-      default: return true;
+      case 'elf-header':
+        return [record.header.entry, record.header.phoff, record.header.shoff].every(fits);
+      case 'program-headers':
+        return record.headers.every((h) => [h.offset, h.vaddr, h.paddr, h.filesz, h.memsz, h.align].every(fits));
+      case 'section-headers':
+        return record.headers.every((h) => [h.flags, h.addr, h.offset, h.size, h.addralign, h.entsize].every(fits));
+      default:
+        return true;
     }
   });
 }
 
 function checkFits(plan: DumpPlan): DumpPlan {
   if (!fits32(plan)) {
-    throw new VmdumpError('unrepresentable',
-      `an ELF32 dump cannot hold this guest (file size ${hex(plan.totalSize)}); QEMU would truncate offsets here. `
-      + 'Use --layout portable, which widens to ELF64 when it must');
+    throw new VmdumpError(
+      'unrepresentable',
+      `an ELF32 dump cannot hold this guest (file size ${hex(plan.totalSize)}); QEMU would truncate offsets here. ` +
+        'Use --layout portable, which widens to ELF64 when it must',
+    );
   }
   return plan;
 }

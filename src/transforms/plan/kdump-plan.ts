@@ -15,8 +15,13 @@ import type { DumpLayout } from '../../targets/index.js';
 import { encodeNotes, noteSize } from '../../formats/elf/elf-encode.js';
 import { NOTE_HEADER_SIZE, align4 } from '../../formats/elf/elf-structs.js';
 import {
-  PAGE_DESCRIPTOR_SIZE, codecFlags, subHeaderSize,
-  type DiskDumpHeader, type KdumpCodec, type KdumpSubHeader, type KdumpTarget,
+  PAGE_DESCRIPTOR_SIZE,
+  codecFlags,
+  subHeaderSize,
+  type DiskDumpHeader,
+  type KdumpCodec,
+  type KdumpSubHeader,
+  type KdumpTarget,
 } from '../../formats/kdump/kdump-format.js';
 import { targetFor } from '../../targets/index.js';
 import { buildNotes } from './notes.js';
@@ -84,19 +89,39 @@ export function planKdump(guest: GuestModel, options: KdumpOptions): KdumpPlan {
   const descriptorOffset = bitmapOffset + 2 * bitmapLength;
   const offsetNote = blockSize + subHeaderSize(arch.elfClass);
   return {
-    format: 'kdump', codec: options.codec, layout, target, blockSize, notes, runs, pageCount, maxMapnr,
-    bitmapOffset, bitmapLength, descriptorOffset,
+    format: 'kdump',
+    codec: options.codec,
+    layout,
+    target,
+    blockSize,
+    notes,
+    runs,
+    pageCount,
+    maxMapnr,
+    bitmapOffset,
+    bitmapLength,
+    descriptorOffset,
     zeroPageOffset: descriptorOffset + PAGE_DESCRIPTOR_SIZE * pageCount,
     recordBytes: layout === 'qemu' ? QEMU_CACHE_PAGES * blockSize : PORTABLE_RECORD_BYTES,
     header: {
-      machine: choices.unameMachine(arch, layout), status: codecFlags[options.codec], blockSize, subHdrSize, bitmapBlocks,
-      maxMapnr: Math.min(maxMapnr, 0xffff_ffff), nrCpus: guest.vcpus.length,
+      machine: choices.unameMachine(arch, layout),
+      status: codecFlags[options.codec],
+      blockSize,
+      subHdrSize,
+      bitmapBlocks,
+      maxMapnr: Math.min(maxMapnr, 0xffff_ffff),
+      nrCpus: guest.vcpus.length,
     },
     subHeader: {
-      physBase: choices.physBase(guest, layout), dumpLevel: 1, ...vmcoreinfoPlace(noteList, offsetNote, notes.length),
-      offsetNote: BigInt(offsetNote), noteSize: BigInt(notes.length), maxMapnr64: BigInt(maxMapnr),
+      physBase: choices.physBase(guest, layout),
+      dumpLevel: 1,
+      ...vmcoreinfoPlace(noteList, offsetNote, notes.length),
+      offsetNote: BigInt(offsetNote),
+      noteSize: BigInt(notes.length),
+      maxMapnr64: BigInt(maxMapnr),
     },
-    ram: guest.ram, memoryBytes: guest.ram.reduce((sum, range) => sum + range.size, 0n),
+    ram: guest.ram,
+    memoryBytes: guest.ram.reduce((sum, range) => sum + range.size, 0n),
   };
 }
 
@@ -118,9 +143,14 @@ export function pfnRuns(ram: readonly RamRange[], blockSize: number): PfnRun[] {
 }
 
 /** Where the VMCOREINFO desc lies when it is the last note (§3): after its 12-byte header and padded name. */
-function vmcoreinfoPlace(notes: readonly ElfNote[], offsetNote: number, noteBytes: number): Pick<KdumpSubHeader, 'offsetVmcoreinfo' | 'sizeVmcoreinfo'> {
+function vmcoreinfoPlace(
+  notes: readonly ElfNote[],
+  offsetNote: number,
+  noteBytes: number,
+): Pick<KdumpSubHeader, 'offsetVmcoreinfo' | 'sizeVmcoreinfo'> {
   const note = notes.at(-1);
   if (note === undefined || note.name !== 'VMCOREINFO') return { offsetVmcoreinfo: 0n, sizeVmcoreinfo: 0n };
-  const descAt = offsetNote + noteBytes - noteSize(note) + NOTE_HEADER_SIZE + align4(new TextEncoder().encode(note.name).length + 1);
+  const descAt =
+    offsetNote + noteBytes - noteSize(note) + NOTE_HEADER_SIZE + align4(new TextEncoder().encode(note.name).length + 1);
   return { offsetVmcoreinfo: BigInt(descAt), sizeVmcoreinfo: BigInt(note.desc.length) };
 }

@@ -48,14 +48,24 @@ export function planLinuxMappings(ram: readonly RamRange[], facts: LinuxMappingF
   const holder = ram.find((r) => r.start <= facts.kernelTextPhysical && facts.kernelTextPhysical < r.start + r.size);
   // The image mapping ends where the RAM holding it ends or where the kernel's image window does,
   // whichever is first (a 2 GiB guest would otherwise run the segment past 2^64).
-  const image: MemoryMapping[] = holder === undefined ? [] : [{
-    phys: physAddr(facts.kernelTextPhysical), virt: virtAddr(facts.kernelTextVirtual),
-    length: minBig(holder.start + holder.size - facts.kernelTextPhysical, facts.kernelImageEnd - facts.kernelTextVirtual),
-  }];
-  return [...image, ...ram.map((range) => ({
-    phys: range.start, length: range.size,
-    virt: virtAddr(range.systemRam === false ? 0n : facts.directMapBase + range.start),
-  }))];
+  const image: MemoryMapping[] =
+    holder === undefined
+      ? []
+      : [
+          {
+            phys: physAddr(facts.kernelTextPhysical),
+            virt: virtAddr(facts.kernelTextVirtual),
+            length: minBig(holder.start + holder.size - facts.kernelTextPhysical, facts.kernelImageEnd - facts.kernelTextVirtual),
+          },
+        ];
+  return [
+    ...image,
+    ...ram.map((range) => ({
+      phys: range.start,
+      length: range.size,
+      virt: virtAddr(range.systemRam === false ? 0n : facts.directMapBase + range.start),
+    })),
+  ];
 }
 
 /**
@@ -96,8 +106,10 @@ export function planMemoryPayload(ram: readonly RamRange[], filter: MemoryFilter
  * byte decides, and p_filesz is clamped to that piece's end even when the next piece continues
  * the memory (docs/elf-vmcore.md §4.1). A mapping in no piece has no bytes in the file.
  */
-export function locateMapping(mapping: MemoryMapping, pieces: readonly PayloadPiece[]):
-  { payloadOffset: bigint; filesz: bigint } | undefined {
+export function locateMapping(
+  mapping: MemoryMapping,
+  pieces: readonly PayloadPiece[],
+): { payloadOffset: bigint; filesz: bigint } | undefined {
   let low = 0;
   let high = pieces.length - 1;
   while (low <= high) {
