@@ -21,10 +21,20 @@ export interface TinyGuests {
   paging5: string;
 }
 
+/**
+ * Runs a test-guests script and returns the folder it printed last: its output in the test cache
+ * (test-guests/cache.sh: outside the checkout, keyed by what it was built from, built under a lock).
+ */
+function runGuestScript(script: string, args: readonly string[], what: string): string {
+  const result = spawnSync('sh', [path.join(GUEST_DIR, script), ...args], { encoding: 'utf8' });
+  const folder = result.stdout.trim().split('\n').at(-1) ?? '';
+  if (result.status !== 0 || folder === '') throw new Error(`${what} failed: ${result.stderr}`);
+  return folder;
+}
+
 export function buildTinyGuests(): TinyGuests {
-  const out = (name: string): string => path.join(GUEST_DIR, 'out', `${name}.elf`);
-  const result = spawnSync('sh', [path.join(GUEST_DIR, 'build.sh')], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`building the tiny guests failed: ${result.stderr}`);
+  const folder = runGuestScript('build.sh', [], 'building the tiny guests');
+  const out = (name: string): string => path.join(folder, `${name}.elf`);
   return {
     tiny32: out('tiny32'),
     tiny64: out('tiny64'),
@@ -57,13 +67,9 @@ export interface LinuxGuest {
 }
 
 export type DebianArch = 'amd64' | 'arm64' | 's390x';
-const linuxOut = (arch: DebianArch): string => path.join(GUEST_DIR, 'out', arch === 'amd64' ? 'linux' : `linux-${arch}`);
-
 /** Builds (once) the Debian kernel + busybox initramfs guest of `arch`; needs apt-get (and the foreign architecture added). */
 export function buildLinuxGuest(arch: DebianArch = 'amd64'): LinuxGuest {
-  const result = spawnSync('sh', [path.join(GUEST_DIR, 'build-linux.sh'), arch], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`building the ${arch} Linux guest failed: ${result.stderr}`);
-  const out = linuxOut(arch);
+  const out = runGuestScript('build-linux.sh', [arch], `building the ${arch} Linux guest`);
   return {
     kernel: path.join(out, 'vmlinuz'),
     initrd: path.join(out, 'initrd.gz'),
@@ -188,15 +194,15 @@ export async function saveReferences(
 
 /** The debug vmlinux of the Linux guest's kernel, for crash and drgn (fetched once; about 280 MB). */
 export function fetchLinuxVmlinux(arch: DebianArch = 'amd64'): string {
-  const result = spawnSync('sh', [path.join(GUEST_DIR, 'fetch-vmlinux.sh'), arch], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`fetching the ${arch} debug vmlinux failed: ${result.stderr}`);
-  return path.join(linuxOut(arch), 'vmlinux');
+  const guest = path.dirname(buildLinuxGuest(arch).kernel);
+  return path.join(runGuestScript('fetch-vmlinux.sh', [arch, guest], `fetching the ${arch} debug vmlinux`), 'vmlinux');
 }
 
 /** Debian's `arch` builds of crash and makedumpfile in a private root, for qemu-user-static (see the script). */
 export function fetchForeignReaders(arch: Exclude<DebianArch, 'amd64'>): { root: string; crash: string; makedumpfile: string } {
-  const result = spawnSync('sh', [path.join(GUEST_DIR, 'fetch-foreign-readers.sh'), arch], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`fetching the ${arch} crash and makedumpfile failed: ${result.stderr}`);
-  const root = path.join(GUEST_DIR, 'out', `readers-${arch}`, 'root');
+  const root = path.join(
+    runGuestScript('fetch-foreign-readers.sh', [arch], `fetching the ${arch} crash and makedumpfile`),
+    'root',
+  );
   return { root, crash: path.join(root, 'usr/bin/crash'), makedumpfile: path.join(root, 'usr/bin/makedumpfile') };
 }

@@ -16,14 +16,19 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { runCli, tempDir } from './helpers/machines.js';
 import { pageMismatches, readFlattened, readKdump, type Flattened, type KdumpFile } from './helpers/kdump-reader.js';
 import { buildLinuxGuest, fetchLinuxVmlinux, saveReferences, startGuest, QEMU } from '../scripts/qemu-harness.js';
-import { hasTool, itWithTool, run, inCi } from './helpers/tools.js';
+import { hasTool, itWithTool, run, inCi, itWithTools, mayBootQemu } from './helpers/tools.js';
 import { openSavedVm } from '../src/sources/saved-vm/saved-vm-source.js';
 import { planKdump } from '../src/transforms/plan/kdump-plan.js';
 import { PageRecordAssembler, kdumpHeadRecords, type PlacedBytes } from '../src/transforms/encode/kdump-records.js';
 import { flattenRecords } from '../src/formats/kdump/flattened.js';
 
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
-const crashIt = itWithTool('crash', 'crash');
+/** The reader checks use QEMU's guest, crash and makedumpfile alike. */
+const readersIt = itWithTools([
+  [QEMU, 'qemu-system-x86'],
+  ['crash', 'crash'],
+  ['makedumpfile', 'makedumpfile'],
+]);
 const dir = tempDir('vmdump-kdump-');
 let refs: { dump: string; stream: string; kdump: string } | undefined;
 let qemuKdump: KdumpFile;
@@ -32,7 +37,7 @@ let release = '';
 let vmlinux: string | undefined;
 
 beforeAll(async () => {
-  if (!hasTool(QEMU) && !inCi) return;
+  if (!mayBootQemu(QEMU)) return;
   if (inCi || hasTool('crash')) vmlinux = fetchLinuxVmlinux();
   const linux = buildLinuxGuest();
   release = linux.version;
@@ -140,7 +145,7 @@ describe('kdump-compressed against QEMU 7.2 (Linux guest, KASLR)', () => {
     300_000,
   );
 
-  qemuIt(
+  readersIt(
     'portable kdump-zlib: makedumpfile -R rebuilds our plain file from our flattened stream; crash and makedumpfile read both',
     async () => {
       const plain = await dumpTo('ours.kdump', ['--format', 'kdump-zlib']);
@@ -169,7 +174,7 @@ describe('kdump-compressed against QEMU 7.2 (Linux guest, KASLR)', () => {
     300_000,
   );
 
-  crashIt(
+  readersIt(
     'crash opens every codec, flattened and plain, and reads the same physical memory as from the ELF dump',
     async () => {
       if (refs === undefined) throw new Error('no QEMU references (qemu-system-x86 missing)');

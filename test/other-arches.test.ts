@@ -28,7 +28,7 @@ import {
   startGuest,
   type RunningGuest,
 } from '../scripts/qemu-harness.js';
-import { hasTool, itWithTool, run, inCi } from './helpers/tools.js';
+import { itWithTool, run, itWithTools, mayBootQemu } from './helpers/tools.js';
 
 interface ArchCase {
   readonly debian: 'arm64' | 's390x';
@@ -122,14 +122,20 @@ print("tasks", " ".join(t.comm.string_().decode() for t in for_each_task(prog)))
 
 describe.each(cases)('$debian guest ($machine)', (c) => {
   const qemuIt = itWithTool(c.qemu, c.qemuPackage);
-  const readersIt = itWithTool(c.user, 'qemu-user-static');
+  const readersIt = itWithTools([
+    [c.qemu, c.qemuPackage],
+    [c.user, 'qemu-user-static'],
+    ['readelf', 'binutils'],
+    ['gdb-multiarch', 'gdb-multiarch'],
+    ['drgn', 'python3-drgn'],
+  ]);
   const work = path.join(dir, c.debian);
   let release = '';
   let refs: { elf: string; kdump: string; stream: string; liveElf: string; liveKdump: string; migrated: string } | undefined;
   let vmlinux = '';
 
   beforeAll(async () => {
-    if (!hasTool(c.qemu) && !inCi) return;
+    if (!mayBootQemu(c.qemu)) return;
     const linux = buildLinuxGuest(c.debian);
     release = linux.version;
     vmlinux = fetchLinuxVmlinux(c.debian);

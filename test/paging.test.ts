@@ -20,7 +20,7 @@ import {
 } from '../scripts/qemu-harness.js';
 import { patternRange, x86State } from './helpers/guests.js';
 import { runCli, tempDir } from './helpers/machines.js';
-import { hasTool, itWithTool, run, inCi } from './helpers/tools.js';
+import { run, itWithTools, hasTool } from './helpers/tools.js';
 import { expectSameFile } from './helpers/same-file.js';
 
 /** Page tables as sparse memory; "memory" is the q35 guest of the spec (RAM, BIOS ROM, RAM above 4 GiB). */
@@ -137,7 +137,6 @@ describe('hostile page tables end in bounded time with a clear error', () => {
   });
 });
 
-const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
 const dir = tempDir('vmdump-paging-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 let guests: TinyGuests | undefined;
@@ -146,7 +145,13 @@ beforeAll(() => {
 });
 
 describe('--paging --layout qemu against QEMU paging=true', () => {
-  qemuIt.each([
+  // The Linux case's dump also goes through gdb and crash: the table needs them all.
+  itWithTools([
+    [QEMU, 'qemu-system-x86'],
+    ['readelf', 'binutils'],
+    ['gdb', 'gdb'],
+    ['crash', 'crash'],
+  ]).each([
     '32-bit paging (4 KiB pages and an alias, 4 MiB PSE pages, a higher-half alias)',
     'PAE (4 KiB pages, 2 MiB pages with NX, a higher-half alias)',
     '4-level (4 KiB, 2 MiB and 1 GiB pages, a 1 GiB alias, the kernel-style higher half; -cpu max)',
@@ -208,18 +213,16 @@ describe('--paging --layout qemu against QEMU paging=true', () => {
         expect((await runCli(['saved', stream, '--paging', '-o', portable])).code).toBe(0);
         const banner = /VMDUMP-LINUX-BANNER=([0-9a-f]+)/.exec(guest.serialText())![1]!;
         expect(run('gdb', ['-batch', '-nx', '-ex', `x/s 0x${banner}`, '-c', portable]).stdout).toMatch(/Linux version 6\./);
-        if (hasTool('crash') || inCi) {
-          const vmlinux = fetchLinuxVmlinux();
-          const crash = run('sh', ['-c', `printf 'sys\\nquit\\n' | crash -s '${vmlinux}' '${portable}'`]);
-          expect(crash.stdout).toMatch(/RELEASE: 6\./);
-        }
+        const vmlinux = fetchLinuxVmlinux();
+        const crash = run('sh', ['-c', `printf 'sys\\nquit\\n' | crash -s '${vmlinux}' '${portable}'`]);
+        expect(crash.stdout).toMatch(/RELEASE: 6\./);
       }
       fs.rmSync(work, { recursive: true, force: true });
     },
     300_000,
   );
 
-  qemuIt('--paging on a guest without paging is a clear usage error', async () => {
+  it('--paging on a guest without paging is a clear usage error', async () => {
     const example = path.join(dir, 'no-paging.json');
     fs.writeFileSync(path.join(dir, 'r.img'), Buffer.alloc(0x10000));
     fs.writeFileSync(

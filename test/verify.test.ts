@@ -125,6 +125,16 @@ describe('vmdump verify', () => {
       /the sub-header area \(100000 blocks\) runs past the end of the file/,
     ],
     [
+      // Found by fuzzing: counted before this check, verify read terabytes of zeros past the end (minutes).
+      'kdump bitmap_blocks past the end of the file',
+      'kdump',
+      (b: Buffer) => {
+        b.writeUInt32LE(0x4000_0002, 436);
+        return b;
+      },
+      /bitmap_blocks 1073741826 puts the bitmaps' end at 0x[0-9a-f]+, past the end of the file/,
+    ],
+    [
       'kdump note_size wrong',
       'kdump',
       (b: Buffer) => {

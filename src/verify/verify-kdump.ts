@@ -96,6 +96,13 @@ export async function verifyKdump(bytes: DumpBytes, file: string): Promise<Kdump
     fail(`bitmap_blocks ${header.bitmapBlocks} cannot hold two bitmaps of max_mapnr ${maxMapnr} bits`);
   }
   const descAt = areaEnd + header.bitmapBlocks * block;
+  // The descriptors follow the bitmaps, so the bitmaps end inside the file; checked before they
+  // are read, or a damaged bitmap_blocks has verify count terabytes of zeros past the end.
+  if (descAt > bytes.size) {
+    fail(
+      `bitmap_blocks ${header.bitmapBlocks} puts the bitmaps' end at ${hex(descAt)}, past the end of the file (${hex(bytes.size)})`,
+    );
+  }
   const pages = await countBits(bytes, areaEnd + lenBitmap, lenBitmap);
   const descEnd = descAt + pages * PAGE_DESCRIPTOR_SIZE;
   if (descEnd > bytes.size)

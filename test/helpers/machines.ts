@@ -1,21 +1,19 @@
 /** Machine descriptions on disk for CLI tests: RAM files filled with the address pattern. */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll } from 'vitest';
+import { afterAll, inject } from 'vitest';
 import { fillPattern } from './guests.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
 
 /**
- * A fresh folder under $TMPDIR, removed when the test file ends: call it at file level (while
- * vitest collects the file), so the clean-up hook belongs to the file. test/global-setup.ts checks
- * after the run that $TMPDIR holds nothing of vmdump's that it did not hold before.
+ * A fresh folder in the run's scratch folder (test/global-setup.ts), removed when the test file
+ * ends: call it at file level (while vitest collects the file), so the clean-up hook belongs to it.
  */
 export function tempDir(prefix = 'vmdump-test-'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(inject('scratch'), prefix));
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
