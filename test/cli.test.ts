@@ -165,12 +165,18 @@ describe('output destinations', () => {
     expect(fs.readFileSync(existing, 'utf8')).toBe('an earlier dump');
     expect((await runCli(['raw', machine, '--force', '-o', existing])).code).toBe(0);
     expect(readElfFile(existing).phdrs.length).toBe(3);
+    // A link to a file that is not a dump: a write through it (or a rename over it) would show.
+    const target = path.join(dir, 'not-yours.txt');
+    fs.writeFileSync(target, "someone else's file\n");
     const link = path.join(dir, 'link.core');
-    fs.symlinkSync(existing, link);
+    fs.symlinkSync(target, link);
     const viaLink = await runCli(['raw', machine, '--force', '-o', link]);
     expect(viaLink.code).toBe(4);
     expect(viaLink.stderr).toMatch(/is a symbolic link/);
-    for (const f of [existing, link]) fs.rmSync(f);
+    expect(fs.readFileSync(target, 'utf8')).toBe("someone else's file\n");
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readdirSync(dir).filter((name) => name.includes('vmdump-partial'))).toEqual([]);
+    for (const f of [existing, link, target]) fs.rmSync(f);
   });
 
   it('-o /dev/null writes to the device and leaves it a device (a rename would replace it with a file)', async () => {
@@ -259,6 +265,35 @@ describe('big sparse guests', () => {
     },
     60_000,
   );
+
+  it('while it is written the dump is only .FILE.<random>.vmdump-partial, mode 0600; FILE appears, whole, at the end', async () => {
+    const machine = sparse('partial', 256 << 20);
+    const folder = path.dirname(machine);
+    const out = path.join(folder, 'core.elf');
+    const child = spawn(process.execPath, [CLI, 'raw', machine, '--gzip', '-o', out, '--progress=json'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const exited = new Promise((resolve) => child.on('close', resolve));
+    let stderr = '';
+    await new Promise<void>((resolve) =>
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('"phase":"memory"')) resolve();
+      }),
+    );
+    child.kill('SIGSTOP'); // frozen mid-dump: what a reader of the folder would see now
+    try {
+      const during = fs.readdirSync(folder).filter((name) => name !== 'machine.json' && name !== 'ram.img');
+      expect(during).toHaveLength(1);
+      expect(during[0]).toMatch(/^\.core\.elf\.[0-9a-f]{8}\.vmdump-partial$/);
+      expect(fs.statSync(path.join(folder, during[0]!)).mode & 0o777).toBe(0o600);
+    } finally {
+      child.kill('SIGCONT');
+    }
+    expect(await exited).toBe(0);
+    expect(fs.readdirSync(folder).sort()).toEqual(['core.elf', 'machine.json', 'ram.img']);
+    expect(fs.statSync(out).mode & 0o777).toBe(0o600);
+  });
 
   it('peak memory does not grow with guest size (64 MiB vs 4 GiB to /dev/null)', async () => {
     const peak = async (machinePath: string) => {

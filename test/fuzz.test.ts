@@ -13,7 +13,7 @@ import { brotliDecompressSync } from 'node:zlib';
 import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isVmdumpError } from '../src/guest/errors.js';
+import { isVmdumpError, type VmdumpErrorCode } from '../src/guest/errors.js';
 import { openSavedVm } from '../src/sources/saved-vm/saved-vm-source.js';
 import { openRawImage } from '../src/sources/raw/raw-image.js';
 import { parseFlatView } from '../src/sources/live/flat-view.js';
@@ -38,6 +38,11 @@ let peakRss = 0;
 const counted: Record<string, number> = {};
 
 /** Runs `work` with a deadline; returns normally when it succeeded or failed with a VmdumpError. */
+/**
+ * Runs one case to a result or a VmdumpError within `deadlineMs`. Memory is sampled while the cases
+ * run and after each (sampleMemory), so an input that makes a parser allocate by a length it read
+ * is seen.
+ */
 async function endsWell(name: string, work: () => Promise<unknown>, deadlineMs = 20_000): Promise<void> {
   counted[name] = (counted[name] ?? 0) + 1;
   let timer: NodeJS.Timeout | undefined;
@@ -50,9 +55,18 @@ async function endsWell(name: string, work: () => Promise<unknown>, deadlineMs =
     if (!isVmdumpError(error)) throw error;
   } finally {
     clearTimeout(timer);
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    sampleMemory();
   }
 }
+
+/** RSS, and the bytes of ArrayBuffers allocated (counted at once, even for pages never touched). */
+function sampleMemory(): void {
+  const memory = process.memoryUsage();
+  peakRss = Math.max(peakRss, memory.rss, memory.arrayBuffers + memory.heapUsed);
+}
+// Sampled while the cases run too, not only between them.
+const sampler = setInterval(sampleMemory, 5);
+afterAll(() => clearInterval(sampler));
 
 const nullSink = () =>
   writableSink(
@@ -427,25 +441,38 @@ describe('fuzz corpus (test/fuzz-corpus/cases.json)', () => {
     target: string;
     why: string;
     mutation: Mutation;
+    /** What must happen: `accepted`, or the VmdumpError code it must end in. */
+    outcome: 'accepted' | VmdumpErrorCode;
   }
+  /** The outcome of `work`: accepted, or the code of the VmdumpError it ended in (anything else fails the test). */
+  const outcomeOf = async (work: () => Promise<unknown>): Promise<string> => {
+    let outcome = 'accepted';
+    await endsWell('corpus', () =>
+      work().catch((error: unknown) => {
+        if (isVmdumpError(error)) outcome = error.code;
+        throw error;
+      }),
+    );
+    return outcome;
+  };
   const { cases } = JSON.parse(fs.readFileSync(path.join(corpus, 'cases.json'), 'utf8')) as { cases: Case[] };
   /** Negative positions count from the end of the base input. */
   const placed = (m: Mutation, size: number): Mutation => {
     const at = (n: number): number => (n < 0 ? size + n : n);
     return m.kind === 'flip' ? { ...m, at: m.at.map(at) } : { ...m, at: at(m.at) };
   };
-  it.each(cases)('$target: $why', async ({ target, mutation: m }) => {
+  it.each(cases)('$target: $why ($outcome)', async ({ target, mutation: m, outcome }) => {
     const work = fs.mkdtempSync(path.join(dir, 'corpus-'));
     if (target === 'notes') {
       const notes = fs.readFileSync(path.join(corpus, 'notes-core-q35.elf'));
-      await endsWell('corpus', async () => decodeQemuNotes(mutate(notes, placed(m, notes.length))));
+      expect(await outcomeOf(async () => decodeQemuNotes(mutate(notes, placed(m, notes.length))))).toBe(outcome);
     } else if (target === 'saved') {
       const stream = brotliDecompressSync(
         fs.readFileSync(path.join(import.meta.dirname, '..', 'examples', 'tiny-q35.vm.state.br')),
       );
       const file = path.join(work, 'vm.state');
       fs.writeFileSync(file, mutate(stream, placed(m, stream.length)));
-      await endsWell('corpus', async () => dumpWhole(await openSavedVm(file)));
+      expect(await outcomeOf(async () => dumpWhole(await openSavedVm(file)))).toBe(outcome);
     } else {
       const format = target.replace('verify-', '');
       const machine = writeMachine(work, {
@@ -459,7 +486,7 @@ describe('fuzz corpus (test/fuzz-corpus/cases.json)', () => {
       expect((await runCli(['raw', machine, ...args, '-o', good])).code).toBe(0);
       const base = fs.readFileSync(good);
       fs.writeFileSync(good, mutate(base, placed(m, base.length)));
-      await endsWell('corpus', () => verifyDumpFile(good));
+      expect(await outcomeOf(() => verifyDumpFile(good))).toBe(outcome);
     }
   });
 });
@@ -469,6 +496,8 @@ describe('fuzz: bounds', () => {
     console.log(
       `fuzz cases: ${JSON.stringify(counted)}; total ${Object.values(counted).reduce((a, b) => a + b, 0)}; peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB`,
     );
+    // Measured during this file's cases: with no case run, there is nothing to judge.
+    expect(Object.values(counted).reduce((a, b) => a + b, 0)).toBeGreaterThan(1000);
     expect(peakRss).toBeLessThan(1.5 * 2 ** 30);
   });
 });

@@ -137,6 +137,54 @@ describe('hostile page tables end in bounded time with a clear error', () => {
   });
 });
 
+describe('hostile page tables through the CLI (the default caps): exit 3, one line, nothing written', () => {
+  const work = tempDir('vmdump-hostile-');
+  /** A 64 MiB sparse RAM image with `tables` (address → the u64 every one of its 512 entries holds), and one vCPU in 4-level paging at 0x10000. */
+  const hostileGuest = (name: string, tables: readonly (readonly [number, bigint])[]): string => {
+    const image = path.join(work, `${name}.img`);
+    fs.writeFileSync(image, '');
+    fs.truncateSync(image, 64 << 20);
+    const fd = fs.openSync(image, 'r+');
+    for (const [at, entry] of tables) {
+      const table = Buffer.alloc(4096);
+      for (let i = 0; i < 512; i += 1) table.writeBigUInt64LE(entry, 8 * i);
+      fs.writeSync(fd, table, 0, table.length, at);
+    }
+    fs.closeSync(fd);
+    const machine = path.join(work, `${name}.json`);
+    const vcpus = [{ cr0: '0x80000011', cr3: '0x10000', cr4: '0x20', efer: '0x500' }];
+    fs.writeFileSync(
+      machine,
+      JSON.stringify({ arch: 'x86_64', ram: [{ address: '0x0', size: 64 << 20, file: `${name}.img` }], vcpus }),
+    );
+    return machine;
+  };
+
+  it.each([
+    [
+      'a PML4 whose entries all point back at itself: the merge-scan cap (50 M steps)',
+      [[0x10000, 0x10000n | 3n]] as const,
+      /^vmdump: error: merging the page-table mappings took more than 50000000 steps \(\d+ mappings so far\); dump without --paging\n$/,
+    ],
+    [
+      'four levels of shared tables whose leaves lie outside RAM: the present-entry cap (16 M)',
+      [
+        [0x10000, 0x11000n | 3n],
+        [0x11000, 0x12000n | 3n],
+        [0x12000, 0x13000n | 3n],
+        [0x13000, 0x7f000000n | 3n],
+      ] as const,
+      /^vmdump: error: the page tables have more than 16000000 present entries \(a loop or corrupt tables\?\); dump without --paging\n$/,
+    ],
+  ])('%s', async (_name, tables, message) => {
+    const out = path.join(work, 'hostile.core');
+    const result = await runCli(['raw', hostileGuest('hostile', tables), '--paging', '--progress', 'none', '-o', out]);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toMatch(message);
+    expect(fs.readdirSync(work).filter((name) => name.includes('core'))).toEqual([]);
+  });
+});
+
 const dir = tempDir('vmdump-paging-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 let guests: TinyGuests | undefined;

@@ -13,7 +13,7 @@ import type { RamRange } from '../src/guest/guest.js';
 import { openRawImage } from '../src/sources/raw/raw-image.js';
 import { DEFAULT_CHUNK_SIZE } from '../src/transforms/encode/record-stream.js';
 import { writeDump } from '../src/pipeline/write-dump.js';
-import { writableSink } from '../src/sinks/sink.js';
+import { writableSink, type Sink } from '../src/sinks/sink.js';
 import { planDump } from '../src/transforms/plan/dump-plan.js';
 import { guestOf, patternRange, type ReadLog } from './helpers/guests.js';
 import { tempDir } from './helpers/machines.js';
@@ -50,13 +50,37 @@ function counted(ram: readonly RamRange[], log: ReadLog): RamRange[] {
 }
 
 describe('backpressure', () => {
-  it('reads nothing before the sink pulls, and nothing at all for a plan that is never written', async () => {
+  it('reads nothing before the sink pulls: not while it opens, and only a bounded read-ahead while it takes nothing', async () => {
     const log: ReadLog = { bytes: 0, calls: 0 };
     const guest = guestOf({ ram: [patternRange(0n, 64n * BigInt(MiB), log)] });
     const plan = planDump(guest);
-    await sleep(20);
-    expect(log.calls).toBe(0);
-    expect(plan.totalSize).toBeGreaterThan(64 * MiB);
+    expect(log.calls).toBe(0); // planning reads nothing
+    let openNow: (() => void) | undefined;
+    const opened = new Promise<void>((resolve) => (openNow = resolve));
+    let held = 0;
+    // A destination that takes a while to open, then accepts bytes but never confirms the first chunk.
+    const stuck = new Writable({
+      highWaterMark: MiB,
+      write(_chunk: Buffer, _encoding, _callback) {
+        held += 1;
+      },
+    });
+    const sink: Sink = {
+      description: 'stuck',
+      open: async () => (await opened, { writable: stuck, commit: async () => undefined, abort: async () => undefined }),
+    };
+    const controller = new AbortController();
+    const run = writeDump(plan, sink, { signal: controller.signal });
+    await sleep(50);
+    expect(log.calls).toBe(0); // the run has started; the sink is not open, so nothing is read
+    openNow!();
+    await sleep(200);
+    expect(held).toBe(1);
+    // The headers, the chunk the sink holds, one in the readable's buffer, one read ahead: never the whole guest.
+    expect(log.bytes).toBeGreaterThan(0);
+    expect(log.bytes).toBeLessThanOrEqual(3 * DEFAULT_CHUNK_SIZE);
+    controller.abort(new Error('test over'));
+    await expect(run.result).rejects.toMatchObject({ code: 'cancelled' });
   });
 
   it('keeps bytes in flight under a fixed bound while a slow sink drains a 6 GiB sparse image', async () => {
@@ -126,6 +150,41 @@ describe('cancellation and faults', () => {
     const progressError = new Promise((resolve) => run.progress$.subscribe({ error: resolve }));
     await expect(run.result).rejects.toMatchObject({ code: 'short-read', message: 'the image ended early (range 0)' });
     await expect(progressError).resolves.toBeInstanceOf(VmdumpError);
+  });
+
+  it('a RAM file that shrinks mid-dump: a short read from the real file read, naming the offset (never zeros)', async () => {
+    const image = path.join(dir, 'shrinking.img');
+    fs.writeFileSync(image, Buffer.alloc(16 * MiB, 0x5a));
+    fs.writeFileSync(
+      path.join(dir, 'shrinking.json'),
+      JSON.stringify({ arch: 'x86_64', ram: [{ address: '0x0', size: `${16 * MiB}`, file: 'shrinking.img' }] }),
+    );
+    const guest = await openRawImage(path.join(dir, 'shrinking.json'));
+    try {
+      const slow = slowWritable(5);
+      let truncated = false;
+      const shrinking = new Writable({
+        highWaterMark: MiB,
+        write(chunk: Buffer, encoding, callback) {
+          // Once the first megabytes are through, the file loses its second half.
+          if (!truncated && slow.accepted >= 2 * MiB) {
+            truncated = true;
+            fs.truncateSync(image, 8 * MiB);
+          }
+          slow.write(chunk, encoding, callback);
+        },
+      });
+      const run = writeDump(planDump(guest), writableSink(shrinking), { chunkSize: MiB });
+      await expect(run.result).rejects.toMatchObject({
+        code: 'short-read',
+        message: expect.stringMatching(
+          /^the file ended at offset 0x800000, \d+ bytes short \(ram\[0\] \(shrinking\.img at 0x0\)\)$/,
+        ) as unknown,
+      });
+      expect(truncated).toBe(true);
+    } finally {
+      await guest.close();
+    }
   });
 
   it('a sink that fails surfaces as an output error', async () => {
