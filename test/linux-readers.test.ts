@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { runCli, tempDir } from './helpers/machines.js';
+import { CLI, runCli, tempDir } from './helpers/machines.js';
 import { buildLinuxGuest, fetchLinuxVmlinux, saveReferences, startGuest, QEMU } from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run, inCi, mayBootQemu } from './helpers/tools.js';
 
@@ -44,6 +44,8 @@ function readerFailures(core: string, banner: bigint, release: string, work: str
   fs.rmSync(filtered, { force: true });
   if (!/makedumpfile Completed/.test(run('makedumpfile', ['-c', '-d', '31', core, filtered]).stdout))
     failures.push('makedumpfile -c -d 31');
+  // README: `vmdump verify` accepts makedumpfile's own files too (here one with excluded pages).
+  else if (run(process.execPath, [CLI, 'verify', filtered]).status !== 0) failures.push('vmdump verify of makedumpfile -c -d 31');
   fs.rmSync(filtered, { force: true });
   if (vmlinux !== undefined) {
     const crash = run('sh', ['-c', `printf 'sys\\nlog\\nquit\\n' | crash -s '${vmlinux}' '${core}'`]);

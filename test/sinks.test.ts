@@ -15,6 +15,7 @@ import { planDump } from '../src/transforms/plan/dump-plan.js';
 import { fillPattern, guestOf, patternRange, x86State } from './helpers/guests.js';
 import { readElfFile, parseElf } from './helpers/elf-reader.js';
 import { tempDir } from './helpers/machines.js';
+import { expectSameFile } from './helpers/same-file.js';
 import { itWithTool, run } from './helpers/tools.js';
 
 const dir = tempDir();
@@ -120,8 +121,11 @@ describe('file and memfs sinks', () => {
 
   it('fsync mode writes the same file', async () => {
     const file = path.join(dir, 'synced.core');
+    const plain = path.join(dir, 'unsynced.core');
     await writeDump(planDump(guest()), fileSink(file, { fsync: true })).result;
+    await writeDump(planDump(guest()), fileSink(plain)).result;
     expect(readElfFile(file).phdrs.length).toBe(3);
+    expectSameFile(file, plain);
   });
 });
 
