@@ -207,9 +207,9 @@ describe('s390x layouts (docs/other-arches.md §4.3 bug 1, §4.1)', () => {
   });
 
   it('kdump: QEMU\'s machine "S390X" for --layout qemu, the kernel\'s name "s390x" otherwise; 4 KiB blocks', () => {
-    expect(planKdump(guest, { codec: 'zlib', layout: 'qemu' }).header.machine).toBe('S390X');
+    expect(planKdump(guest, { codec: 'zlib', layout: 'qemu' }).header.utsname.machine).toBe('S390X');
     const portable = planKdump(guest, { codec: 'zlib' });
-    expect([portable.header.machine, portable.blockSize, portable.subHeader.physBase]).toEqual(['s390x', 4096, 0n]);
+    expect([portable.header.utsname.machine, portable.blockSize, portable.subHeader.physBase]).toEqual(['s390x', 4096, 0n]);
   });
 });
 
@@ -224,7 +224,7 @@ describe('aarch64 kdump choices (docs/other-arches.md §4.2)', () => {
 
   it('--layout qemu: 64 KiB blocks, machine "Unknown", max_mapnr in 64 KiB frames from 0', () => {
     const plan = planKdump(guest, { codec: 'zlib', layout: 'qemu' });
-    expect([plan.blockSize, plan.header.machine, plan.maxMapnr, plan.subHeader.physBase]).toEqual([
+    expect([plan.blockSize, plan.header.utsname.machine, plan.maxMapnr, plan.subHeader.physBase]).toEqual([
       65536,
       'Unknown',
       0x4100,
@@ -234,7 +234,7 @@ describe('aarch64 kdump choices (docs/other-arches.md §4.2)', () => {
 
   it("portable: the guest's 4 KiB pages, so makedumpfile can read it; phys_base = PHYS_OFFSET", () => {
     const plan = planKdump(guest, { codec: 'zlib' });
-    expect([plan.blockSize, plan.header.machine, plan.maxMapnr, plan.subHeader.physBase]).toEqual([
+    expect([plan.blockSize, plan.header.utsname.machine, plan.maxMapnr, plan.subHeader.physBase]).toEqual([
       4096,
       'aarch64',
       0x41000,

@@ -147,6 +147,29 @@ describe('kdump layout (docs/kdump-compressed.md §1–§4)', () => {
   });
 });
 
+describe('the header utsname (docs/kdump-compressed.md §2)', () => {
+  it('writes the six 65-byte fields at 12, 77, 142, 207, 272 and 337, NUL-padded, longer values cut to 64 bytes', () => {
+    const utsname = {
+      sysname: 'Linux',
+      nodename: 'n'.repeat(70),
+      release: '6.1.0-41-cloud-amd64',
+      version: '#1 SMP',
+      machine: 'x86_64',
+      domainname: '(none)',
+    };
+    const header = { utsname, status: 1, blockSize: 4096, subHdrSize: 1, bitmapBlocks: 2, maxMapnr: 16, nrCpus: 1 };
+    const bytes = Buffer.from(encodeDiskDumpHeader(header, { elfClass: 64, endian: 'little' }));
+    const field = (at: number): string => bytes.toString('latin1', at, at + 65);
+    expect(field(12)).toBe(`Linux${'\0'.repeat(60)}`);
+    expect(field(77)).toBe(`${'n'.repeat(64)}\0`);
+    expect(field(142)).toBe(`6.1.0-41-cloud-amd64${'\0'.repeat(45)}`);
+    expect(field(207)).toBe(`#1 SMP${'\0'.repeat(59)}`);
+    expect(field(272)).toBe(`x86_64${'\0'.repeat(59)}`);
+    expect(field(337)).toBe(`(none)${'\0'.repeat(59)}`);
+    expect(bytes.subarray(402, 424).every((b) => b === 0)).toBe(true); // the timestamp after the 390 bytes
+  });
+});
+
 describe('flattened framing (§7)', () => {
   it('writes the start header, big-endian record headers, and the end marker; never an empty record', async () => {
     async function* records() {

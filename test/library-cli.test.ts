@@ -15,11 +15,22 @@ import { prepareDump, type DumpRequest } from '../src/transforms/prepare-dump.js
 import { fillPattern } from './helpers/guests.js';
 import { runCli, tempDir } from './helpers/machines.js';
 import { expectSameFile } from './helpers/same-file.js';
+import { readKdump } from './helpers/kdump-reader.js';
 
 const MiB = 1 << 20;
 const DIRECT_MAP = 0xffff_8880_0000_0000n;
 /** __START_KERNEL_map + 32 MiB: init_top_pgt at physical 32 MiB (phys_base 0). */
 const INIT_TOP_PGT = 0xffff_ffff_8200_0000n;
+/** init_uts_ns in the kernel image: physical 33 MiB; its `name` 4 bytes in (OFFSET(uts_namespace.name)). */
+const INIT_UTS_NS = 0xffff_ffff_8210_0000n;
+const UTSNAME = [
+  'Linux',
+  'vmdump-test',
+  '6.1.0-test',
+  '#1 SMP PREEMPT_DYNAMIC Debian 6.1.0-test (2026-12-02)',
+  'x86_64',
+  '(none)',
+];
 
 const dir = tempDir('vmdump-library-cli-');
 let machine: string;
@@ -33,6 +44,9 @@ function writeLinuxLikeGuest(): string {
   const slot = Number((DIRECT_MAP >> 39n) & 0x1ffn);
   ram.writeBigUInt64LE(BigInt(pdpt) | 0x3n, pml4 + 8 * slot); // present, writable
   ram.writeBigUInt64LE(0x83n, pdpt); // 1 GiB page at physical 0: present, writable, PS
+  const uts = 33 * MiB + 4;
+  ram.fill(0, uts, uts + 6 * 65);
+  UTSNAME.forEach((field, i) => ram.write(field, uts + 65 * i, 'latin1'));
   fs.writeFileSync(path.join(dir, 'ram.img'), ram);
   fs.writeFileSync(
     path.join(dir, 'vmcoreinfo.txt'),
@@ -44,6 +58,8 @@ function writeLinuxLikeGuest(): string {
       'NUMBER(phys_base)=0',
       'NUMBER(KERNEL_IMAGE_SIZE)=1073741824',
       'KERNELOFFSET=0',
+      `SYMBOL(init_uts_ns)=${INIT_UTS_NS.toString(16)}`,
+      'OFFSET(uts_namespace.name)=4',
       '',
     ].join('\n'),
   );
@@ -104,5 +120,35 @@ describe("a library call with the CLI's options writes the CLI's bytes", () => {
     } finally {
       await guest.close();
     }
+  });
+
+  it("a kdump header carries the guest kernel's own utsname (init_uts_ns through VMCOREINFO); --layout qemu keeps QEMU's machine alone", async () => {
+    const guest = await openRawImage(machine);
+    try {
+      const prepared = await prepareDump(guest, { format: 'kdump-zlib' });
+      expect(prepared.format === 'kdump' && prepared.utsname?.source).toBe('init_uts_ns');
+      const out = path.join(dir, 'uts.kdump');
+      await startDump(prepared, outputDestination(out, prepared).destination, { threads: 1 }).result;
+      expect(readKdump(fs.readFileSync(out)).utsname).toEqual(UTSNAME);
+      const qemu = path.join(dir, 'uts-qemu.kdump');
+      const qemuLayout = await prepareDump(guest, { format: 'kdump-zlib', layout: 'qemu' });
+      await startDump(qemuLayout, outputDestination(qemu, qemuLayout).destination, { threads: 1 }).result;
+      expect(readKdump(fs.readFileSync(qemu)).utsname).toEqual(['', '', '', '', 'x86_64', '']);
+    } finally {
+      await guest.close();
+    }
+    const cli = await runCli([
+      'raw',
+      machine,
+      '--format',
+      'kdump-zlib',
+      '--progress',
+      'none',
+      '--force',
+      '-o',
+      path.join(dir, 'uts-cli.kdump'),
+    ]);
+    expect(cli.stderr).toContain("vmdump: header utsname: the guest kernel's own init_uts_ns (6.1.0-test, x86_64)");
+    expect(cli.stderr).toContain('vmdump: opens in crash, makedumpfile and drgn (libkdumpfile)');
   });
 });

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { CLI, runCli, tempDir } from './helpers/machines.js';
+import { drgnReadsKernel } from './helpers/drgn.js';
 import { buildLinuxGuest, fetchLinuxVmlinux, saveReferences, startGuest, QEMU } from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run, inCi, mayBootQemu } from './helpers/tools.js';
 
@@ -20,11 +21,6 @@ beforeAll(() => {
   else console.warn('*** SKIPPING crash and drgn checks: crash / python3-drgn are not installed (CI installs them) ***');
 }, 600_000);
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-const DRGN_SCRIPT = `from drgn.helpers.linux.pid import for_each_task
-print("release", prog["init_uts_ns"].name.release.string_().decode())
-print("tasks", sum(1 for _ in for_each_task(prog)))
-`;
 
 /** Every reader check on one core; returns what failed (empty when all pass). */
 function readerFailures(core: string, banner: bigint, release: string, work: string): string[] {
@@ -50,11 +46,7 @@ function readerFailures(core: string, banner: bigint, release: string, work: str
   if (vmlinux !== undefined) {
     const crash = run('sh', ['-c', `printf 'sys\\nlog\\nquit\\n' | crash -s '${vmlinux}' '${core}'`]);
     if (!crash.stdout.includes(`RELEASE: ${release}`) || !crash.stdout.includes('VMDUMP-KMSG-MARKER')) failures.push('crash');
-    const script = path.join(work, 'drgn-check.py');
-    fs.writeFileSync(script, DRGN_SCRIPT);
-    const drgn = run('drgn', ['-q', '-c', core, '-s', vmlinux, script]);
-    const tasks = Number(/tasks (\d+)/.exec(drgn.stdout)?.[1] ?? 0);
-    if (!drgn.stdout.includes(`release ${release}`) || tasks < 10) failures.push('drgn');
+    if (!drgnReadsKernel(core, vmlinux, release, work)) failures.push('drgn');
   }
   return failures;
 }
@@ -112,6 +104,12 @@ describe.each([{ kaslr: false }, { kaslr: true }])('Linux guest, KASLR $kaslr', 
       expect((await runCli(['saved', refs.stream, '-o', saved])).code).toBe(0);
       expect(readerFailures(live, banner, linux.version, work)).toEqual([]);
       expect(readerFailures(saved, banner, linux.version, work)).toEqual([]);
+      // The kdump form too: a plain file whose header carries the kernel's utsname opens in drgn (libkdumpfile).
+      if (vmlinux !== undefined) {
+        const kdump = path.join(work, 'saved.kdump');
+        expect((await runCli(['saved', refs.stream, '--format', 'kdump-zstd', '-o', kdump])).code).toBe(0);
+        expect(drgnReadsKernel(kdump, vmlinux, linux.version, work)).toBe(true);
+      }
       const qemuFails = readerFailures(refs.dump, banner, linux.version, work);
       expect(qemuFails).toEqual(
         expect.arrayContaining(['gdb', 'makedumpfile --dump-dmesg', 'makedumpfile -c -d 31', ...(vmlinux ? ['drgn'] : [])]),

@@ -49,7 +49,13 @@ async function verify(file: string): Promise<{ code: number | null; out: string;
 describe('vmdump verify', () => {
   it.each(['elf', 'kdump', 'flat'])('accepts a good %s dump and its digest; sha256sum agrees', async (name) => {
     const result = await verify(dumps[name]!);
-    expect(result.err).toBe('');
+    // The raw guest's VMCOREINFO has OSRELEASE but no kernel to read a version from: a kdump header
+    // without one is sound, but libkdumpfile refuses it, and verify says so.
+    expect(result.err).toBe(
+      name === 'elf'
+        ? ''
+        : `vmdump: warning: ${dumps[name]}: the header's utsname has no version: drgn (libkdumpfile) will not open this file; crash and makedumpfile will\n`,
+    );
     expect(result.code).toBe(0);
     expect(result.out).toMatch(/: OK: .*SHA-256 matches the \.sha256 file/);
     expect(result.out).toMatch(

@@ -142,6 +142,7 @@ async function main(): Promise<number> {
     }
     if ('verify' in options) {
       const report = await verifyDumpFile(options.verify);
+      for (const warning of report.warnings) write(`vmdump: warning: ${report.file}: ${warning}\n`);
       process.stdout.write(
         `${report.file}: OK: ${report.summary}${report.flattened ? ' (flattened)' : ''}` +
           `${report.sha256 === undefined ? '' : '; SHA-256 matches the .sha256 file'}\n`,

@@ -121,7 +121,7 @@ function render(
     return;
   }
   if (prepared.format === 'kdump') {
-    renderKdump(summary as KdumpSummary, prepared.plan.codec, peakRssBytes, write);
+    renderKdump(summary as KdumpSummary, prepared, peakRssBytes, write);
     return;
   }
   const { plan } = prepared;
@@ -139,17 +139,33 @@ function render(
   write(`vmdump: ${prepared.readers}\n`);
 }
 
-function renderKdump(summary: KdumpSummary, codec: string, peakRssBytes: number, write: Write): void {
+function renderKdump(
+  summary: KdumpSummary,
+  prepared: Extract<PreparedDump, { format: 'kdump' }>,
+  peakRssBytes: number,
+  write: Write,
+): void {
   const rate = summary.elapsedMs > 0 ? summary.memoryBytes / (summary.elapsedMs / 1000) : 0;
   write(
-    `vmdump: wrote ${summary.destination}: ${formatBytes(summary.bytesWritten)} (kdump-${codec}, ` +
+    `vmdump: wrote ${summary.destination}: ${formatBytes(summary.bytesWritten)} (kdump-${prepared.plan.codec}, ` +
       `${summary.flattened ? 'flattened' : 'plain'}, ${summary.pages} pages: ${summary.zeroPages} zero, ${summary.compressedPages} compressed, ` +
       `${summary.rawPages} raw; ${summary.threads} thread${summary.threads === 1 ? '' : 's'}) in ${formatSeconds(summary.elapsedMs)}, ` +
       `${formatRate(rate)} of guest RAM, peak RSS ${formatBytes(peakRssBytes)}\n`,
   );
+  write(`vmdump: header utsname: ${utsnameSource(prepared)}\n`);
   write(
     summary.flattened
       ? 'vmdump: crash opens it as it is; makedumpfile -R FILE < DUMP turns it into the plain file other readers need\n'
-      : 'vmdump: opens in crash and makedumpfile\n',
+      : `vmdump: opens in ${prepared.readers}\n`,
   );
+}
+
+/** Where the kdump header's utsname came from, for the summary. */
+function utsnameSource(prepared: Extract<PreparedDump, { format: 'kdump' }>): string {
+  const { utsname } = prepared;
+  const { release, machine } = prepared.plan.header.utsname;
+  if (utsname === undefined) return `machine "${machine}" only (QEMU's layout)`;
+  if (utsname.source === 'init_uts_ns') return `the guest kernel's own init_uts_ns (${release}, ${machine})`;
+  if (utsname.source === 'vmcoreinfo') return `release ${release} from VMCOREINFO and machine "${machine}" (${utsname.why})`;
+  return `machine "${machine}" only (${utsname.why})`;
 }

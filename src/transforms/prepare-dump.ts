@@ -5,7 +5,8 @@
  */
 import type { GuestModel } from '../guest/guest.js';
 import type { KdumpCodec } from '../formats/kdump/kdump-format.js';
-import type { DumpLayout } from '../targets/index.js';
+import { targetFor, type DumpLayout } from '../targets/index.js';
+import { discoverUtsname, type UtsnameDiscovery } from './discover/utsname.js';
 import { discoverLayout, readersFor, type LayoutDiscovery } from './discover/discover.js';
 import { planDump, type DumpPlan } from './plan/dump-plan.js';
 import { planKdump, type KdumpPlan } from './plan/kdump-plan.js';
@@ -28,7 +29,14 @@ export interface DumpRequest {
 /** A plan and what it was discovered from; nothing has been written yet. */
 export type PreparedDump =
   | { readonly format: 'elf'; readonly plan: DumpPlan; readonly discovery: LayoutDiscovery; readonly readers: string }
-  | { readonly format: 'kdump'; readonly plan: KdumpPlan; readonly discovery: LayoutDiscovery; readonly readers: string };
+  | {
+      readonly format: 'kdump';
+      readonly plan: KdumpPlan;
+      readonly discovery: LayoutDiscovery;
+      /** Where the header's utsname came from (the portable layout; QEMU's has `machine` alone). */
+      readonly utsname: UtsnameDiscovery | undefined;
+      readonly readers: string;
+    };
 
 export function kdumpCodecOf(format: DumpFormat): KdumpCodec | undefined {
   return format === 'elf' ? undefined : (format.slice('kdump-'.length) as KdumpCodec);
@@ -38,9 +46,20 @@ export async function prepareDump(guest: GuestModel, request: DumpRequest = {}):
   const layout = request.layout ?? 'portable';
   const codec = kdumpCodecOf(request.format ?? 'elf');
   if (codec !== undefined) {
-    // A kdump file holds physical pages whole; its notes carry VMCOREINFO for the readers.
+    // A kdump file holds physical pages whole; its notes carry VMCOREINFO for the readers, and its
+    // header the kernel's utsname, which libkdumpfile (drgn) needs.
     const discovery: LayoutDiscovery = { kind: 'physical' };
-    return { format: 'kdump', plan: planKdump(guest, { codec, layout }), discovery, readers: readersFor(layout, discovery) };
+    const target = targetFor(guest.arch);
+    const utsname =
+      layout === 'portable'
+        ? await discoverUtsname(guest, await target.linuxLayout(guest), target.kdump.unameMachine(guest.arch, layout))
+        : undefined;
+    const plan = planKdump(guest, {
+      codec,
+      layout,
+      ...(utsname !== undefined && 'utsname' in utsname ? { utsname: utsname.utsname } : {}),
+    });
+    return { format: 'kdump', plan, discovery, utsname, readers: kdumpReadersFor(plan) };
   }
   const discovery = await discoverLayout(guest, { layout, paging: request.paging ?? false });
   const plan = planDump(guest, {
@@ -50,4 +69,13 @@ export async function prepareDump(guest: GuestModel, request: DumpRequest = {}):
     ...(discovery.kind === 'linux' && discovery.linux.kind === 'mapped' ? { linux: discovery.linux.facts } : {}),
   });
   return { format: 'elf', plan, discovery, readers: readersFor(layout, discovery) };
+}
+
+/** What a kdump file of this plan opens in: drgn (libkdumpfile) needs sysname, release, version and machine. */
+function kdumpReadersFor(plan: KdumpPlan): string {
+  const { sysname, release, version, machine } = plan.header.utsname;
+  const drgn = [sysname, release, version, machine].every((field) => field !== '');
+  return drgn
+    ? 'crash, makedumpfile and drgn (libkdumpfile)'
+    : 'crash and makedumpfile (not drgn: its header has no full utsname)';
 }

@@ -18,6 +18,8 @@ export interface VerifyReport {
   readonly format: 'elf' | 'kdump';
   readonly flattened: boolean;
   readonly summary: string;
+  /** The file is sound, but some reader will refuse it: each names the reader and why. */
+  readonly warnings: readonly string[];
   /** 'ok' when FILE.sha256 matched; undefined when there is none. */
   readonly sha256?: 'ok';
 }
@@ -36,7 +38,14 @@ export async function verifyDumpFile(file: string): Promise<VerifyReport> {
         : undefined;
     if (report === undefined)
       throw new VmdumpError('bad-input', "neither an ELF core nor a kdump file (nor makedumpfile's flattened form of one)", file);
-    return { file, format: report.format, flattened, summary: report.summary, ...(sha256 === undefined ? {} : { sha256 }) };
+    return {
+      file,
+      format: report.format,
+      flattened,
+      summary: report.summary,
+      warnings: report.warnings,
+      ...(sha256 === undefined ? {} : { sha256 }),
+    };
   } finally {
     await bytes.close();
   }

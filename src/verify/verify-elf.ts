@@ -24,6 +24,7 @@ import type { DumpBytes } from './dump-bytes.js';
 export interface ElfReport {
   readonly format: 'elf';
   readonly summary: string;
+  readonly warnings: readonly string[];
 }
 
 export async function verifyElf(bytes: DumpBytes, file: string): Promise<ElfReport> {
@@ -81,6 +82,7 @@ export async function verifyElf(bytes: DumpBytes, file: string): Promise<ElfRepo
   const prstatus = notes.filter((n) => n === 'CORE/1').length;
   return {
     format: 'elf',
+    warnings: [],
     summary:
       `ELF${elfClass} ${endian}-endian ${machine} core: ${count} program headers, ${loads} PT_LOAD (${memory} bytes of memory), ` +
       `${notes.length} notes (${prstatus} NT_PRSTATUS${notes.includes('VMCOREINFO/0') ? ', VMCOREINFO' : ''})`,

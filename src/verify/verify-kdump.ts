@@ -24,7 +24,12 @@ import { checkNotes } from './verify-elf.js';
 export interface KdumpReport {
   readonly format: 'kdump';
   readonly summary: string;
+  /** Sound, but some reader will refuse it: each warning names the reader and why. */
+  readonly warnings: readonly string[];
 }
+
+/** libkdumpfile (drgn's kdump reader) takes the architecture and kernel from these header fields. */
+const LIBKDUMPFILE_NEEDS = ['sysname', 'release', 'version', 'machine'] as const;
 
 type Decompress = (data: Buffer, blockSize: number) => Buffer;
 
@@ -111,10 +116,19 @@ export async function verifyKdump(bytes: DumpBytes, file: string): Promise<Kdump
   return {
     format: 'kdump',
     summary:
-      `kdump-compressed (header version ${header.version}, ${target.elfClass}-bit ${target.endian}-endian, ${header.machine || 'no machine name'}): ` +
+      `kdump-compressed (header version ${header.version}, ${target.elfClass}-bit ${target.endian}-endian, ${header.utsname.machine || 'no machine name'}): ` +
       `${header.nrCpus} CPUs, ${pages} pages (${counts.compressed} compressed, ${counts.raw} raw, ${counts.shared} sharing another's data), ` +
       `notes ${sub.noteSize} bytes${sub.sizeVmcoreinfo > 0n ? ', VMCOREINFO' : ''}`,
+    warnings: utsnameWarnings(header.utsname),
   };
+}
+
+function utsnameWarnings(utsname: Record<(typeof LIBKDUMPFILE_NEEDS)[number], string>): string[] {
+  const missing = LIBKDUMPFILE_NEEDS.filter((field) => utsname[field] === '');
+  if (missing.length === 0) return [];
+  return [
+    `the header's utsname has no ${missing.join(', ')}: drgn (libkdumpfile) will not open this file; crash and makedumpfile will`,
+  ];
 }
 
 async function countBits(bytes: DumpBytes, at: number, length: number): Promise<number> {

@@ -55,6 +55,8 @@ export interface Descriptor {
 export interface KdumpFile {
   bytes: Buffer;
   machine: string;
+  /** The header's six utsname fields (sysname, nodename, release, version, machine, domainname), each up to its NUL. */
+  utsname: string[];
   status: number;
   blockSize: number;
   subHdrSize: number;
@@ -100,6 +102,7 @@ export function readKdump(bytes: Buffer): KdumpFile {
   return {
     bytes,
     machine: bytes.toString('latin1', 272, 272 + 65).replace(/\0.*$/s, ''),
+    utsname: Array.from({ length: 6 }, (_, i) => bytes.toString('latin1', 12 + 65 * i, 12 + 65 * (i + 1)).replace(/\0.*$/s, '')),
     status: u32(424),
     blockSize,
     subHdrSize,

@@ -17,9 +17,30 @@ export interface KdumpTarget {
   readonly endian: Endian;
 }
 
-export interface DiskDumpHeader {
-  /** utsname.machine; the other utsname fields stay zero as in QEMU's header. */
+/**
+ * The header's `struct new_utsname`: six NUL-padded fields of 65 bytes (docs/kdump-compressed.md
+ * §2). QEMU fills only `machine`; makedumpfile copies the guest kernel's `init_uts_ns.name`, and
+ * libkdumpfile (so drgn) needs at least sysname, release, version and machine.
+ */
+export interface Utsname {
+  readonly sysname: string;
+  readonly nodename: string;
+  readonly release: string;
+  readonly version: string;
   readonly machine: string;
+  readonly domainname: string;
+}
+
+/** The utsname fields in their order in the struct. */
+export const UTSNAME_FIELDS: readonly (keyof Utsname)[] = ['sysname', 'nodename', 'release', 'version', 'machine', 'domainname'];
+
+/** A utsname with only `machine` set, as QEMU writes it. */
+export function machineOnlyUtsname(machine: string): Utsname {
+  return { sysname: '', nodename: '', release: '', version: '', machine, domainname: '' };
+}
+
+export interface DiskDumpHeader {
+  readonly utsname: Utsname;
   readonly status: number;
   readonly blockSize: number;
   readonly subHdrSize: number;
@@ -49,8 +70,8 @@ export interface PageDescriptor {
 export const KDUMP_SIGNATURE = 'KDUMP   ';
 export const KDUMP_HEADER_VERSION = 6;
 export const PAGE_DESCRIPTOR_SIZE = 24;
-const UTS_FIELD = 65;
-const UTS_MACHINE_AT = 12 + 4 * UTS_FIELD;
+export const UTS_FIELD = 65;
+const UTS_AT = 12;
 
 export function diskDumpHeaderSize(elfClass: ElfClass): number {
   return elfClass === 64 ? 464 : 452;
@@ -126,7 +147,9 @@ export function encodeDiskDumpHeader(header: DiskDumpHeader, target: KdumpTarget
   const encoder = new TextEncoder();
   bytes.set(encoder.encode(KDUMP_SIGNATURE), 0);
   new DataView(bytes.buffer).setUint32(8, KDUMP_HEADER_VERSION, target.endian === 'little');
-  bytes.set(encoder.encode(header.machine).subarray(0, UTS_FIELD - 1), UTS_MACHINE_AT);
+  UTSNAME_FIELDS.forEach((field, i) =>
+    bytes.set(encoder.encode(header.utsname[field]).subarray(0, UTS_FIELD - 1), UTS_AT + i * UTS_FIELD),
+  );
   return bytes;
 }
 
@@ -145,11 +168,16 @@ function decodeFields<T>(bytes: Uint8Array, layout: FieldLayout<T>, target: Kdum
 /** The header's fields as the encoder lays them out (bytes: at least diskDumpHeaderSize). */
 export function decodeDiskDumpHeader(bytes: Uint8Array, target: KdumpTarget): DiskDumpHeader & { readonly version: number } {
   const fields = decodeFields<DiskDumpHeader>(bytes, headerFields[target.elfClass], target);
-  const machine = new TextDecoder('latin1')
-    .decode(bytes.subarray(UTS_MACHINE_AT, UTS_MACHINE_AT + UTS_FIELD))
-    .replace(/\0[^]*$/, '');
+  const utsname = decodeUtsname(bytes.subarray(UTS_AT, UTS_AT + UTSNAME_FIELDS.length * UTS_FIELD));
   const version = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, target.endian === 'little');
-  return { ...fields, machine, version };
+  return { ...fields, utsname, version };
+}
+
+/** Six 65-byte NUL-padded fields (the header's, or the kernel's `init_uts_ns.name`), each up to its first NUL. */
+export function decodeUtsname(bytes: Uint8Array): Utsname {
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const field = (i: number): string => text.toString('latin1', i * UTS_FIELD, (i + 1) * UTS_FIELD).replace(/\0[^]*$/, '');
+  return Object.fromEntries(UTSNAME_FIELDS.map((name, i) => [name, field(i)])) as unknown as Utsname;
 }
 
 export function decodeKdumpSubHeader(bytes: Uint8Array, target: KdumpTarget): KdumpSubHeader {

@@ -17,11 +17,13 @@ import { NOTE_HEADER_SIZE, align4 } from '../../formats/elf/elf-structs.js';
 import {
   PAGE_DESCRIPTOR_SIZE,
   codecFlags,
+  machineOnlyUtsname,
   subHeaderSize,
   type DiskDumpHeader,
   type KdumpCodec,
   type KdumpSubHeader,
   type KdumpTarget,
+  type Utsname,
 } from '../../formats/kdump/kdump-format.js';
 import { targetFor } from '../../targets/index.js';
 import { buildNotes } from './notes.js';
@@ -36,6 +38,8 @@ export interface KdumpOptions {
   readonly codec: KdumpCodec;
   /** `qemu`: QEMU 7.2's choices, 16 KiB records and its phys_base reading; `portable` (default): 1 MiB records, the real phys_base. */
   readonly layout?: DumpLayout;
+  /** The guest kernel's own utsname (discover/utsname.ts), for the portable layout's header; QEMU's layout writes `machine` alone. */
+  readonly utsname?: Utsname;
 }
 
 export interface KdumpPlan {
@@ -104,7 +108,10 @@ export function planKdump(guest: GuestModel, options: KdumpOptions): KdumpPlan {
     zeroPageOffset: descriptorOffset + PAGE_DESCRIPTOR_SIZE * pageCount,
     recordBytes: layout === 'qemu' ? QEMU_CACHE_PAGES * blockSize : PORTABLE_RECORD_BYTES,
     header: {
-      machine: choices.unameMachine(arch, layout),
+      utsname:
+        layout === 'portable' && options.utsname !== undefined
+          ? options.utsname
+          : machineOnlyUtsname(choices.unameMachine(arch, layout)),
       status: codecFlags[options.codec],
       blockSize,
       subHdrSize,
