@@ -104,11 +104,14 @@ describe.each([{ kaslr: false }, { kaslr: true }])('Linux guest, KASLR $kaslr', 
       expect((await runCli(['saved', refs.stream, '-o', saved])).code).toBe(0);
       expect(readerFailures(live, banner, linux.version, work)).toEqual([]);
       expect(readerFailures(saved, banner, linux.version, work)).toEqual([]);
-      // The kdump form too: a plain file whose header carries the kernel's utsname opens in drgn (libkdumpfile).
+      // The kdump form too: a plain file whose header carries the kernel's utsname opens in drgn (libkdumpfile), every codec.
       if (vmlinux !== undefined) {
-        const kdump = path.join(work, 'saved.kdump');
-        expect((await runCli(['saved', refs.stream, '--format', 'kdump-zstd', '-o', kdump])).code).toBe(0);
-        expect(drgnReadsKernel(kdump, vmlinux, linux.version, work)).toBe(true);
+        for (const codec of ['zlib', 'lzo', 'snappy', 'zstd']) {
+          const kdump = path.join(work, `saved.${codec}.kdump`);
+          expect((await runCli(['saved', refs.stream, '--format', `kdump-${codec}`, '-o', kdump])).code).toBe(0);
+          expect([codec, drgnReadsKernel(kdump, vmlinux, linux.version, work)]).toEqual([codec, true]);
+          fs.rmSync(kdump);
+        }
       }
       const qemuFails = readerFailures(refs.dump, banner, linux.version, work);
       expect(qemuFails).toEqual(

@@ -254,6 +254,11 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
       ]);
       expect(ours).toEqual([]);
       expect(oursKdump).toEqual([]);
+      // drgn opens the plain kdump file of every codec (libkdumpfile reads the header's utsname).
+      for (const codec of ['lzo', 'snappy', 'zstd']) {
+        const plain = await dump(`ours.${codec}.kdump`, ['--format', `kdump-${codec}`]);
+        expect([codec, drgnReadsKernel(plain, vmlinux, release, work)]).toEqual([codec, true]);
+      }
       expect(qemu).toEqual(c.qemuElfFailures);
       expect(qemuKdumpFailures).toEqual(c.qemuKdumpFailures);
       // The --live dump of the running guest (its memory moved on since) reads as a kernel too.
