@@ -151,4 +151,23 @@ describe("a library call with the CLI's options writes the CLI's bytes", () => {
     expect(cli.stderr).toContain("vmdump: header utsname: the guest kernel's own init_uts_ns (6.1.0-test, x86_64)");
     expect(cli.stderr).toContain('vmdump: opens in crash, makedumpfile and drgn (libkdumpfile)');
   });
+
+  it('the library refuses what the CLI refuses: a kdump format with --paging or a filter', async () => {
+    const guest = await openRawImage(machine);
+    try {
+      const message = '--format kdump-zstd writes physical memory whole; --paging, --begin and --length go with --format elf';
+      await expect(prepareDump(guest, { format: 'kdump-zstd', paging: true })).rejects.toMatchObject({ code: 'usage', message });
+      await expect(prepareDump(guest, { format: 'kdump-zstd', filter: { begin: 0n, length: 4096n } })).rejects.toMatchObject({
+        code: 'usage',
+        message,
+      });
+    } finally {
+      await guest.close();
+    }
+    const cli = await runCli(['raw', machine, '--format', 'kdump-zstd', '--paging', '-o', path.join(dir, 'refused.kdump')]);
+    expect([cli.code, cli.stderr]).toEqual([
+      2,
+      `vmdump: error: ${'--format kdump-zstd writes physical memory whole; --paging, --begin and --length go with --format elf'}\n`,
+    ]);
+  });
 });

@@ -3,6 +3,7 @@
  * page tables, the Linux kernel's layout), then pure planning of every record and offset. The
  * CLI and the library both come through here, so the same request gives the same bytes.
  */
+import { VmdumpError } from '../guest/errors.js';
 import type { GuestModel } from '../guest/guest.js';
 import type { KdumpCodec } from '../formats/kdump/kdump-format.js';
 import { targetFor, type DumpLayout } from '../targets/index.js';
@@ -46,6 +47,12 @@ export async function prepareDump(guest: GuestModel, request: DumpRequest = {}):
   const layout = request.layout ?? 'portable';
   const codec = kdumpCodecOf(request.format ?? 'elf');
   if (codec !== undefined) {
+    if (request.filter !== undefined || request.paging === true) {
+      throw new VmdumpError(
+        'usage',
+        `--format ${request.format} writes physical memory whole; --paging, --begin and --length go with --format elf`,
+      );
+    }
     // A kdump file holds physical pages whole; its notes carry VMCOREINFO for the readers, and its
     // header the kernel's utsname, which libkdumpfile (drgn) needs.
     const discovery: LayoutDiscovery = { kind: 'physical' };

@@ -51,7 +51,7 @@ export interface DumpOptions {
   readonly filter?: MemoryFilter;
   /**
    * With the portable layout: lay the dump out as Linux's /proc/vmcore (direct-map and kernel
-   * image virtual addresses), which every Linux dump reader opens. See discoverLinuxLayout().
+   * image virtual addresses), which every Linux dump reader opens; prepareDump discovers them.
    */
   readonly linux?: LinuxMappingFacts;
   /** A mapping list planned from the guest's page tables (planPagingMappings); replaces the others. */
