@@ -169,14 +169,16 @@ export async function saveStream(guest: RunningGuest, file: string): Promise<voi
  */
 export async function saveReferences(
   guest: RunningGuest,
-  options: { paging?: boolean; kdump?: boolean } = {},
+  options: { paging?: boolean; kdump?: boolean; filter?: { begin: bigint; length: bigint } } = {},
 ): Promise<{ dump: string; stream: string; kdump?: string }> {
   const dump = path.join(guest.dir, 'qemu.core');
   const stream = path.join(guest.dir, 'vm.state');
+  const filter =
+    options.filter === undefined ? {} : { begin: Number(options.filter.begin), length: Number(options.filter.length) };
   await guest.qmp.execute('stop');
   await guest.qmp.execute(
     'dump-guest-memory',
-    { paging: options.paging ?? false, protocol: `file:${dump}` },
+    { paging: options.paging ?? false, protocol: `file:${dump}`, ...filter },
     { timeoutMs: 300_000 },
   );
   let kdump: string | undefined;

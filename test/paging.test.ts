@@ -270,6 +270,38 @@ describe('--paging --layout qemu against QEMU paging=true', () => {
     300_000,
   );
 
+  itWithTools([[QEMU, 'qemu-system-x86']]).each([
+    ['the whole guest', undefined],
+    ['--begin 0x100000 --length 0x300000', { begin: 0x100000n, length: 0x300000n }],
+  ] as const)(
+    'no vCPU in paging mode (the tiny 32-bit guest), %s: --paging --layout qemu is QEMU paging=true byte for byte (virtual = physical)',
+    async (_name, filter) => {
+      const work = path.join(dir, `no-paging-${filter === undefined ? 'whole' : 'filtered'}`);
+      const guest = await startGuest({ machine: 'q35', memory: '64M', smp: 1, kernel: guests!.tiny32 }, work);
+      let refs: { dump: string; stream: string };
+      try {
+        refs = await saveReferences(guest, { paging: true, ...(filter === undefined ? {} : { filter }) });
+      } finally {
+        await guest.quit();
+      }
+      const range =
+        filter === undefined ? [] : ['--begin', `0x${filter.begin.toString(16)}`, '--length', `0x${filter.length.toString(16)}`];
+      const ours = path.join(work, 'ours.core');
+      const result = await runCli(['saved', refs.stream, '--paging', '--layout', 'qemu', ...range, '-o', ours]);
+      expect(result.code).toBe(0);
+      expectSameFile(ours, refs.dump);
+      // (For such a guest QEMU's paging=true file equals its paging=false one; vmdump used to refuse it.)
+      // The default layout keeps its clear refusal: there are no page-table addresses to give.
+      const refused = await runCli(['saved', refs.stream, '--paging', '-o', path.join(work, 'refused.core')]);
+      expect([refused.code, refused.stderr.trim()]).toEqual([
+        2,
+        'vmdump: error: --paging needs a vCPU with paging on (CR0.PG); every vCPU here runs without paging',
+      ]);
+      fs.rmSync(work, { recursive: true, force: true });
+    },
+    120_000,
+  );
+
   it('--paging on a guest without paging is a clear usage error', async () => {
     const example = path.join(dir, 'no-paging.json');
     fs.writeFileSync(path.join(dir, 'r.img'), Buffer.alloc(0x10000));

@@ -69,7 +69,10 @@ export const x86Target: TargetDescription = {
   },
   linuxLayout: x86LinuxLayout,
   pagingMappings(guest, rules) {
-    if (!guest.vcpus.some((v) => pagingEnabled(v.state))) {
+    // With no vCPU in paging mode QEMU writes one mapping per block at virtual = physical
+    // (docs/memory-mapping.md §3.2, step 2): the qemu layout's promise is QEMU's bytes. The default
+    // layout refuses instead: there are no page-table addresses to give the readers.
+    if (!rules.qemuQuirks && !guest.vcpus.some((v) => pagingEnabled(v.state))) {
       throw new VmdumpError('usage', '--paging needs a vCPU with paging on (CR0.PG); every vCPU here runs without paging');
     }
     return planPagingMappings(guest.ram, guest.vcpus, new GuestMemory(guest.ram), rules);
