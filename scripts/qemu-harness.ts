@@ -77,6 +77,26 @@ export function buildLinuxGuest(arch: DebianArch = 'amd64'): LinuxGuest {
   };
 }
 
+/**
+ * The Linux test guest on q35 with 2 vCPUs, its serial console's ready line and `-device
+ * vmcoreinfo`; KASLR unless `kaslr` is false; `extra` QEMU arguments after those.
+ */
+export function linuxGuestConfig(
+  linux: LinuxGuest,
+  options: { readonly memory: string; readonly kaslr: boolean; readonly extra?: readonly string[] },
+): GuestConfig {
+  return {
+    machine: 'q35',
+    memory: options.memory,
+    smp: 2,
+    kernel: linux.kernel,
+    initrd: linux.initrd,
+    append: options.kaslr ? 'console=ttyS0' : 'console=ttyS0 nokaslr',
+    ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+    extra: ['-device', 'vmcoreinfo', ...(options.extra ?? [])],
+  };
+}
+
 export interface RunningGuest {
   readonly qmp: QmpClient;
   readonly dir: string;

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readElfFile } from './helpers/elf-reader.js';
-import { CLI, runCli, tempDir, writeMachine } from './helpers/machines.js';
+import { CLI, runCli, spawnCliUntil, tempDir, writeMachine } from './helpers/machines.js';
 import { itWithTool, run } from './helpers/tools.js';
 
 const dir = tempDir();
@@ -243,22 +243,9 @@ describe('big sparse guests', () => {
     async (signal, exitCode, _when, reached) => {
       const big = sparse(`${signal}-${exitCode}-${Math.random().toString(16).slice(2)}`, 2 * 1024 ** 3);
       const out = path.join(path.dirname(big), 'core.gz');
-      const child = spawn(process.execPath, [CLI, 'raw', big, '--gzip', '-o', out, '--progress=json'], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      await new Promise<void>((resolve) =>
-        child.stderr.on('data', (d: Buffer) => {
-          stderr += d.toString();
-          const lines = stderr
-            .split('\n')
-            .filter((l) => l.startsWith('{"event":"progress"'))
-            .map((l) => JSON.parse(l) as { phase: string; bytesWritten: number; totalBytes: number });
-          if (lines.some((p) => (reached as (p: never) => boolean)(p as never))) resolve();
-        }),
-      );
+      const { child, exited } = await spawnCliUntil(['raw', big, '--gzip', '-o', out], reached);
       child.kill(signal);
-      const code = await new Promise((resolve) => child.on('close', resolve));
+      const { code, stderr } = await exited;
       expect(code).toBe(exitCode);
       expect(stderr).toMatch(new RegExp(`vmdump: error: dump cancelled: interrupted by ${signal}`));
       expect(fs.readdirSync(path.dirname(big)).sort()).toEqual(['machine.json', 'ram.img']);
@@ -270,17 +257,7 @@ describe('big sparse guests', () => {
     const machine = sparse('partial', 256 << 20);
     const folder = path.dirname(machine);
     const out = path.join(folder, 'core.elf');
-    const child = spawn(process.execPath, [CLI, 'raw', machine, '--gzip', '-o', out, '--progress=json'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    const exited = new Promise((resolve) => child.on('close', resolve));
-    let stderr = '';
-    await new Promise<void>((resolve) =>
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-        if (stderr.includes('"phase":"memory"')) resolve();
-      }),
-    );
+    const { child, exited } = await spawnCliUntil(['raw', machine, '--gzip', '-o', out]);
     child.kill('SIGSTOP'); // frozen mid-dump: what a reader of the folder would see now
     try {
       const during = fs.readdirSync(folder).filter((name) => name !== 'machine.json' && name !== 'ram.img');
@@ -290,7 +267,7 @@ describe('big sparse guests', () => {
     } finally {
       child.kill('SIGCONT');
     }
-    expect(await exited).toBe(0);
+    expect((await exited).code).toBe(0);
     expect(fs.readdirSync(folder).sort()).toEqual(['core.elf', 'machine.json', 'ram.img']);
     expect(fs.statSync(out).mode & 0o777).toBe(0o600);
   });

@@ -15,7 +15,14 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { runCli, tempDir } from './helpers/machines.js';
 import { pageMismatches, readFlattened, readKdump, type Flattened, type KdumpFile } from './helpers/kdump-reader.js';
-import { buildLinuxGuest, fetchLinuxVmlinux, saveReferences, startGuest, QEMU } from '../scripts/qemu-harness.js';
+import {
+  buildLinuxGuest,
+  fetchLinuxVmlinux,
+  saveReferences,
+  startGuest,
+  QEMU,
+  linuxGuestConfig,
+} from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run, inCi, itWithTools, mayBootQemu } from './helpers/tools.js';
 import { openSavedVm } from '../src/sources/saved-vm/saved-vm-source.js';
 import { planKdump } from '../src/transforms/plan/kdump-plan.js';
@@ -49,19 +56,7 @@ beforeAll(async () => {
   if (inCi || hasTool('crash')) vmlinux = fetchLinuxVmlinux();
   const linux = buildLinuxGuest();
   release = linux.version;
-  const guest = await startGuest(
-    {
-      machine: 'q35',
-      memory: '512M',
-      smp: 2,
-      kernel: linux.kernel,
-      initrd: linux.initrd,
-      append: 'console=ttyS0',
-      ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
-      extra: ['-device', 'vmcoreinfo'],
-    },
-    dir,
-  );
+  const guest = await startGuest(linuxGuestConfig(linux, { memory: '512M', kaslr: true }), dir);
   try {
     refs = (await saveReferences(guest, { kdump: true })) as typeof refs;
   } finally {

@@ -25,8 +25,7 @@ import * as zlib from 'node:zlib';
 import { guestOf, patternRange, q35SeaBiosRam, x86State, zeroRange, type ReadLog } from './helpers/guests.js';
 import { hexBytes } from './helpers/bytes.js';
 import { readFlattened, readKdump, readPage } from './helpers/kdump-reader.js';
-import { spawn } from 'node:child_process';
-import { CLI, runCli, tempDir, writeMachine } from './helpers/machines.js';
+import { runCli, spawnCliUntil, tempDir, writeMachine } from './helpers/machines.js';
 import { run } from './helpers/tools.js';
 
 const dir = tempDir('vmdump-kdump-unit-');
@@ -417,18 +416,9 @@ describe('vmdump --format kdump-* on bigger guests', () => {
   it('SIGINT mid-dump: exit 130, no file and no temporary file', async () => {
     const machinePath = repeated('sigint', 32);
     const out = path.join(path.dirname(machinePath), 'core.kdump');
-    const child = spawn(process.execPath, [CLI, 'raw', machinePath, '--format', 'kdump-zlib', '-o', out, '--progress=json'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    await new Promise<void>((resolve) =>
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-        if (stderr.includes('"phase":"memory"')) resolve();
-      }),
-    );
+    const { child, exited } = await spawnCliUntil(['raw', machinePath, '--format', 'kdump-zlib', '-o', out]);
     child.kill('SIGINT');
-    const code = await new Promise((resolve) => child.on('close', resolve));
+    const { code, stderr } = await exited;
     expect(code).toBe(130);
     expect(stderr).toMatch(/vmdump: error: dump cancelled: interrupted by SIGINT/);
     expect(fs.readdirSync(path.dirname(machinePath)).sort()).toEqual(['machine.json', 'ram.img']);

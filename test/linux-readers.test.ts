@@ -10,7 +10,14 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { CLI, runCli, tempDir } from './helpers/machines.js';
 import { drgnReadsKernel } from './helpers/drgn.js';
-import { buildLinuxGuest, fetchLinuxVmlinux, saveReferences, startGuest, QEMU } from '../scripts/qemu-harness.js';
+import {
+  buildLinuxGuest,
+  fetchLinuxVmlinux,
+  saveReferences,
+  startGuest,
+  QEMU,
+  linuxGuestConfig,
+} from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run, inCi, mayBootQemu } from './helpers/tools.js';
 
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
@@ -63,16 +70,7 @@ describe.each([{ kaslr: false }, { kaslr: true }])('Linux guest, KASLR $kaslr', 
       /** Boots the guest, dumps it live, saves QEMU's references; the guest's KERNELOFFSET (from QEMU's dump). */
       const bootAndDump = async (): Promise<{ refs: { dump: string; stream: string }; banner: bigint; offset: bigint }> => {
         const guest = await startGuest(
-          {
-            machine: 'q35',
-            memory: '512M',
-            smp: 2,
-            kernel: linux.kernel,
-            initrd: linux.initrd,
-            append: kaslr ? 'console=ttyS0' : 'console=ttyS0 nokaslr',
-            ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
-            extra: ['-device', 'vmcoreinfo', '-qmp', `unix:${socket},server=on,wait=off`],
-          },
+          linuxGuestConfig(linux, { memory: '512M', kaslr, extra: ['-qmp', `unix:${socket},server=on,wait=off`] }),
           work,
         );
         try {

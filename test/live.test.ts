@@ -4,12 +4,11 @@
  * vmdump's pause and the test's), and the VM is handed back in the run state it had, on success
  * and on every failure.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, runCli, tempDir } from './helpers/machines.js';
+import { CLI, runCli, spawnCliUntil, tempDir } from './helpers/machines.js';
 import {
   buildLinuxGuest,
   buildTinyGuests,
@@ -18,6 +17,7 @@ import {
   type GuestConfig,
   type RunningGuest,
   type TinyGuests,
+  linuxGuestConfig,
 } from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run, itWithTools, mayBootQemu } from './helpers/tools.js';
 import { openLiveVm } from '../src/sources/live/live-source.js';
@@ -194,18 +194,9 @@ describe('faults: one line, non-zero exit, no output file, the VM running again'
     '%s mid-dump',
     async (signal, exitCode) => {
       const out = path.join(setup.work, `${signal}.core`);
-      const child = spawn(process.execPath, [CLI, 'qmp', setup.socket, '-o', out, '--progress=json'], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      await new Promise<void>((resolve) =>
-        child.stderr.on('data', (d: Buffer) => {
-          stderr += d.toString();
-          if (stderr.includes('"phase":"memory"')) resolve();
-        }),
-      );
+      const { child, exited } = await spawnCliUntil(['qmp', setup.socket, '-o', out]);
       child.kill(signal);
-      const code = await new Promise((resolve) => child.on('close', resolve));
+      const { code, stderr } = await exited;
       expect(code).toBe(exitCode);
       expect(stderr).toMatch(new RegExp(`vmdump: error: dump cancelled: interrupted by ${signal}`));
       expect(outputs(setup.work)).toEqual([]);
@@ -245,18 +236,9 @@ describe('faults: one line, non-zero exit, no output file, the VM running again'
       await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
       const port = (proxy.address() as net.AddressInfo).port;
       const out = path.join(setup.work, 'cut.core');
-      const child = spawn(process.execPath, [CLI, 'qmp', `127.0.0.1:${port}`, '-o', out, '--progress=json'], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      await new Promise<void>((resolve) =>
-        child.stderr.on('data', (d: Buffer) => {
-          stderr += d.toString();
-          if (stderr.includes('"phase":"memory"')) resolve();
-        }),
-      );
+      const { exited } = await spawnCliUntil(['qmp', `127.0.0.1:${port}`, '-o', out]);
       for (const socket of connections) socket.destroy();
-      const code = await new Promise((resolve) => child.on('close', resolve));
+      const { code, stderr } = await exited;
       proxy.close();
       expect(code).toBe(3);
       expect(
@@ -289,20 +271,18 @@ describe('faults with kdump output and a dying QEMU', () => {
         );
         expect(await status(setup.guest)).toBe('running');
         const out = path.join(setup.work, 'int.core');
-        const child = spawn(
-          process.execPath,
-          [CLI, 'qmp', setup.socket, '--format', 'kdump-zlib', '--threads', '1', '-o', out, '--progress=json'],
-          { stdio: ['ignore', 'ignore', 'pipe'] },
-        );
-        let stderr = '';
-        await new Promise<void>((resolve) =>
-          child.stderr.on('data', (d: Buffer) => {
-            stderr += d.toString();
-            if (stderr.includes('"phase":"memory"')) resolve();
-          }),
-        );
+        const { child, exited } = await spawnCliUntil([
+          'qmp',
+          setup.socket,
+          '--format',
+          'kdump-zlib',
+          '--threads',
+          '1',
+          '-o',
+          out,
+        ]);
         child.kill('SIGINT');
-        expect(await new Promise((resolve) => child.on('close', resolve))).toBe(130);
+        expect((await exited).code).toBe(130);
         expect(outputs(setup.work)).toEqual([]);
         expect(await status(setup.guest)).toBe('running');
       } finally {
@@ -317,18 +297,9 @@ describe('faults with kdump output and a dying QEMU', () => {
     async () => {
       const setup = await guestWithVmdumpSocket('killed', { machine: 'q35', memory: '1536M', smp: 1, bits: 64 });
       const out = path.join(setup.work, 'killed.core');
-      const child = spawn(process.execPath, [CLI, 'qmp', setup.socket, '-o', out, '--progress=json'], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      await new Promise<void>((resolve) =>
-        child.stderr.on('data', (d: Buffer) => {
-          stderr += d.toString();
-          if (stderr.includes('"phase":"memory"')) resolve();
-        }),
-      );
+      const { exited } = await spawnCliUntil(['qmp', setup.socket, '-o', out]);
       setup.guest.process.kill('SIGKILL');
-      const code = await new Promise((resolve) => child.on('close', resolve));
+      const { code, stderr } = await exited;
       expect(code).toBe(3);
       expect(
         stderr
@@ -373,16 +344,7 @@ describe('--live: QEMU pauses the VM only for the switchover', () => {
       fs.mkdirSync(work, { recursive: true });
       const socket = path.join(work, 'vmdump.sock');
       const guest = await startGuest(
-        {
-          machine: 'q35',
-          memory: '2048M',
-          smp: 2,
-          kernel: linux.kernel,
-          initrd: linux.initrd,
-          append: 'console=ttyS0 nokaslr',
-          extra: ['-device', 'vmcoreinfo', '-qmp', `unix:${socket},server=on,wait=off`],
-          ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
-        },
+        linuxGuestConfig(linux, { memory: '2048M', kaslr: false, extra: ['-qmp', `unix:${socket},server=on,wait=off`] }),
         work,
       );
       try {

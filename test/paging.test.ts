@@ -17,6 +17,7 @@ import {
   QEMU,
   type GuestConfig,
   type TinyGuests,
+  linuxGuestConfig,
 } from '../scripts/qemu-harness.js';
 import { patternRange, x86State } from './helpers/guests.js';
 import { runCli, tempDir } from './helpers/machines.js';
@@ -222,16 +223,7 @@ describe('--paging --layout qemu against QEMU paging=true', () => {
       const config: GuestConfig =
         linux === undefined
           ? { machine: 'q35', memory: '256M', smp: name.startsWith('4-level,') ? 2 : 1, kernel, extra: maxCpu }
-          : {
-              machine: 'q35',
-              memory: '512M',
-              smp: 2,
-              kernel: linux.kernel,
-              initrd: linux.initrd,
-              append: 'console=ttyS0 nokaslr',
-              extra: ['-device', 'vmcoreinfo'],
-              ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
-            };
+          : linuxGuestConfig(linux, { memory: '512M', kaslr: false });
       const work = path.join(dir, name.replace(/\W+/g, '-').slice(0, 40));
       const guest = await startGuest(config, work);
       let refs: { dump: string; stream: string };

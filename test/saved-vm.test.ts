@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { readElfFile } from './helpers/elf-reader.js';
 import { runCli, tempDir } from './helpers/machines.js';
-import { buildLinuxGuest, buildTinyGuests, saveReferences, startGuest, QEMU } from '../scripts/qemu-harness.js';
+import { buildLinuxGuest, buildTinyGuests, saveReferences, startGuest, QEMU, linuxGuestConfig } from '../scripts/qemu-harness.js';
 import { hasTool, itWithTool, run, itWithTools } from './helpers/tools.js';
 import { expectSameFile } from './helpers/same-file.js';
 
@@ -114,19 +114,7 @@ describe('a real Linux guest (Debian cloud kernel, -device vmcoreinfo)', () => {
     async () => {
       const linux = buildLinuxGuest();
       const work = path.join(dir, 'linux');
-      const guest = await startGuest(
-        {
-          machine: 'q35',
-          memory: '512M',
-          smp: 2,
-          kernel: linux.kernel,
-          initrd: linux.initrd,
-          append: 'console=ttyS0 nokaslr',
-          extra: ['-device', 'vmcoreinfo'],
-          ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
-        },
-        work,
-      );
+      const guest = await startGuest(linuxGuestConfig(linux, { memory: '512M', kaslr: false }), work);
       let refs: { dump: string; stream: string };
       try {
         refs = await saveReferences(guest);

@@ -1,5 +1,5 @@
 /** Machine descriptions on disk for CLI tests: RAM files filled with the address pattern. */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,5 +64,44 @@ export function runCli(args: readonly string[], options: { cwd?: string } = {}):
     });
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out), stderr }));
+  });
+}
+
+/** One `--progress=json` line of the CLI. */
+export interface ProgressLine {
+  readonly phase: string;
+  readonly bytesWritten: number;
+  readonly totalBytes: number;
+}
+
+export interface RunningCli {
+  readonly child: ChildProcess;
+  /** The exit code and everything written on stderr, once the CLI has ended. */
+  readonly exited: Promise<{ code: number | null; stderr: string }>;
+}
+
+/**
+ * Starts the CLI with `--progress=json` added and resolves once a progress line satisfies `until`
+ * (default: the memory phase has begun), so a test can signal, cut or freeze it mid-dump. A CLI
+ * that ends before that rejects at once, with what it said, instead of waiting for the timeout.
+ */
+export function spawnCliUntil(
+  args: readonly string[],
+  until: (progress: ProgressLine) => boolean = (progress) => progress.phase === 'memory',
+): Promise<RunningCli> {
+  const child = spawn(process.execPath, [CLI, ...args, '--progress=json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  const exited = new Promise<{ code: number | null; stderr: string }>((resolve) =>
+    child.on('close', (code) => resolve({ code, stderr })),
+  );
+  return new Promise((resolve, reject) => {
+    child.stderr.on('data', (data: Buffer) => {
+      stderr += data.toString();
+      const lines = stderr.split('\n').filter((line) => line.startsWith('{"event":"progress"'));
+      if (lines.some((line) => until(JSON.parse(line) as ProgressLine))) resolve({ child, exited });
+    });
+    void exited.then(({ code, stderr: said }) =>
+      reject(new Error(`the CLI ended (exit ${code}) before the awaited progress: ${said}`)),
+    );
   });
 }
