@@ -39,6 +39,7 @@ function parseCommandLine(argv: readonly string[]): Command {
       threads: { type: 'string' },
       flattened: { type: 'boolean', default: false },
       checksum: { type: 'string' },
+      vmcoreinfo: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -64,6 +65,8 @@ function parseCommandLine(argv: readonly string[]): Command {
   if (values.live && command !== 'qmp') throw new VmdumpError('usage', '--live goes with vmdump qmp');
   if (values.layout !== 'qemu' && values.layout !== 'portable')
     throw new VmdumpError('usage', `--layout must be qemu or portable, not "${values.layout}"`);
+  if (values.vmcoreinfo !== undefined && values.layout === 'qemu')
+    throw new VmdumpError('usage', '--vmcoreinfo goes with the default layout; --layout qemu writes what QEMU would');
   if ((values.begin === undefined) !== (values.length === undefined))
     throw new VmdumpError('usage', '--begin and --length go together');
   const format = parseFormat(values.format);
@@ -103,6 +106,7 @@ function parseCommandLine(argv: readonly string[]): Command {
     },
     progress,
     ...(threads === undefined ? {} : { threads }),
+    ...(values.vmcoreinfo === undefined ? {} : { vmcoreinfo: values.vmcoreinfo }),
   };
 }
 

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isatty } from 'node:tty';
 import { machineNames } from '../formats/elf/elf-constants.js';
-import { VmdumpError, errnoText } from '../guest/errors.js';
+import { VmdumpError, errnoText, hex } from '../guest/errors.js';
 import type { GuestModel } from '../guest/guest.js';
 import { isSequentialPath, outputDestination, startDump, type OutputOptions } from '../pipeline/run-dump.js';
 import type { DumpSummary } from '../pipeline/write-dump.js';
@@ -17,6 +17,8 @@ import { openLiveVm } from '../sources/live/live-source.js';
 import { openLiveMigration } from '../sources/live/live-migration.js';
 import type { QmpAddress } from '../sources/qmp/qmp-client.js';
 import { prepareDump, type DumpRequest, type PreparedDump } from '../transforms/prepare-dump.js';
+import type { VmcoreinfoChoice, VmcoreinfoDiscovery } from '../transforms/discover/vmcoreinfo.js';
+import { parseVmcoreinfo, readVmcoreinfoFile } from '../sources/vmcoreinfo-file.js';
 import { sha256OfFile } from '../verify/verify-dump.js';
 import { formatBytes, formatRate, formatSeconds } from './format.js';
 import { showProgress, type ProgressMode } from './progress-view.js';
@@ -33,6 +35,8 @@ export interface CliOptions {
   readonly outputOptions: OutputOptions;
   readonly progress: ProgressMode;
   readonly threads?: number;
+  /** `--vmcoreinfo`: a file, or `none` (no search of guest RAM). */
+  readonly vmcoreinfo?: string;
 }
 
 type Write = (text: string) => void;
@@ -52,11 +56,22 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: W
   if (toStdout && isatty(1)) {
     throw new VmdumpError('usage', 'refusing to write a binary dump to a terminal; use -o FILE or redirect standard output');
   }
+  // A missing file fails before a VM is touched; its byte order is known once the guest is open.
+  const given = options.vmcoreinfo === undefined || options.vmcoreinfo === 'none' ? undefined : options.vmcoreinfo;
+  const vmcoreinfoBytes = given === undefined ? undefined : await readVmcoreinfoFile(given, '--vmcoreinfo');
   const guest = await openGuest(options.source, signal, write);
   let failure: unknown;
   try {
     for (const warning of guest.warnings ?? []) write(`vmdump: warning: ${warning}\n`);
-    const prepared = await prepareDump(guest, options.request);
+    const vmcoreinfo: VmcoreinfoChoice =
+      given !== undefined && vmcoreinfoBytes !== undefined
+        ? { note: parseVmcoreinfo(vmcoreinfoBytes, guest.arch.endian, given), label: given }
+        : options.vmcoreinfo === 'none'
+          ? 'none'
+          : 'search';
+    const prepared = await prepareDump(guest, { ...options.request, vmcoreinfo }, { signal });
+    if (options.progress !== 'json' && prepared.plan.layout === 'portable')
+      write(`vmdump: VMCOREINFO: ${vmcoreinfoSource(prepared.vmcoreinfo)}\n`);
     const { destination, digest } = outputDestination(options.output, prepared, options.outputOptions);
     const run = startDump(prepared, destination, {
       signal,
@@ -116,7 +131,7 @@ function render(
   if (mode === 'json') {
     const format = prepared.format === 'kdump' ? { format: `kdump-${prepared.plan.codec}` } : {};
     write(
-      `${JSON.stringify({ event: 'done', ...format, ...summary, elapsedMs: Math.round(summary.elapsedMs), peakRssBytes })}\n`,
+      `${JSON.stringify({ event: 'done', ...format, ...summary, elapsedMs: Math.round(summary.elapsedMs), peakRssBytes, vmcoreinfo: vmcoreinfoJson(prepared.vmcoreinfo) })}\n`,
     );
     return;
   }
@@ -158,6 +173,28 @@ function renderKdump(
       ? 'vmdump: crash opens it as it is; makedumpfile -R FILE < DUMP turns it into the plain file other readers need\n'
       : `vmdump: opens in ${prepared.readers}\n`,
   );
+}
+
+/** Where VMCOREINFO came from, and what the search cost, for the user. */
+function vmcoreinfoSource(found: VmcoreinfoDiscovery): string {
+  switch (found.origin) {
+    case 'vm':
+      return 'from the VM (vmcoreinfo device, s390x lowcore pointer or machine description)';
+    case 'given':
+      return `from ${found.label}`;
+    case 'memory': {
+      const form = found.form === 'note' ? "the kernel's note" : "the kernel's text";
+      const copies = `${found.copies} cop${found.copies === 1 ? 'y' : 'ies'}`;
+      return `found in guest RAM at ${hex(found.physical)} (${form}; ${copies}; ${formatBytes(found.bytesScanned)} searched in ${formatSeconds(found.elapsedMs)})`;
+    }
+    case 'none':
+      return `none: ${found.why}`;
+  }
+}
+
+function vmcoreinfoJson(found: VmcoreinfoDiscovery): Record<string, string | number> {
+  if (found.origin !== 'memory') return { origin: found.origin, ...(found.origin === 'none' ? { why: found.why } : {}) };
+  return { origin: found.origin, address: hex(found.physical), form: found.form, searchMs: Math.round(found.elapsedMs) };
 }
 
 /** Where the kdump header's utsname came from, for the summary. */

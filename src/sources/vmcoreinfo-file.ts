@@ -4,9 +4,10 @@
  * `makedumpfile -g` gives it). Either way it becomes the note Linux writes: name "VMCOREINFO",
  * type 0. QEMU rejects guest notes over 1 MiB (docs/elf-vmcore.md §7.6); so do we.
  */
+import * as fs from 'node:fs';
 import { NT_VMCOREINFO } from '../formats/elf/elf-constants.js';
 import { decodeFirstNote } from '../formats/elf/elf-decode.js';
-import { VmdumpError } from '../guest/errors.js';
+import { VmdumpError, errnoText } from '../guest/errors.js';
 import type { ElfNote, Endian } from '../guest/guest.js';
 import { MAX_GUEST_NOTE } from './guest-note.js';
 
@@ -21,4 +22,11 @@ export function parseVmcoreinfo(bytes: Uint8Array, endian: Endian, file: string)
     return { name: NAME, type: note.type, desc: note.desc.slice() };
   }
   return { name: NAME, type: NT_VMCOREINFO, desc: bytes };
+}
+
+/** A VMCOREINFO file's bytes; `field` names where it was given (a description's field, an option). */
+export async function readVmcoreinfoFile(file: string, field: string): Promise<Uint8Array> {
+  return fs.promises.readFile(file).catch((error: Error) => {
+    throw new VmdumpError('bad-input', `cannot read the VMCOREINFO file ${file}: ${errnoText(error)}`, field, { cause: error });
+  });
 }

@@ -95,6 +95,8 @@ export interface TargetDescription {
   readonly kdump: KdumpChoices;
   /** Whether, and how, the guest's Linux kernel maps memory (reads guest memory: a discovery step). */
   linuxLayout(guest: GuestModel): Promise<LinuxLayoutDecision>;
+  /** Whether a vCPU runs the kernel `facts` describe (tells two intact kernels apart); absent where the vCPU state cannot say. */
+  kernelOnVcpus?(guest: GuestModel, facts: LinuxMappingFacts): Promise<boolean>;
   /**
    * QEMU's paging=true mapping list from the guest's page tables; undefined for an architecture
    * QEMU has no walker for (its paging=true file then equals paging=false).

@@ -11,6 +11,7 @@ import { discoverUtsname, type UtsnameDiscovery } from './discover/utsname.js';
 import { discoverLayout, readersFor, type LayoutDiscovery } from './discover/discover.js';
 import { planDump, type DumpPlan } from './plan/dump-plan.js';
 import { planKdump, type KdumpPlan } from './plan/kdump-plan.js';
+import { discoverVmcoreinfo, type VmcoreinfoChoice, type VmcoreinfoDiscovery } from './discover/vmcoreinfo.js';
 import type { MemoryFilter } from './plan/memory-mapping.js';
 
 /** `elf` (default) or makedumpfile's kdump-compressed format with one page codec. */
@@ -25,15 +26,29 @@ export interface DumpRequest {
   readonly filter?: MemoryFilter;
   /** ELF only: virtual addresses from the guest's page tables (QEMU's paging=true). */
   readonly paging?: boolean;
+  /** Default `search`: the VM's VMCOREINFO, else a copy found in guest RAM (the default layout only). */
+  readonly vmcoreinfo?: VmcoreinfoChoice;
+}
+
+export interface PrepareOptions {
+  /** Stops discovery (the search of guest RAM reads all of it). */
+  readonly signal?: AbortSignal;
 }
 
 /** A plan and what it was discovered from; nothing has been written yet. */
 export type PreparedDump =
-  | { readonly format: 'elf'; readonly plan: DumpPlan; readonly discovery: LayoutDiscovery; readonly readers: string }
+  | {
+      readonly format: 'elf';
+      readonly plan: DumpPlan;
+      readonly discovery: LayoutDiscovery;
+      readonly vmcoreinfo: VmcoreinfoDiscovery;
+      readonly readers: string;
+    }
   | {
       readonly format: 'kdump';
       readonly plan: KdumpPlan;
       readonly discovery: LayoutDiscovery;
+      readonly vmcoreinfo: VmcoreinfoDiscovery;
       /** Where the header's utsname came from (the portable layout; QEMU's has `machine` alone). */
       readonly utsname: UtsnameDiscovery | undefined;
       readonly readers: string;
@@ -43,16 +58,21 @@ export function kdumpCodecOf(format: DumpFormat): KdumpCodec | undefined {
   return format === 'elf' ? undefined : (format.slice('kdump-'.length) as KdumpCodec);
 }
 
-export async function prepareDump(guest: GuestModel, request: DumpRequest = {}): Promise<PreparedDump> {
+export async function prepareDump(
+  vm: GuestModel,
+  request: DumpRequest = {},
+  options: PrepareOptions = {},
+): Promise<PreparedDump> {
   const layout = request.layout ?? 'portable';
   const codec = kdumpCodecOf(request.format ?? 'elf');
+  if (codec !== undefined && (request.filter !== undefined || request.paging === true)) {
+    throw new VmdumpError(
+      'usage',
+      `--format ${request.format} writes physical memory whole; --paging, --begin and --length go with --format elf`,
+    );
+  }
+  const { guest, discovery: vmcoreinfo } = await discoverVmcoreinfo(vm, request.vmcoreinfo ?? 'search', layout, options.signal);
   if (codec !== undefined) {
-    if (request.filter !== undefined || request.paging === true) {
-      throw new VmdumpError(
-        'usage',
-        `--format ${request.format} writes physical memory whole; --paging, --begin and --length go with --format elf`,
-      );
-    }
     // A kdump file holds physical pages whole; its notes carry VMCOREINFO for the readers, and its
     // header the kernel's utsname, which libkdumpfile (drgn) needs.
     const discovery: LayoutDiscovery = { kind: 'physical' };
@@ -66,7 +86,7 @@ export async function prepareDump(guest: GuestModel, request: DumpRequest = {}):
       layout,
       ...(utsname !== undefined && 'utsname' in utsname ? { utsname: utsname.utsname } : {}),
     });
-    return { format: 'kdump', plan, discovery, utsname, readers: kdumpReadersFor(plan) };
+    return { format: 'kdump', plan, discovery, vmcoreinfo, utsname, readers: kdumpReadersFor(plan) };
   }
   const discovery = await discoverLayout(guest, { layout, paging: request.paging ?? false });
   const plan = planDump(guest, {
@@ -75,7 +95,7 @@ export async function prepareDump(guest: GuestModel, request: DumpRequest = {}):
     ...(discovery.kind === 'paging' && discovery.mappings !== undefined ? { mappings: discovery.mappings } : {}),
     ...(discovery.kind === 'linux' && discovery.linux.kind === 'mapped' ? { linux: discovery.linux.facts } : {}),
   });
-  return { format: 'elf', plan, discovery, readers: readersFor(layout, discovery) };
+  return { format: 'elf', plan, discovery, vmcoreinfo, readers: readersFor(layout, discovery) };
 }
 
 /** What a kdump file of this plan opens in: drgn (libkdumpfile) needs sysname, release, version and machine. */

@@ -11,7 +11,7 @@ import { VmdumpError, errnoText, hex } from '../../guest/errors.js';
 import { checkRamRanges, type Architecture, type ElfNote, type GuestModel, type RamRange, type Vcpu } from '../../guest/guest.js';
 import { physAddr, type PhysAddr } from '../../guest/units.js';
 import { FieldReader, type Json, type JsonObject } from './description-fields.js';
-import { parseVmcoreinfo } from '../vmcoreinfo-file.js';
+import { parseVmcoreinfo, readVmcoreinfoFile } from '../vmcoreinfo-file.js';
 import { parseX86Registers } from './x86-registers.js';
 import { readExactly } from '../read-exactly.js';
 
@@ -151,10 +151,5 @@ async function openRange(spec: RangeSpec, files: OpenFiles): Promise<RamRange> {
 }
 
 async function readVmcoreinfo(file: string, arch: Architecture): Promise<ElfNote> {
-  const bytes = await fs.promises.readFile(file).catch((error: Error) => {
-    throw new VmdumpError('bad-input', `cannot read the VMCOREINFO file ${file}: ${errnoText(error)}`, 'vmcoreinfo', {
-      cause: error,
-    });
-  });
-  return parseVmcoreinfo(bytes, arch.endian, file);
+  return parseVmcoreinfo(await readVmcoreinfoFile(file, 'vmcoreinfo'), arch.endian, file);
 }

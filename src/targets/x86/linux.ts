@@ -8,8 +8,9 @@
 import { VmcoreinfoText } from '../../formats/vmcoreinfo.js';
 import { GuestMemory } from '../../guest/guest-memory.js';
 import type { GuestModel } from '../../guest/guest.js';
-import type { LinuxLayoutDecision } from '../target.js';
-import { topLevelPresent, topLevelShift, translate } from './paging.js';
+import type { LinuxLayoutDecision, LinuxMappingFacts } from '../target.js';
+import { EFER_LMA, pagingEnabled } from './architecture.js';
+import { CR4_LA57, topLevelPresent, topLevelShift, translate } from './paging.js';
 
 export interface LinuxKernelInfo {
   readonly osRelease: string;
@@ -74,11 +75,14 @@ export async function x86LinuxLayout(guest: GuestModel): Promise<LinuxLayoutDeci
     return { kind: 'unavailable', reason: 'the guest gave no VMCOREINFO' };
   const info = parseLinuxVmcoreinfo(guest.vmcoreinfo.desc);
   if (info === undefined) return { kind: 'unavailable', reason: 'VMCOREINFO lacks _stext, init_top_pgt or phys_base' };
-  const directMapBase = await findDirectMapBase(
-    new GuestMemory(guest.ram),
-    kernelImagePhysical(info, info.initTopPgt),
-    info.fiveLevel,
-  );
+  const memory = new GuestMemory(guest.ram);
+  const topTable = kernelImagePhysical(info, info.initTopPgt);
+  const levels = info.fiveLevel ? 5 : 4;
+  const kernelTextPhysical = kernelImagePhysical(info, info.stext);
+  // The kernel's own tables must put _stext where __pa_symbol() says: a stale or foreign VMCOREINFO does not.
+  if ((await translate(memory, topTable, info.stext, levels)) !== kernelTextPhysical)
+    return { kind: 'unavailable', reason: "VMCOREINFO's init_top_pgt does not map _stext where phys_base puts it" };
+  const directMapBase = await findDirectMapBase(memory, topTable, info.fiveLevel);
   if (directMapBase === undefined)
     return { kind: 'unavailable', reason: "no direct map of physical 0 in the kernel's page tables" };
   return {
@@ -87,8 +91,24 @@ export async function x86LinuxLayout(guest: GuestModel): Promise<LinuxLayoutDeci
     facts: {
       directMapBase,
       kernelTextVirtual: info.stext,
-      kernelTextPhysical: kernelImagePhysical(info, info.stext),
+      kernelTextPhysical,
       kernelImageEnd: START_KERNEL_MAP + info.kernelImageSize,
     },
   };
+}
+
+/**
+ * Whether a vCPU runs the kernel these facts describe: its CR3 (PCID bits masked) maps _stext to
+ * the same physical page. Tells the running kernel from another one whose memory is still intact
+ * (the kernel a kdump kernel took over from, or one kexec replaced).
+ */
+export async function x86KernelOnVcpus(guest: GuestModel, facts: LinuxMappingFacts): Promise<boolean> {
+  const memory = new GuestMemory(guest.ram);
+  for (const vcpu of guest.vcpus) {
+    const state = vcpu.state;
+    if (state.kind !== 'x86' || !pagingEnabled(state) || (state.efer & EFER_LMA) === 0n) continue;
+    const levels = (state.cr4 & CR4_LA57) !== 0n ? 5 : 4;
+    if ((await translate(memory, state.cr3, facts.kernelTextVirtual, levels)) === facts.kernelTextPhysical) return true;
+  }
+  return false;
 }

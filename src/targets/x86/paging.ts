@@ -17,7 +17,7 @@ const PRESENT = 1n;
 const PS = 1n << 7n;
 const CR4_PSE = 1n << 4n;
 const CR4_PAE = 1n << 5n;
-const CR4_LA57 = 1n << 12n;
+export const CR4_LA57 = 1n << 12n;
 
 /**
  * Limits that keep hostile or corrupt tables (loops, every entry present) bounded in time and

@@ -1,0 +1,123 @@
+/**
+ * Copies of VMCOREINFO in guest RAM (docs/vmcoreinfo-discovery.md §2). A Linux kernel built with
+ * CONFIG_CRASH_CORE keeps two, each at the start of a page it allocated at boot: the text
+ * (`vmcoreinfo_data`, beginning `OSRELEASE=`) and the ELF note the vmcoreinfo device would report
+ * (`vmcoreinfo_note`: name VMCOREINFO, the text as its desc). Only the first bytes of each page are
+ * looked at, but every page is read: in large sequential chunks, two in flight, so the scan runs at
+ * the speed the source reads and its memory is two chunks whatever the guest's size.
+ */
+import { NT_VMCOREINFO } from '../../formats/elf/elf-constants.js';
+import { cancelled } from '../../guest/errors.js';
+import { GuestMemory, readRange } from '../../guest/guest-memory.js';
+import type { ElfNote, Endian, RamRange } from '../../guest/guest.js';
+
+/** One copy found: where it starts and the note it amounts to (a text copy becomes the note Linux would write). */
+export interface VmcoreinfoCopy {
+  readonly physical: bigint;
+  readonly form: 'note' | 'text';
+  readonly note: ElfNote;
+}
+
+export interface VmcoreinfoScan {
+  readonly copies: readonly VmcoreinfoCopy[];
+  /** Copies seen beyond `MAX_COPIES` (hostile or odd RAM): counted, not kept. */
+  readonly dropped: number;
+  readonly bytesRead: number;
+}
+
+/** Every page boundary is a candidate: 4 KiB divides every page size Linux uses. */
+const STEP = 4096;
+const CHUNK = 8 << 20;
+/** VMCOREINFO_BYTES is one kernel page; 64 KiB covers every page size. */
+const MAX_TEXT = 64 << 10;
+export const MAX_COPIES = 64;
+const NAME = 'VMCOREINFO';
+const OSRELEASE = Buffer.from('OSRELEASE=', 'latin1');
+/** namesz 11 ("VMCOREINFO\0"), then descsz and type, then the name padded to 12: the desc starts at 24. */
+const NOTE_NAME_AT = 12;
+const NOTE_DESC_AT = 24;
+
+export async function scanForVmcoreinfo(ram: readonly RamRange[], endian: Endian, signal?: AbortSignal): Promise<VmcoreinfoScan> {
+  const memory = new GuestMemory(ram);
+  const hits: { physical: bigint; form: 'note' | 'text' }[] = [];
+  let seen = 0;
+  let bytesRead = 0;
+  for (const range of ram) {
+    await eachChunk(range, signal, (chunk, physical) => {
+      bytesRead += chunk.length;
+      for (let at = 0; at + NOTE_DESC_AT <= chunk.length; at += STEP) {
+        const form = formAt(chunk, at, endian);
+        if (form === undefined) continue;
+        seen += 1;
+        if (hits.length < MAX_COPIES) hits.push({ physical: physical + BigInt(at), form });
+      }
+    });
+  }
+  const copies: VmcoreinfoCopy[] = [];
+  for (const hit of hits) {
+    const note = await (hit.form === 'note' ? noteAt(memory, hit.physical, endian) : textAt(memory, hit.physical));
+    if (note !== undefined) copies.push({ ...hit, note });
+  }
+  return { copies, dropped: seen - hits.length, bytesRead };
+}
+
+/** Reads `range` in page-aligned chunks, the next read in flight while `visit` looks at the last. */
+async function eachChunk(
+  range: RamRange,
+  signal: AbortSignal | undefined,
+  visit: (chunk: Uint8Array, physical: bigint) => void,
+): Promise<void> {
+  const first = (BigInt(STEP) - (range.start % BigInt(STEP))) % BigInt(STEP);
+  const buffers = [new Uint8Array(CHUNK), new Uint8Array(CHUNK)];
+  const read = (offset: bigint, buffer: Uint8Array): Promise<Uint8Array> | undefined => {
+    if (offset >= range.size) return undefined;
+    const length = Number(range.size - offset < BigInt(CHUNK) ? range.size - offset : BigInt(CHUNK));
+    const into = buffer.subarray(0, length);
+    return readRange(range, offset, into).then(() => into);
+  };
+  let offset = first;
+  let pending = read(offset, buffers[0]!);
+  for (let turn = 1; pending !== undefined; turn += 1) {
+    if (signal?.aborted) throw cancelled(signal);
+    const chunk = await pending;
+    const next = offset + BigInt(chunk.length);
+    pending = read(next, buffers[turn % 2]!);
+    visit(chunk, range.start + offset);
+    offset = next;
+  }
+}
+
+function formAt(chunk: Uint8Array, at: number, endian: Endian): 'note' | 'text' | undefined {
+  const first = chunk[at];
+  if (first === OSRELEASE[0] && OSRELEASE.every((byte, i) => chunk[at + i] === byte)) return 'text';
+  // namesz = 11 in the guest's byte order, type 0, then the name.
+  const nameszAt = endian === 'little' ? at : at + 3;
+  if (chunk[nameszAt] !== NAME.length + 1 || readU32(chunk, at + 8, endian) !== NT_VMCOREINFO) return undefined;
+  if (readU32(chunk, at, endian) !== NAME.length + 1) return undefined;
+  for (let i = 0; i < NAME.length; i += 1) if (chunk[at + NOTE_NAME_AT + i] !== NAME.charCodeAt(i)) return undefined;
+  return chunk[at + NOTE_NAME_AT + NAME.length] === 0 ? 'note' : undefined;
+}
+
+function readU32(bytes: Uint8Array, at: number, endian: Endian): number {
+  return new DataView(bytes.buffer, bytes.byteOffset + at, 4).getUint32(0, endian === 'little');
+}
+
+async function noteAt(memory: GuestMemory, physical: bigint, endian: Endian): Promise<ElfNote | undefined> {
+  const header = await memory.bytes(physical, NOTE_DESC_AT);
+  if (header === undefined) return undefined;
+  const descsz = readU32(header, 4, endian);
+  if (descsz === 0 || descsz > MAX_TEXT) return undefined;
+  const desc = await memory.bytes(physical + BigInt(NOTE_DESC_AT), descsz);
+  return desc === undefined ? undefined : { name: NAME, type: NT_VMCOREINFO, desc };
+}
+
+/** The text up to its first NUL, within one (largest) kernel page and within RAM. */
+async function textAt(memory: GuestMemory, physical: bigint): Promise<ElfNote | undefined> {
+  for (let length = MAX_TEXT; length >= STEP; length /= 2) {
+    const bytes = await memory.bytes(physical, length);
+    if (bytes === undefined) continue;
+    const end = bytes.indexOf(0);
+    return { name: NAME, type: NT_VMCOREINFO, desc: bytes.slice(0, end === -1 ? bytes.length : end) };
+  }
+  return undefined;
+}

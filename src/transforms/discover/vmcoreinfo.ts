@@ -1,0 +1,152 @@
+/**
+ * Where the dump's VMCOREINFO comes from (docs/vmcoreinfo-discovery.md): the VM (the vmcoreinfo
+ * device, s390x's lowcore pointer, a machine description), a copy the caller gives, or a search
+ * of guest RAM. A copy found in RAM is taken only when the kernel it describes is really there:
+ * its page tables map _stext where it says, and its init_uts_ns reads as Linux of the same
+ * release. Copies of the same text are one; two different kernels that both check out are told
+ * apart by the vCPUs (x86: which one CR3 runs), or the dump is refused rather than guessed.
+ */
+import { VmcoreinfoText } from '../../formats/vmcoreinfo.js';
+import { VmdumpError, hex } from '../../guest/errors.js';
+import type { ElfNote, GuestModel } from '../../guest/guest.js';
+import { targetFor, type DumpLayout, type LinuxLayoutDecision } from '../../targets/index.js';
+import { discoverUtsname } from './utsname.js';
+import { scanForVmcoreinfo, type VmcoreinfoCopy } from './vmcoreinfo-scan.js';
+
+/** `search` (default): the VM's own, else a search of RAM; `none`: the VM's own only; a note: this one. */
+export type VmcoreinfoChoice = 'search' | 'none' | { readonly note: ElfNote; readonly label: string };
+
+export type VmcoreinfoDiscovery =
+  | { readonly origin: 'vm' }
+  | { readonly origin: 'given'; readonly label: string }
+  | {
+      readonly origin: 'memory';
+      readonly physical: bigint;
+      readonly form: 'note' | 'text';
+      /** Copies found in all, and what the search cost. */
+      readonly copies: number;
+      readonly bytesScanned: number;
+      readonly elapsedMs: number;
+    }
+  | { readonly origin: 'none'; readonly why: string };
+
+export interface VmcoreinfoResult {
+  /** The guest as later steps see it: with the chosen VMCOREINFO. */
+  readonly guest: GuestModel;
+  readonly discovery: VmcoreinfoDiscovery;
+}
+
+export async function discoverVmcoreinfo(
+  guest: GuestModel,
+  choice: VmcoreinfoChoice,
+  layout: DumpLayout,
+  signal?: AbortSignal,
+): Promise<VmcoreinfoResult> {
+  if (typeof choice === 'object') {
+    if (layout === 'qemu')
+      throw new VmdumpError('usage', '--vmcoreinfo FILE goes with the default layout; --layout qemu writes what QEMU would');
+    return { guest: withVmcoreinfo(guest, choice.note), discovery: { origin: 'given', label: choice.label } };
+  }
+  if (guest.vmcoreinfo !== undefined) return { guest, discovery: { origin: 'vm' } };
+  // QEMU writes no VMCOREINFO note when the VM gave it none (docs/elf-vmcore.md §7.6).
+  if (layout === 'qemu') return { guest, discovery: { origin: 'none', why: "QEMU's layout" } };
+  if (choice === 'none') return { guest, discovery: { origin: 'none', why: 'the search is off (--vmcoreinfo none)' } };
+  return searchGuestRam(guest, signal);
+}
+
+async function searchGuestRam(guest: GuestModel, signal: AbortSignal | undefined): Promise<VmcoreinfoResult> {
+  const started = performance.now();
+  const scan = await scanForVmcoreinfo(guest.ram, guest.arch.endian, signal);
+  const distinct = distinctTexts(scan.copies);
+  const checked = await Promise.all(distinct.map(async (copy) => ({ copy, verdict: await checkCopy(guest, copy.note) })));
+  const valid = checked.filter((c) => c.verdict.ok);
+  const chosen = valid.length > 1 ? await running(guest, valid) : valid;
+  const cost = {
+    copies: scan.copies.length + scan.dropped,
+    bytesScanned: scan.bytesRead,
+    elapsedMs: performance.now() - started,
+  };
+  if (chosen.length === 1) {
+    const { copy } = chosen[0]!;
+    return {
+      guest: withVmcoreinfo(guest, copy.note),
+      discovery: { origin: 'memory', physical: copy.physical, form: copy.form, ...cost },
+    };
+  }
+  if (chosen.length > 1) {
+    const list = chosen.map(({ copy }) => `${hex(copy.physical)} (${release(copy.note)})`).join(', ');
+    throw new VmdumpError(
+      'bad-input',
+      `guest RAM holds VMCOREINFO of ${chosen.length} different kernels that all check out, at ${list}, and no vCPU says which one runs; ` +
+        'give the right one with --vmcoreinfo FILE, or dump without it with --vmcoreinfo none',
+    );
+  }
+  const why =
+    scan.copies.length === 0
+      ? 'none in guest RAM (a kernel without CONFIG_CRASH_CORE, or not Linux)'
+      : `${cost.copies} cop${cost.copies === 1 ? 'y' : 'ies'} in guest RAM, none of the running kernel: ` +
+        checked.map(({ copy, verdict }) => `${hex(copy.physical)}: ${verdict.ok ? 'ok' : verdict.why}`).join('; ');
+  return { guest, discovery: { origin: 'none', why } };
+}
+
+/** One copy per text; the note form first (it is what the device would report). */
+function distinctTexts(copies: readonly VmcoreinfoCopy[]): VmcoreinfoCopy[] {
+  const byText = new Map<string, VmcoreinfoCopy>();
+  for (const copy of [...copies].sort((a, b) => (a.form === b.form ? 0 : a.form === 'note' ? -1 : 1))) {
+    const text = Buffer.from(copy.note.desc).toString('latin1').replace(/\0+$/, '');
+    if (!byText.has(text)) byText.set(text, copy);
+  }
+  return [...byText.values()];
+}
+
+type Verdict = { readonly ok: true; readonly layout: LinuxLayoutDecision } | { readonly ok: false; readonly why: string };
+
+/** Keys the kernel writes: SYMBOL(x), OFFSET(a.b), NUMBER(X), BUILD-ID, PAGESIZE … */
+const KEY = /^[A-Za-z0-9_().-]+$/;
+
+/** Whether `note` is well-formed VMCOREINFO whose kernel really is in this RAM. */
+async function checkCopy(guest: GuestModel, note: ElfNote): Promise<Verdict> {
+  const text = Buffer.from(note.desc).toString('latin1');
+  const lines = text.split('\n').filter((line) => line !== '');
+  const malformed = lines.find((line) => !KEY.test(line.slice(0, line.indexOf('='))) || !/^[\x20-\x7e]*$/.test(line));
+  if (malformed !== undefined) return { ok: false, why: `not KEY=value text ("${malformed.slice(0, 40)}")` };
+  const info = new VmcoreinfoText(text);
+  const pageSize = info.decimal('PAGESIZE');
+  if (info.string('OSRELEASE') === undefined || pageSize === undefined || pageSize < 4096n || (pageSize & (pageSize - 1n)) !== 0n)
+    return { ok: false, why: 'no OSRELEASE or PAGESIZE' };
+  const candidate = withVmcoreinfo(guest, note);
+  const layout = await targetFor(guest.arch).linuxLayout(candidate);
+  if (layout.kind === 'unavailable') return { ok: false, why: layout.reason };
+  const utsname = await discoverUtsname(candidate, layout, '');
+  if (utsname.source !== 'init_uts_ns') return { ok: false, why: utsname.why };
+  return { ok: true, layout };
+}
+
+/** The copies whose kernel a vCPU runs, where the architecture can tell; all of them where it cannot. */
+async function running<T extends { readonly verdict: Verdict }>(guest: GuestModel, valid: readonly T[]): Promise<T[]> {
+  const target = targetFor(guest.arch);
+  if (target.kernelOnVcpus === undefined) return [...valid];
+  const runs = await Promise.all(
+    valid.map(async ({ verdict }) =>
+      verdict.ok && verdict.layout.kind === 'mapped' ? target.kernelOnVcpus!(guest, verdict.layout.facts) : false,
+    ),
+  );
+  const onVcpus = valid.filter((_, i) => runs[i]);
+  return onVcpus.length === 0 ? [...valid] : onVcpus;
+}
+
+function release(note: ElfNote): string {
+  return VmcoreinfoText.of(note.desc).string('OSRELEASE') ?? '?';
+}
+
+/** The same guest with another VMCOREINFO; reads and close() still go to the source. */
+function withVmcoreinfo(guest: GuestModel, note: ElfNote): GuestModel {
+  return {
+    arch: guest.arch,
+    vcpus: guest.vcpus,
+    ram: guest.ram,
+    vmcoreinfo: note,
+    ...(guest.warnings === undefined ? {} : { warnings: guest.warnings }),
+    close: () => guest.close(),
+  };
+}
