@@ -79,11 +79,17 @@ export function buildLinuxGuest(arch: DebianArch = 'amd64'): LinuxGuest {
 
 /**
  * The Linux test guest on q35 with 2 vCPUs, its serial console's ready line and `-device
- * vmcoreinfo`; KASLR unless `kaslr` is false; `extra` QEMU arguments after those.
+ * vmcoreinfo` (unless `vmcoreinfoDevice` is false, as most VMs run); KASLR unless `kaslr` is
+ * false; `extra` QEMU arguments after those.
  */
 export function linuxGuestConfig(
   linux: LinuxGuest,
-  options: { readonly memory: string; readonly kaslr: boolean; readonly extra?: readonly string[] },
+  options: {
+    readonly memory: string;
+    readonly kaslr: boolean;
+    readonly vmcoreinfoDevice?: boolean;
+    readonly extra?: readonly string[];
+  },
 ): GuestConfig {
   return {
     machine: 'q35',
@@ -93,7 +99,7 @@ export function linuxGuestConfig(
     initrd: linux.initrd,
     append: options.kaslr ? 'console=ttyS0' : 'console=ttyS0 nokaslr',
     ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
-    extra: ['-device', 'vmcoreinfo', ...(options.extra ?? [])],
+    extra: [...(options.vmcoreinfoDevice === false ? [] : ['-device', 'vmcoreinfo']), ...(options.extra ?? [])],
   };
 }
 

@@ -49,9 +49,10 @@ export class PmemsaveTransfer {
   }
 
   /**
-   * Reads `into.length` bytes at `offset`. The dump reads in order, through one streaming
-   * pmemsave; a read elsewhere before streaming began (page tables, notes) is a pmemsave of just
-   * that span into a file. Once streaming, only the next bytes in order can be read.
+   * Reads `into.length` bytes at `offset`. A pass over the range (the dump, the search for
+   * VMCOREINFO) reads in order, through one streaming pmemsave; a read elsewhere outside a pass
+   * (page tables, notes) is a pmemsave of just that span into a file. During a pass, only the
+   * next bytes in order can be read.
    */
   async read(offset: bigint, into: Uint8Array): Promise<void> {
     if (offset !== this.position) {
@@ -102,10 +103,18 @@ export class PmemsaveTransfer {
     }
   }
 
+  /**
+   * A completed pass leaves the transfer as new: a later pass (the dump after the search for
+   * VMCOREINFO) streams again from the start, and reads elsewhere meanwhile are spans.
+   */
   private async finish(): Promise<void> {
     this.finished = true;
     this.release();
     await this.command;
+    this.command = undefined;
+    this.opening = undefined;
+    this.position = 0n;
+    this.finished = false;
   }
 
   /** Closes the FIFO's descriptor exactly once, even if the close itself fails. */

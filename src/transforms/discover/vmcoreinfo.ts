@@ -57,46 +57,72 @@ export async function discoverVmcoreinfo(
 async function searchGuestRam(guest: GuestModel, signal: AbortSignal | undefined): Promise<VmcoreinfoResult> {
   const started = performance.now();
   const scan = await scanForVmcoreinfo(guest.ram, guest.arch.endian, signal);
-  const distinct = distinctTexts(scan.copies);
-  const checked = await Promise.all(distinct.map(async (copy) => ({ copy, verdict: await checkCopy(guest, copy.note) })));
-  const valid = checked.filter((c) => c.verdict.ok);
-  const chosen = valid.length > 1 ? await running(guest, valid) : valid;
+  const checked = await checkTexts(guest, scan.copies);
+  const kernels = await running(guest, kernelsOf(checked));
   const cost = {
     copies: scan.copies.length + scan.dropped,
     bytesScanned: scan.bytesRead,
     elapsedMs: performance.now() - started,
   };
-  if (chosen.length === 1) {
-    const { copy } = chosen[0]!;
+  if (kernels.length === 1) {
+    const copy = kernels[0]!.copy;
     return {
       guest: withVmcoreinfo(guest, copy.note),
       discovery: { origin: 'memory', physical: copy.physical, form: copy.form, ...cost },
     };
   }
-  if (chosen.length > 1) {
-    const list = chosen.map(({ copy }) => `${hex(copy.physical)} (${release(copy.note)})`).join(', ');
+  if (kernels.length > 1) {
+    const list = kernels.map(({ copy }) => `${hex(copy.physical)} (${release(copy.note)})`).join(', ');
     throw new VmdumpError(
       'bad-input',
-      `guest RAM holds VMCOREINFO of ${chosen.length} different kernels that all check out, at ${list}, and no vCPU says which one runs; ` +
+      `guest RAM holds VMCOREINFO of ${kernels.length} different kernels that all check out, at ${list}, and no vCPU says which one runs; ` +
         'give the right one with --vmcoreinfo FILE, or dump without it with --vmcoreinfo none',
     );
   }
   const why =
     scan.copies.length === 0
       ? 'none in guest RAM (a kernel without CONFIG_CRASH_CORE, or not Linux)'
-      : `${cost.copies} cop${cost.copies === 1 ? 'y' : 'ies'} in guest RAM, none of the running kernel: ` +
+      : `${cost.copies} cop${cost.copies === 1 ? 'y' : 'ies'} in guest RAM, none of a kernel that is there: ` +
         checked.map(({ copy, verdict }) => `${hex(copy.physical)}: ${verdict.ok ? 'ok' : verdict.why}`).join('; ');
   return { guest, discovery: { origin: 'none', why } };
 }
 
-/** One copy per text; the note form first (it is what the device would report). */
-function distinctTexts(copies: readonly VmcoreinfoCopy[]): VmcoreinfoCopy[] {
-  const byText = new Map<string, VmcoreinfoCopy>();
-  for (const copy of [...copies].sort((a, b) => (a.form === b.form ? 0 : a.form === 'note' ? -1 : 1))) {
-    const text = Buffer.from(copy.note.desc).toString('latin1').replace(/\0+$/, '');
-    if (!byText.has(text)) byText.set(text, copy);
+interface CheckedCopy {
+  readonly copy: VmcoreinfoCopy;
+  readonly text: string;
+  readonly verdict: Verdict;
+}
+
+/** Each distinct text is checked once. */
+async function checkTexts(guest: GuestModel, copies: readonly VmcoreinfoCopy[]): Promise<CheckedCopy[]> {
+  const verdicts = new Map<string, Promise<Verdict>>();
+  return Promise.all(
+    copies.map(async (copy) => {
+      const text = Buffer.from(copy.note.desc).toString('latin1');
+      if (!verdicts.has(text)) verdicts.set(text, checkCopy(guest, copy.note));
+      return { copy, text, verdict: await verdicts.get(text)! };
+    }),
+  );
+}
+
+/**
+ * The valid copies, one per kernel (same release, same layout). A kernel's own pair is one text as
+ * both note and page: that copy is preferred over others of the same kernel (a file in the page
+ * cache, a superset written by makedumpfile -g), then a note, then the first found.
+ */
+function kernelsOf(checked: readonly CheckedCopy[]): CheckedCopy[] {
+  const groups = new Map<string, CheckedCopy[]>();
+  for (const entry of checked) {
+    if (!entry.verdict.ok) continue;
+    const key = `${release(entry.copy.note)} ${JSON.stringify(entry.verdict.layout, (_, v: unknown) => (typeof v === 'bigint' ? v.toString(16) : v))}`;
+    groups.set(key, [...(groups.get(key) ?? []), entry]);
   }
-  return [...byText.values()];
+  return [...groups.values()].map((group) => {
+    const paired = (entry: CheckedCopy) =>
+      group.some((other) => other.text === entry.text && other.copy.form !== entry.copy.form);
+    const notes = group.filter((entry) => entry.copy.form === 'note');
+    return notes.find(paired) ?? notes[0] ?? group[0]!;
+  });
 }
 
 type Verdict = { readonly ok: true; readonly layout: LinuxLayoutDecision } | { readonly ok: false; readonly why: string };
