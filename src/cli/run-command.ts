@@ -184,8 +184,10 @@ function vmcoreinfoSource(found: VmcoreinfoDiscovery): string {
       return `from ${found.label}`;
     case 'memory': {
       const form = found.form === 'note' ? "the kernel's note" : "the kernel's text";
-      const copies = `${found.copies} cop${found.copies === 1 ? 'y' : 'ies'}`;
-      return `found in guest RAM at ${hex(found.physical)} (${form}; ${copies}; ${formatBytes(found.bytesScanned)} searched in ${formatSeconds(found.elapsedMs)})`;
+      const copies = `${found.copies} cop${found.copies === 1 ? 'y' : 'ies'} seen`;
+      const searched = `${formatBytes(found.bytesScanned)} searched in ${formatSeconds(found.elapsedMs)}`;
+      const end = found.stoppedEarly ? ', where a vCPU runs that kernel' : '';
+      return `found in guest RAM at ${hex(found.physical)} (${form}; ${copies}; ${searched}${end})`;
     }
     case 'none':
       return `none: ${found.why}`;

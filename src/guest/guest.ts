@@ -150,6 +150,12 @@ export interface RamRange {
    * (they get no direct-map address). Absent means system RAM.
    */
   readonly systemRam?: boolean;
+  /**
+   * True when the range is read in passes (a FIFO QEMU fills from the start): a pass that begins
+   * at offset 0 must be read through in order before any other read of the range. Absent: any
+   * read, any time.
+   */
+  readonly readsInPasses?: boolean;
   read(offset: bigint, into: Uint8Array): Promise<void>;
 }
 

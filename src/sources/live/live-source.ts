@@ -193,6 +193,7 @@ export async function openLiveVm(address: QmpAddress, options: LiveOptions = {})
         size: range.end - range.start,
         label: transfer.label,
         systemRam: !isSpecialBlock(range.region),
+        readsInPasses: true,
         read: (offset, into) => transfer.read(offset, into),
       };
     });

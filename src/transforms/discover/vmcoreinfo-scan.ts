@@ -23,7 +23,15 @@ export interface VmcoreinfoScan {
   /** Copies seen beyond `MAX_COPIES` (hostile or odd RAM): counted, not kept. */
   readonly dropped: number;
   readonly bytesRead: number;
+  /** `settle` said stop before the end of RAM. */
+  readonly stoppedEarly: boolean;
 }
+
+/**
+ * Looks at the copies found since its last call; true ends the scan. It is called after each
+ * chunk, or after each range that is read in passes (no other read may come in the middle).
+ */
+export type SettleCopies = (found: readonly VmcoreinfoCopy[]) => Promise<boolean>;
 
 /** Every page boundary is a candidate: 4 KiB divides every page size Linux uses. */
 const STEP = 4096;
@@ -37,36 +45,51 @@ const OSRELEASE = Buffer.from('OSRELEASE=', 'latin1');
 const NOTE_NAME_AT = 12;
 const NOTE_DESC_AT = 24;
 
-export async function scanForVmcoreinfo(ram: readonly RamRange[], endian: Endian, signal?: AbortSignal): Promise<VmcoreinfoScan> {
+/** System RAM only: the kernel allocates VMCOREINFO there, never in video RAM or a ROM. */
+export async function scanForVmcoreinfo(
+  ram: readonly RamRange[],
+  endian: Endian,
+  settle: SettleCopies,
+  signal?: AbortSignal,
+): Promise<VmcoreinfoScan> {
   const memory = new GuestMemory(ram);
-  const hits: { physical: bigint; form: 'note' | 'text' }[] = [];
+  const copies: VmcoreinfoCopy[] = [];
+  let hits: { physical: bigint; form: 'note' | 'text' }[] = [];
   let seen = 0;
   let bytesRead = 0;
+  const settleHits = async (): Promise<boolean> => {
+    const found: VmcoreinfoCopy[] = [];
+    for (const hit of hits) {
+      const note = await (hit.form === 'note' ? noteAt(memory, hit.physical, endian) : textAt(memory, hit.physical));
+      if (note !== undefined) found.push({ ...hit, note });
+    }
+    hits = [];
+    copies.push(...found);
+    return found.length > 0 && settle(found);
+  };
   for (const range of ram) {
-    await eachChunk(range, signal, (chunk, physical) => {
+    if (range.systemRam === false) continue;
+    const stopped = await eachChunk(range, signal, async (chunk, physical) => {
       bytesRead += chunk.length;
       for (let at = 0; at + NOTE_DESC_AT <= chunk.length; at += STEP) {
         const form = formAt(chunk, at, endian);
         if (form === undefined) continue;
         seen += 1;
-        if (hits.length < MAX_COPIES) hits.push({ physical: physical + BigInt(at), form });
+        if (copies.length + hits.length < MAX_COPIES) hits.push({ physical: physical + BigInt(at), form });
       }
+      return range.readsInPasses !== true && settleHits();
     });
+    if (stopped || (await settleHits())) return { copies, dropped: seen - copies.length, bytesRead, stoppedEarly: true };
   }
-  const copies: VmcoreinfoCopy[] = [];
-  for (const hit of hits) {
-    const note = await (hit.form === 'note' ? noteAt(memory, hit.physical, endian) : textAt(memory, hit.physical));
-    if (note !== undefined) copies.push({ ...hit, note });
-  }
-  return { copies, dropped: seen - hits.length, bytesRead };
+  return { copies, dropped: seen - copies.length, bytesRead, stoppedEarly: false };
 }
 
-/** Reads `range` in page-aligned chunks, the next read in flight while `visit` looks at the last. */
+/** Reads `range` in page-aligned chunks, the next read in flight while `visit` looks at the last, until `visit` says stop. */
 async function eachChunk(
   range: RamRange,
   signal: AbortSignal | undefined,
-  visit: (chunk: Uint8Array, physical: bigint) => void,
-): Promise<void> {
+  visit: (chunk: Uint8Array, physical: bigint) => Promise<boolean>,
+): Promise<boolean> {
   const first = (BigInt(STEP) - (range.start % BigInt(STEP))) % BigInt(STEP);
   const buffers = [new Uint8Array(CHUNK), new Uint8Array(CHUNK)];
   const read = (offset: bigint, buffer: Uint8Array): Promise<Uint8Array> | undefined => {
@@ -82,9 +105,14 @@ async function eachChunk(
     const chunk = await pending;
     const next = offset + BigInt(chunk.length);
     pending = read(next, buffers[turn % 2]!);
-    visit(chunk, range.start + offset);
+    if (await visit(chunk, range.start + offset)) {
+      // The read ahead is not wanted; it must not end unobserved.
+      await pending?.catch(() => undefined);
+      return true;
+    }
     offset = next;
   }
+  return false;
 }
 
 function formAt(chunk: Uint8Array, at: number, endian: Endian): 'note' | 'text' | undefined {

@@ -56,9 +56,16 @@ export async function discoverVmcoreinfo(
 
 async function searchGuestRam(guest: GuestModel, signal: AbortSignal | undefined): Promise<VmcoreinfoResult> {
   const started = performance.now();
-  const scan = await scanForVmcoreinfo(guest.ram, guest.arch.endian, signal);
-  const checked = await checkTexts(guest, scan.copies);
-  const kernels = await running(guest, kernelsOf(checked));
+  const target = targetFor(guest.arch);
+  const verdicts = new Map<string, Promise<Verdict>>();
+  // Where the vCPUs can say which kernel runs, the first copy of that kernel ends the search.
+  const settle = async (found: readonly VmcoreinfoCopy[]): Promise<boolean> =>
+    target.kernelOnVcpus !== undefined &&
+    (await running(guest, kernelsOf(await checkTexts(guest, found, verdicts)))).some((k) => k.runs);
+  const scan = await scanForVmcoreinfo(guest.ram, guest.arch.endian, settle, signal);
+  const checked = await checkTexts(guest, scan.copies, verdicts);
+  const ran = await running(guest, kernelsOf(checked));
+  const kernels = ran.some((k) => k.runs) ? ran.filter((k) => k.runs) : ran;
   const cost = {
     copies: scan.copies.length + scan.dropped,
     bytesScanned: scan.bytesRead,
@@ -93,9 +100,12 @@ interface CheckedCopy {
   readonly verdict: Verdict;
 }
 
-/** Each distinct text is checked once. */
-async function checkTexts(guest: GuestModel, copies: readonly VmcoreinfoCopy[]): Promise<CheckedCopy[]> {
-  const verdicts = new Map<string, Promise<Verdict>>();
+/** Each distinct text is checked once per search. */
+async function checkTexts(
+  guest: GuestModel,
+  copies: readonly VmcoreinfoCopy[],
+  verdicts: Map<string, Promise<Verdict>>,
+): Promise<CheckedCopy[]> {
   return Promise.all(
     copies.map(async (copy) => {
       const text = Buffer.from(copy.note.desc).toString('latin1');
@@ -148,17 +158,18 @@ async function checkCopy(guest: GuestModel, note: ElfNote): Promise<Verdict> {
   return { ok: true, layout };
 }
 
-/** The copies whose kernel a vCPU runs, where the architecture can tell; all of them where it cannot. */
-async function running<T extends { readonly verdict: Verdict }>(guest: GuestModel, valid: readonly T[]): Promise<T[]> {
+/** Each kernel, and whether a vCPU runs it (false where the architecture cannot tell). */
+async function running(guest: GuestModel, kernels: readonly CheckedCopy[]): Promise<(CheckedCopy & { runs: boolean })[]> {
   const target = targetFor(guest.arch);
-  if (target.kernelOnVcpus === undefined) return [...valid];
-  const runs = await Promise.all(
-    valid.map(async ({ verdict }) =>
-      verdict.ok && verdict.layout.kind === 'mapped' ? target.kernelOnVcpus!(guest, verdict.layout.facts) : false,
-    ),
+  return Promise.all(
+    kernels.map(async (kernel) => ({
+      ...kernel,
+      runs:
+        target.kernelOnVcpus !== undefined && kernel.verdict.ok && kernel.verdict.layout.kind === 'mapped'
+          ? await target.kernelOnVcpus(guest, kernel.verdict.layout.facts)
+          : false,
+    })),
   );
-  const onVcpus = valid.filter((_, i) => runs[i]);
-  return onVcpus.length === 0 ? [...valid] : onVcpus;
 }
 
 function release(note: ElfNote): string {
