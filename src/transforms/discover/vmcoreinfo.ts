@@ -23,8 +23,9 @@ export type VmcoreinfoDiscovery =
       readonly origin: 'memory';
       readonly physical: bigint;
       readonly form: 'note' | 'text';
-      /** Copies found in all, and what the search cost. */
+      /** Copies found, whether the search stopped at the running kernel's, and what it cost. */
       readonly copies: number;
+      readonly stoppedEarly: boolean;
       readonly bytesScanned: number;
       readonly elapsedMs: number;
     }
@@ -68,6 +69,7 @@ async function searchGuestRam(guest: GuestModel, signal: AbortSignal | undefined
   const kernels = ran.some((k) => k.runs) ? ran.filter((k) => k.runs) : ran;
   const cost = {
     copies: scan.copies.length + scan.dropped,
+    stoppedEarly: scan.stoppedEarly,
     bytesScanned: scan.bytesRead,
     elapsedMs: performance.now() - started,
   };
