@@ -57,7 +57,19 @@ export { openSavedVm, openSavedVmStream } from './sources/saved-vm/saved-vm-sour
 export { openLiveVm, type LiveGuest, type LiveOptions } from './sources/live/live-source.js';
 export { openLiveMigration, type LiveMigrationGuest } from './sources/live/live-migration.js';
 export { QmpClient, type QmpAddress, type QmpEvent } from './sources/qmp/qmp-client.js';
-export { prepareDump, type DumpFormat, type DumpRequest, type PreparedDump } from './transforms/prepare-dump.js';
+export {
+  prepareDump,
+  type DumpFormat,
+  type DumpRequest,
+  type PrepareOptions,
+  type PreparedDump,
+} from './transforms/prepare-dump.js';
+export {
+  discoverVmcoreinfo,
+  type VmcoreinfoChoice,
+  type VmcoreinfoDiscovery,
+  type VmcoreinfoResult,
+} from './transforms/discover/vmcoreinfo.js';
 export { discoverLayout, readersFor, type LayoutDiscovery } from './transforms/discover/discover.js';
 export { planDump, type DumpOptions, type DumpPlan, type DumpRecord } from './transforms/plan/dump-plan.js';
 export type { MemoryFilter } from './transforms/plan/memory-mapping.js';
