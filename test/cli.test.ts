@@ -106,10 +106,65 @@ describe('bad input: one line, a documented exit code, nothing left behind', () 
     expect(outputsIn(dir)).toEqual([]);
   });
 
+  it('a --vmcoreinfo file that cannot be read: exit 3 before the guest is opened; with --layout qemu: exit 2', async () => {
+    const missing = await runCli(['raw', machine, '--vmcoreinfo', path.join(dir, 'nope.txt'), '-o', path.join(dir, 'x.core')]);
+    expect([missing.code, missing.stderr]).toEqual([
+      3,
+      `vmdump: error: cannot read the VMCOREINFO file ${path.join(dir, 'nope.txt')}: no such file or directory (ENOENT) (--vmcoreinfo)\n`,
+    ]);
+    const qemu = await runCli(['raw', machine, '--layout', 'qemu', '--vmcoreinfo', 'none', '-o', path.join(dir, 'x.core')]);
+    expect([qemu.code, qemu.stderr]).toEqual([
+      2,
+      'vmdump: error: --vmcoreinfo goes with the default layout; --layout qemu writes what QEMU would\n',
+    ]);
+    expect(outputsIn(dir)).toEqual([]);
+  });
+
   it('--help documents the exit codes', async () => {
     const help = await runCli(['--help']);
     expect(help.code).toBe(0);
     expect(help.stderr).toMatch(/Exit codes: 0 done, 1 internal error, 2 usage, 3 bad input, 4 output failed/);
+  });
+});
+
+describe('where VMCOREINFO comes from', () => {
+  const work = tempDir('vmdump-vmcoreinfo-');
+  let bare: string;
+  beforeAll(() => {
+    // RAM of a byte pattern: no page of it starts OSRELEASE= or a VMCOREINFO note.
+    bare = writeMachine(work, { arch: 'x86_64', ranges: [{ address: 0n, size: 0x200000 }] });
+    fs.writeFileSync(path.join(work, 'given.txt'), 'OSRELEASE=6.1.0-given\nPAGESIZE=4096\n');
+  });
+  const vmcoreinfoLine = (stderr: string) => stderr.split('\n').find((line) => line.startsWith('vmdump: VMCOREINFO:'));
+  const lastNote = (core: string) => readElfFile(core).notes.at(-1);
+
+  it('the VM, a search of RAM that finds none, no search, or a file: the summary says which, the notes follow', async () => {
+    const core = path.join(work, 'out.core');
+    const fromVm = await runCli(['raw', machine, '--force', '-o', core]);
+    expect(vmcoreinfoLine(fromVm.stderr)).toBe(
+      'vmdump: VMCOREINFO: from the VM (vmcoreinfo device, s390x lowcore pointer or machine description)',
+    );
+    const searched = await runCli(['raw', bare, '--force', '-o', core]);
+    expect(vmcoreinfoLine(searched.stderr)).toBe(
+      'vmdump: VMCOREINFO: none: none in guest RAM (a kernel without CONFIG_CRASH_CORE, or not Linux)',
+    );
+    expect(lastNote(core)?.name).not.toBe('VMCOREINFO');
+    const off = await runCli(['raw', bare, '--vmcoreinfo', 'none', '--force', '-o', core]);
+    expect(vmcoreinfoLine(off.stderr)).toBe('vmdump: VMCOREINFO: none: the search is off (--vmcoreinfo none)');
+    const given = path.join(work, 'given.txt');
+    const fromFile = await runCli(['raw', bare, '--vmcoreinfo', given, '--force', '-o', core, '--progress', 'json']);
+    expect(fromFile.code).toBe(0);
+    const done = JSON.parse(fromFile.stderr.trim().split('\n').at(-1)!) as { vmcoreinfo: unknown };
+    expect(done.vmcoreinfo).toEqual({ origin: 'given' });
+    expect([lastNote(core)?.name, lastNote(core)?.desc.toString('latin1')]).toEqual([
+      'VMCOREINFO',
+      'OSRELEASE=6.1.0-given\nPAGESIZE=4096\n',
+    ]);
+    // A given file wins over the VM's own.
+    const override = await runCli(['raw', machine, '--vmcoreinfo', given, '--force', '-o', core]);
+    expect(vmcoreinfoLine(override.stderr)).toBe(`vmdump: VMCOREINFO: from ${given}`);
+    expect(lastNote(core)?.desc.toString('latin1')).toBe('OSRELEASE=6.1.0-given\nPAGESIZE=4096\n');
+    fs.rmSync(core);
   });
 });
 

@@ -13,24 +13,10 @@ import { openRawImage } from '../src/sources/raw/raw-image.js';
 import { outputDestination, startDump } from '../src/pipeline/run-dump.js';
 import { prepareDump, type DumpRequest } from '../src/transforms/prepare-dump.js';
 import { fillPattern } from './helpers/guests.js';
+import { DIRECT_MAP, MiB, UTSNAME, mapKernel, vmcoreinfoText } from './helpers/linux-like.js';
 import { runCli, tempDir } from './helpers/machines.js';
 import { expectSameFile } from './helpers/same-file.js';
 import { readKdump } from './helpers/kdump-reader.js';
-
-const MiB = 1 << 20;
-const DIRECT_MAP = 0xffff_8880_0000_0000n;
-/** __START_KERNEL_map + 32 MiB: init_top_pgt at physical 32 MiB (phys_base 0). */
-const INIT_TOP_PGT = 0xffff_ffff_8200_0000n;
-/** init_uts_ns in the kernel image: physical 33 MiB; its `name` 4 bytes in (OFFSET(uts_namespace.name)). */
-const INIT_UTS_NS = 0xffff_ffff_8210_0000n;
-const UTSNAME = [
-  'Linux',
-  'vmdump-test',
-  '6.1.0-test',
-  '#1 SMP PREEMPT_DYNAMIC Debian 6.1.0-test (2026-12-02)',
-  'x86_64',
-  '(none)',
-];
 
 const dir = tempDir('vmdump-library-cli-');
 let machine: string;
@@ -38,31 +24,9 @@ let machine: string;
 function writeLinuxLikeGuest(): string {
   const ram = Buffer.alloc(64 * MiB);
   fillPattern(ram, 0n);
-  const pml4 = 32 * MiB;
-  const pdpt = pml4 + 0x1000;
-  ram.fill(0, pml4, pml4 + 0x2000);
-  const slot = Number((DIRECT_MAP >> 39n) & 0x1ffn);
-  ram.writeBigUInt64LE(BigInt(pdpt) | 0x3n, pml4 + 8 * slot); // present, writable
-  ram.writeBigUInt64LE(0x83n, pdpt); // 1 GiB page at physical 0: present, writable, PS
-  const uts = 33 * MiB + 4;
-  ram.fill(0, uts, uts + 6 * 65);
-  UTSNAME.forEach((field, i) => ram.write(field, uts + 65 * i, 'latin1'));
+  const pml4 = mapKernel(ram, 0);
   fs.writeFileSync(path.join(dir, 'ram.img'), ram);
-  fs.writeFileSync(
-    path.join(dir, 'vmcoreinfo.txt'),
-    [
-      'OSRELEASE=6.1.0-test',
-      'PAGESIZE=4096',
-      `SYMBOL(_stext)=ffffffff81000000`,
-      `SYMBOL(init_top_pgt)=${INIT_TOP_PGT.toString(16)}`,
-      'NUMBER(phys_base)=0',
-      'NUMBER(KERNEL_IMAGE_SIZE)=1073741824',
-      'KERNELOFFSET=0',
-      `SYMBOL(init_uts_ns)=${INIT_UTS_NS.toString(16)}`,
-      'OFFSET(uts_namespace.name)=4',
-      '',
-    ].join('\n'),
-  );
+  fs.writeFileSync(path.join(dir, 'vmcoreinfo.txt'), vmcoreinfoText(0, UTSNAME[2]!));
   const description = {
     arch: 'x86_64',
     ram: [{ address: '0x0', size: 64 * MiB, file: 'ram.img' }],

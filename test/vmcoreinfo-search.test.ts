@@ -1,6 +1,6 @@
 /**
  * The search for VMCOREINFO in guest RAM (docs/vmcoreinfo-discovery.md), on hand-built aarch64
- * memory: the kernel's note and text pages, copies that are not page-aligned or sit in video RAM,
+ * and x86_64 memory: the kernel's note and text pages, copies that are not page-aligned or sit in video RAM,
  * stale copies whose kernel is not there, two different kernels that both check out (refused:
  * aarch64's vCPU state cannot say which runs), and the choices the caller has.
  */
@@ -11,6 +11,8 @@ import type { Architecture, ElfNote, GuestModel, RamRange } from '../src/guest/g
 import { physAddr } from '../src/guest/units.js';
 import { discoverVmcoreinfo } from '../src/transforms/discover/vmcoreinfo.js';
 import { prepareDump } from '../src/transforms/prepare-dump.js';
+import { fillPattern, guestOf, x86State } from './helpers/guests.js';
+import { MiB, mapKernel, vmcoreinfoText } from './helpers/linux-like.js';
 
 const aarch64: Architecture = { name: 'aarch64', machine: EM_AARCH64, elfClass: 64, endian: 'little', pageSize: 4096 };
 const RAM_BASE = 0x4000_0000n;
@@ -38,7 +40,7 @@ const STEXT = 0xffff_8000_0801_0000n;
 const UTS_OFFSET = 0x20_0000n;
 
 /** The VMCOREINFO text Linux 6.1 on arm64 writes, cut to the fields the layout and the checks read. */
-function vmcoreinfoText(kernel: Kernel, extra = ''): string {
+function arm64Vmcoreinfo(kernel: Kernel, extra = ''): string {
   const hex = (v: bigint) => v.toString(16);
   return [
     `OSRELEASE=${kernel.release}`,
@@ -108,7 +110,7 @@ const textOf = (note: ElfNote | undefined) => Buffer.from(note?.desc ?? []).toSt
 
 describe('the search for VMCOREINFO in guest RAM', () => {
   it("finds the kernel's note and text pages, and gives the note's desc", async () => {
-    const text = vmcoreinfoText(running);
+    const text = arm64Vmcoreinfo(running);
     const ram = new Ram().kernel(running).put(at(30), noteBytes(text)).put(at(31), text);
     const { guest, discovery } = await discoverVmcoreinfo(ram.guest(), 'search', 'portable');
     expect(discovery).toMatchObject({ origin: 'memory', physical: at(30), form: 'note', copies: 2, stoppedEarly: false });
@@ -117,7 +119,7 @@ describe('the search for VMCOREINFO in guest RAM', () => {
   });
 
   it('reads the text alone when the note is gone, up to its NUL', async () => {
-    const text = vmcoreinfoText(running);
+    const text = arm64Vmcoreinfo(running);
     const ram = new Ram().kernel(running).put(at(20), `${text}\0garbage after the end`);
     const { guest, discovery } = await discoverVmcoreinfo(ram.guest(), 'search', 'portable');
     expect(discovery).toMatchObject({ origin: 'memory', physical: at(20), form: 'text' });
@@ -125,8 +127,8 @@ describe('the search for VMCOREINFO in guest RAM', () => {
   });
 
   it('passes over copies off a page boundary and in video RAM, and stale copies whose kernel is gone', async () => {
-    const text = vmcoreinfoText(running);
-    const staleText = vmcoreinfoText(stale);
+    const text = arm64Vmcoreinfo(running);
+    const staleText = arm64Vmcoreinfo(stale);
     const vram = new Uint8Array(1 << 20);
     vram.set(Buffer.from(text, 'latin1'), 0);
     const ram = new Ram()
@@ -143,7 +145,10 @@ describe('the search for VMCOREINFO in guest RAM', () => {
   });
 
   it('says why when no copy checks out', async () => {
-    const ram = new Ram().kernel(running).put(at(2), noteBytes(vmcoreinfoText(stale))).put(at(5), 'OSRELEASE=x\n\x01\x02 binary');
+    const ram = new Ram()
+      .kernel(running)
+      .put(at(2), noteBytes(arm64Vmcoreinfo(stale)))
+      .put(at(5), 'OSRELEASE=x\n\x01\x02 binary');
     const { guest, discovery } = await discoverVmcoreinfo(ram.guest(), 'search', 'portable');
     expect(guest.vmcoreinfo).toBeUndefined();
     expect(discovery.origin).toBe('none');
@@ -152,12 +157,15 @@ describe('the search for VMCOREINFO in guest RAM', () => {
     expect(why).toContain(`0x${at(2).toString(16)}: init_uts_ns does not read as this kernel's`);
     expect(why).toContain(`0x${at(5).toString(16)}: not KEY=value text`);
     const empty = await discoverVmcoreinfo(new Ram().guest(), 'search', 'portable');
-    expect(empty.discovery).toEqual({ origin: 'none', why: 'none in guest RAM (a kernel without CONFIG_CRASH_CORE, or not Linux)' });
+    expect(empty.discovery).toEqual({
+      origin: 'none',
+      why: 'none in guest RAM (a kernel without CONFIG_CRASH_CORE, or not Linux)',
+    });
   });
 
   it("takes one kernel's copies as one, preferring its note-and-text pair over a longer copy", async () => {
-    const text = vmcoreinfoText(running);
-    const superset = vmcoreinfoText(running, 'CRASHTIME=1700000000');
+    const text = arm64Vmcoreinfo(running);
+    const superset = arm64Vmcoreinfo(running, 'CRASHTIME=1700000000');
     const ram = new Ram().kernel(running).put(at(6), noteBytes(superset)).put(at(8), noteBytes(text)).put(at(9), text);
     const { guest, discovery } = await discoverVmcoreinfo(ram.guest(), 'search', 'portable');
     expect(discovery).toMatchObject({ origin: 'memory', physical: at(8), form: 'note' });
@@ -169,8 +177,8 @@ describe('the search for VMCOREINFO in guest RAM', () => {
     const ram = new Ram()
       .kernel(running)
       .kernel(other)
-      .put(at(10), noteBytes(vmcoreinfoText(running)))
-      .put(at(11), noteBytes(vmcoreinfoText(other)));
+      .put(at(10), noteBytes(arm64Vmcoreinfo(running)))
+      .put(at(11), noteBytes(arm64Vmcoreinfo(other)));
     const refused = discoverVmcoreinfo(ram.guest(), 'search', 'portable');
     await expect(refused).rejects.toThrow(VmdumpError);
     await expect(refused).rejects.toThrow(
@@ -180,28 +188,58 @@ describe('the search for VMCOREINFO in guest RAM', () => {
     );
     // The caller's choices: none (no search), or a copy it gives.
     expect((await discoverVmcoreinfo(ram.guest(), 'none', 'portable')).discovery.origin).toBe('none');
-    const given = { note: { name: 'VMCOREINFO', type: 0, desc: Buffer.from(vmcoreinfoText(other)) }, label: 'other.txt' };
+    const given = { note: { name: 'VMCOREINFO', type: 0, desc: Buffer.from(arm64Vmcoreinfo(other)) }, label: 'other.txt' };
     const chosen = await discoverVmcoreinfo(ram.guest(), given, 'portable');
     expect([chosen.discovery, textOf(chosen.guest.vmcoreinfo)]).toEqual([
       { origin: 'given', label: 'other.txt' },
-      vmcoreinfoText(other),
+      arm64Vmcoreinfo(other),
     ]);
   });
 
   it("leaves QEMU's layout alone: no search, and a given copy is refused", async () => {
-    const ram = new Ram().kernel(running).put(at(10), noteBytes(vmcoreinfoText(running)));
+    const ram = new Ram().kernel(running).put(at(10), noteBytes(arm64Vmcoreinfo(running)));
     const qemu = await discoverVmcoreinfo(ram.guest(), 'search', 'qemu');
     expect([qemu.discovery, qemu.guest.vmcoreinfo]).toEqual([{ origin: 'none', why: "QEMU's layout" }, undefined]);
     const given = { note: { name: 'VMCOREINFO', type: 0, desc: new Uint8Array(1) }, label: 'x' };
-    await expect(discoverVmcoreinfo(ram.guest(), given, 'qemu')).rejects.toThrow(/--vmcoreinfo FILE goes with the default layout/);
+    await expect(discoverVmcoreinfo(ram.guest(), given, 'qemu')).rejects.toThrow(
+      /--vmcoreinfo FILE goes with the default layout/,
+    );
   });
 
   it("the default layout of the found copy is the kernel's: PT_LOADs at its linear map and image", async () => {
-    const ram = new Ram().kernel(running).put(at(10), noteBytes(vmcoreinfoText(running)));
+    const ram = new Ram().kernel(running).put(at(10), noteBytes(arm64Vmcoreinfo(running)));
     const prepared = await prepareDump(ram.guest(), {});
     expect(prepared.vmcoreinfo).toMatchObject({ origin: 'memory', physical: at(10) });
     expect(prepared.discovery).toMatchObject({ kind: 'linux', linux: { kind: 'mapped', osRelease: running.release } });
     const notes = prepared.format === 'elf' ? prepared.plan.records.find((r) => r.kind === 'notes') : undefined;
     expect(notes?.kind === 'notes' && notes.notes.at(-1)?.name).toBe('VMCOREINFO');
+  });
+});
+
+describe('two intact x86_64 kernels: the vCPUs say which one runs', () => {
+  /** Kernel A at its link address runs (CR3 = its table); kernel B, loaded 8 MiB higher, is intact but idle. */
+  function twoKernels(vcpus: boolean): GuestModel {
+    const ram = Buffer.alloc(64 * MiB);
+    fillPattern(ram, 0n);
+    const running = mapKernel(ram, 0, '6.1.0-running');
+    mapKernel(ram, 8 * MiB, '6.1.0-idle');
+    ram.set(noteBytes(vmcoreinfoText(8 * MiB, '6.1.0-idle')), 20 * MiB);
+    ram.set(noteBytes(vmcoreinfoText(0, '6.1.0-running')), 50 * MiB);
+    const state = x86State({ cr0: 0x8005_0033n, cr3: BigInt(running), cr4: 0x20n, efer: 0xd00n });
+    return guestOf({ ram: [bufferRange(0n, ram)], vcpus: vcpus ? [{ index: 0, state }] : [] });
+  }
+
+  it("the search ends at the copy of the kernel whose _stext the vCPU's CR3 maps", async () => {
+    const { guest, discovery } = await discoverVmcoreinfo(twoKernels(true), 'search', 'portable');
+    expect(discovery).toMatchObject({ origin: 'memory', physical: BigInt(50 * MiB), copies: 2, stoppedEarly: true });
+    // Chunks of 4 MiB: the search stopped in the one holding the running kernel's note.
+    expect(discovery.origin === 'memory' && discovery.bytesScanned).toBe(52 * MiB);
+    expect(textOf(guest.vmcoreinfo)).toBe(vmcoreinfoText(0, '6.1.0-running'));
+  });
+
+  it('without vCPU state both check out, and the dump is refused', async () => {
+    await expect(discoverVmcoreinfo(twoKernels(false), 'search', 'portable')).rejects.toThrow(
+      /VMCOREINFO of 2 different kernels that all check out, at 0x1400000 \(6\.1\.0-idle\), 0x3200000 \(6\.1\.0-running\)/,
+    );
   });
 });

@@ -70,8 +70,6 @@ export async function runDump(options: CliOptions, signal: AbortSignal, write: W
           ? 'none'
           : 'search';
     const prepared = await prepareDump(guest, { ...options.request, vmcoreinfo }, { signal });
-    if (options.progress !== 'json' && prepared.plan.layout === 'portable')
-      write(`vmdump: VMCOREINFO: ${vmcoreinfoSource(prepared.vmcoreinfo)}\n`);
     const { destination, digest } = outputDestination(options.output, prepared, options.outputOptions);
     const run = startDump(prepared, destination, {
       signal,
@@ -135,6 +133,8 @@ function render(
     );
     return;
   }
+  // Where VMCOREINFO came from decides what the readers can do: said with the summary, not before it (a failed run prints one line).
+  if (prepared.plan.layout === 'portable') write(`vmdump: VMCOREINFO: ${vmcoreinfoSource(prepared.vmcoreinfo)}\n`);
   if (prepared.format === 'kdump') {
     renderKdump(summary as KdumpSummary, prepared, peakRssBytes, write);
     return;

@@ -35,7 +35,7 @@ export type SettleCopies = (found: readonly VmcoreinfoCopy[]) => Promise<boolean
 
 /** Every page boundary is a candidate: 4 KiB divides every page size Linux uses. */
 const STEP = 4096;
-const CHUNK = 8 << 20;
+const CHUNK = 4 << 20;
 /** VMCOREINFO_BYTES is one kernel page; 64 KiB covers every page size. */
 const MAX_TEXT = 64 << 10;
 export const MAX_COPIES = 64;
