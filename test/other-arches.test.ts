@@ -25,6 +25,7 @@ import {
   buildLinuxGuest,
   fetchForeignReaders,
   fetchLinuxVmlinux,
+  saveReferences,
   saveStream,
   startGuest,
   type RunningGuest,
@@ -281,6 +282,60 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
     },
     900_000,
   );
+
+  // s390x has no device: its kernel's lowcore pointer gives VMCOREINFO. On arm64, most VMs run without one.
+  if (c.debian === 'arm64') {
+    readersIt(
+      'without -device vmcoreinfo: VMCOREINFO is found in guest RAM and the default layout passes every reader; QEMU fails them',
+      async () => {
+        const bare = path.join(work, 'no-device');
+        const linux = buildLinuxGuest(c.debian);
+        const guest = await startGuest(
+          {
+            qemu: c.qemu,
+            machine: c.machine,
+            cpu: 'max',
+            memory: '512M',
+            smp: 2,
+            kernel: linux.kernel,
+            initrd: linux.initrd,
+            append: `console=${c.console} rdinit=/init panic=-1`,
+            ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+          },
+          bare,
+        );
+        let qemuElf = '';
+        let stream = '';
+        try {
+          ({ dump: qemuElf, stream } = await saveReferences(guest));
+        } finally {
+          await guest.quit();
+        }
+        const elf = path.join(bare, 'ours.core');
+        const kdump = path.join(bare, 'ours.kdump');
+        for (const [out, args] of [
+          [elf, []],
+          [kdump, ['--format', 'kdump-zlib']],
+        ] as const) {
+          const result = await runCli(['saved', stream, ...args, '-o', out]);
+          expect([result.code, result.stderr]).toEqual([
+            0,
+            expect.stringMatching(/vmdump: VMCOREINFO: found in guest RAM at 0x[0-9a-f]+ \(the kernel's note; \d+ copies seen; /),
+          ]);
+        }
+        const banner = bannerAddress(elf);
+        const [ours, oursKdump, qemu] = await Promise.all([
+          readerFailures(elf, banner, 'elf'),
+          readerFailures(kdump, banner, 'kdump'),
+          readerFailures(qemuElf, banner, 'elf'),
+        ]);
+        expect([ours, oursKdump]).toEqual([[], []]);
+        // Without VMCOREINFO crash cannot place arm64's kernel image either (kimage_voffset).
+        expect(qemu).toEqual(['gdb-multiarch', 'drgn', 'crash', 'makedumpfile']);
+      },
+      900_000,
+    );
+  }
 
   /** linux_banner's kernel virtual address: the symbol plus the KASLR offset the dump's VMCOREINFO gives. */
   function bannerAddress(core: string): bigint {
