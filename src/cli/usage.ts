@@ -31,6 +31,9 @@ Options:
       --length LEN
       --paging          PT_LOADs at the virtual addresses of the guest's page tables
                         (QEMU's paging=true; x86 guests with paging on)
+      --vmcoreinfo FILE the guest kernel's VMCOREINFO (its text, or the ELF note) for the
+                        default layout, when the VM gives none; 'none': do not search guest
+                        RAM for it (by default vmdump does, and checks what it finds)
       --progress MODE   bar (default on a terminal), json (lines on stderr), none
       --force           replace FILE if it exists (without it vmdump refuses; it never
                         writes through a symbolic link)

@@ -23,10 +23,13 @@ export interface PhysicalMemory {
 const PAGE = 4096n;
 const MAX_CACHED_PAGES = 4096;
 
-/** range.read(), with a failure that is not already a VmdumpError named as unreadable guest memory at its place. */
-export async function readRange(range: RamRange, offset: bigint, into: Uint8Array): Promise<void> {
+/**
+ * range.read() (or, for `span`, the one-off readSpan() where the range has one), with a failure
+ * that is not already a VmdumpError named as unreadable guest memory at its place.
+ */
+export async function readRange(range: RamRange, offset: bigint, into: Uint8Array, how: 'pass' | 'span' = 'pass'): Promise<void> {
   try {
-    await range.read(offset, into);
+    await (how === 'span' && range.readSpan !== undefined ? range.readSpan(offset, into) : range.read(offset, into));
   } catch (error) {
     if (error instanceof VmdumpError) throw error;
     throw new VmdumpError(

@@ -150,13 +150,13 @@ export interface RamRange {
    * (they get no direct-map address). Absent means system RAM.
    */
   readonly systemRam?: boolean;
-  /**
-   * True when the range is read in passes (a FIFO QEMU fills from the start): a pass that begins
-   * at offset 0 must be read through in order before any other read of the range. Absent: any
-   * read, any time.
-   */
-  readonly readsInPasses?: boolean;
   read(offset: bigint, into: Uint8Array): Promise<void>;
+  /**
+   * Where `read` streams the range in one front-to-back pass (a FIFO QEMU fills), a one-off read
+   * that starts no pass, for a step that reads only part of the range (the search for
+   * VMCOREINFO). Absent: `read` already reads anything, any time.
+   */
+  readSpan?(offset: bigint, into: Uint8Array): Promise<void>;
 }
 
 /** One PT_LOAD: `virt` 0 means "no virtual address" and is written as the physical one. */

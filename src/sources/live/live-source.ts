@@ -193,8 +193,8 @@ export async function openLiveVm(address: QmpAddress, options: LiveOptions = {})
         size: range.end - range.start,
         label: transfer.label,
         systemRam: !isSpecialBlock(range.region),
-        readsInPasses: true,
         read: (offset, into) => transfer.read(offset, into),
+        readSpan: (offset, into) => transfer.readSpan(offset, into),
       };
     });
     const { vmcoreinfo, warnings } = await liveVmcoreinfo(notes, () => peekableRam(qmp, flat, workDir));

@@ -24,6 +24,7 @@ export class PmemsaveTransfer {
   private position = 0n;
   private failure: Error | undefined;
   private finished = false;
+  private spans = 0;
 
   constructor(
     private readonly qmp: QmpClient,
@@ -86,8 +87,16 @@ export class PmemsaveTransfer {
     if (this.position === this.size) await this.finish();
   }
 
+  /** A pmemsave of just this span into a file: no pass is started (one may not be running). */
+  async readSpan(offset: bigint, into: Uint8Array): Promise<void> {
+    if (this.command !== undefined)
+      throw new VmdumpError('internal', `pmemsave is streaming this range: no other read until its pass ends`, this.label);
+    await this.readOnce(offset, into);
+  }
+
   private async readOnce(offset: bigint, into: Uint8Array): Promise<void> {
-    const file = `${this.fifo}.span`;
+    // Each span its own file: two spans in flight must not share one.
+    const file = `${this.fifo}.span${(this.spans += 1)}`;
     try {
       await this.qmp.execute('pmemsave', { val: Number(this.start + offset), size: into.length, filename: file });
       const bytes = fs.readFileSync(file);

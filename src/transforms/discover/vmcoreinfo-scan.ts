@@ -27,10 +27,7 @@ export interface VmcoreinfoScan {
   readonly stoppedEarly: boolean;
 }
 
-/**
- * Looks at the copies found since its last call; true ends the scan. It is called after each
- * chunk, or after each range that is read in passes (no other read may come in the middle).
- */
+/** Looks at the copies found since its last call (after each chunk); true ends the scan. */
 export type SettleCopies = (found: readonly VmcoreinfoCopy[]) => Promise<boolean>;
 
 /** Every page boundary is a candidate: 4 KiB divides every page size Linux uses. */
@@ -39,6 +36,8 @@ const CHUNK = 4 << 20;
 /** VMCOREINFO_BYTES is one kernel page; 64 KiB covers every page size. */
 const MAX_TEXT = 64 << 10;
 export const MAX_COPIES = 64;
+/** How much of a range read in passes is searched in one-off spans first (where the kernel's copy usually is: §2). */
+const SPAN_LIMIT = 64n << 20n;
 const NAME = 'VMCOREINFO';
 const OSRELEASE = Buffer.from('OSRELEASE=', 'latin1');
 /** namesz 11 ("VMCOREINFO\0"), then descsz and type, then the name padded to 12: the desc starts at 24. */
@@ -67,38 +66,68 @@ export async function scanForVmcoreinfo(
     copies.push(...found);
     return found.length > 0 && settle(found);
   };
-  for (const range of ram) {
-    if (range.systemRam === false) continue;
-    const stopped = await eachChunk(range, signal, async (chunk, physical) => {
-      bytesRead += chunk.length;
-      for (let at = 0; at + NOTE_DESC_AT <= chunk.length; at += STEP) {
-        const form = formAt(chunk, at, endian);
-        if (form === undefined) continue;
-        seen += 1;
-        if (copies.length + hits.length < MAX_COPIES) hits.push({ physical: physical + BigInt(at), form });
-      }
-      return range.readsInPasses !== true && settleHits();
+  const look = (chunk: Uint8Array, physical: bigint): void => {
+    bytesRead += chunk.length;
+    for (
+      let at = Number((BigInt(STEP) - (physical % BigInt(STEP))) % BigInt(STEP));
+      at + NOTE_DESC_AT <= chunk.length;
+      at += STEP
+    ) {
+      const form = formAt(chunk, at, endian);
+      if (form === undefined) continue;
+      seen += 1;
+      if (copies.length + hits.length < MAX_COPIES) hits.push({ physical: physical + BigInt(at), form });
+    }
+  };
+  const stop = () => ({ copies, dropped: seen - copies.length, bytesRead, stoppedEarly: true });
+  for (const range of highestFirst(ram)) {
+    // Where `read` streams whole passes, the start is read in spans (each chunk settled as it
+    // comes), the rest in one pass settled at its end: no read may come in the middle of a pass.
+    const spans = range.readSpan === undefined ? range.size : SPAN_LIMIT < range.size ? SPAN_LIMIT : range.size;
+    const settleChunk = async (chunk: Uint8Array, physical: bigint): Promise<boolean> => {
+      look(chunk, physical);
+      return settleHits();
+    };
+    if (await eachChunk(range, 0n, spans, 'span', signal, settleChunk)) return stop();
+    if (spans === range.size) continue;
+    await eachChunk(range, 0n, range.size, 'pass', signal, async (chunk, physical) => {
+      if (physical + BigInt(chunk.length) > range.start + spans) look(chunk, physical);
+      return false;
     });
-    if (stopped || (await settleHits())) return { copies, dropped: seen - copies.length, bytesRead, stoppedEarly: true };
+    if (await settleHits()) return stop();
   }
   return { copies, dropped: seen - copies.length, bytesRead, stoppedEarly: false };
 }
 
-/** Reads `range` in page-aligned chunks, the next read in flight while `visit` looks at the last, until `visit` says stop. */
+/**
+ * System RAM, the range that starts highest first: the kernel allocates its boot-time pages from
+ * its highest zone, from the bottom up (measured: 18 MiB into a 512 MiB or 2 GiB guest, 4 MiB above
+ * 4 GiB in a 4 GiB one), so a search that ends at the running kernel's copy ends early.
+ */
+function highestFirst(ram: readonly RamRange[]): RamRange[] {
+  return ram.filter((range) => range.systemRam !== false).sort((a, b) => (a.start < b.start ? 1 : a.start > b.start ? -1 : 0));
+}
+
+/**
+ * Reads [from, to) of `range` in page-aligned chunks, the next read in flight while `visit` looks
+ * at the last, until `visit` says stop.
+ */
 async function eachChunk(
   range: RamRange,
+  from: bigint,
+  to: bigint,
+  how: 'span' | 'pass',
   signal: AbortSignal | undefined,
   visit: (chunk: Uint8Array, physical: bigint) => Promise<boolean>,
 ): Promise<boolean> {
-  const first = (BigInt(STEP) - (range.start % BigInt(STEP))) % BigInt(STEP);
   const buffers = [new Uint8Array(CHUNK), new Uint8Array(CHUNK)];
   const read = (offset: bigint, buffer: Uint8Array): Promise<Uint8Array> | undefined => {
-    if (offset >= range.size) return undefined;
-    const length = Number(range.size - offset < BigInt(CHUNK) ? range.size - offset : BigInt(CHUNK));
-    const into = buffer.subarray(0, length);
-    return readRange(range, offset, into).then(() => into);
+    if (offset >= to) return undefined;
+    const into = buffer.subarray(0, Number(to - offset < BigInt(CHUNK) ? to - offset : BigInt(CHUNK)));
+    return readRange(range, offset, into, how).then(() => into);
   };
-  let offset = first;
+  // A pass starts at the range's start; chunks of a span scan start on a guest page.
+  let offset = how === 'pass' ? from : from + ((BigInt(STEP) - ((range.start + from) % BigInt(STEP))) % BigInt(STEP));
   let pending = read(offset, buffers[0]!);
   for (let turn = 1; pending !== undefined; turn += 1) {
     if (signal?.aborted) throw cancelled(signal);
