@@ -19,6 +19,9 @@ export interface TinyGuests {
   pagingPae: string;
   paging4: string;
   paging5: string;
+  /** 64 KiB pflash images (test-guests/flash.S): paging maps the flash, 32-bit and 4-level. */
+  flash32: string;
+  flash4: string;
 }
 
 /**
@@ -42,6 +45,8 @@ export function buildTinyGuests(): TinyGuests {
     pagingPae: out('pagingpae'),
     paging4: out('paging4'),
     paging5: out('paging5'),
+    flash32: path.join(folder, 'flash32.bin'),
+    flash4: path.join(folder, 'flash4.bin'),
   };
 }
 
@@ -52,7 +57,8 @@ export interface GuestConfig {
   readonly cpu?: string;
   readonly memory: string; // -m value, e.g. '128M', '4608M'
   readonly smp: number;
-  readonly kernel: string;
+  /** -kernel; absent for a guest that boots from its firmware (pflash, in `extra`). */
+  readonly kernel?: string;
   readonly initrd?: string;
   readonly append?: string;
   readonly extra?: readonly string[];
@@ -136,8 +142,7 @@ export async function startGuest(config: GuestConfig, dir: string): Promise<Runn
     '-display',
     'none',
     '-no-reboot',
-    '-kernel',
-    config.kernel,
+    ...(config.kernel === undefined ? [] : ['-kernel', config.kernel]),
     ...machineArgs,
     '-serial',
     `file:${serial}`,

@@ -7,7 +7,7 @@
  * read the same tables many times.
  */
 import { VmdumpError, errnoText, hex } from './errors.js';
-import type { RamRange } from './guest.js';
+import type { RamRange, RomDevice } from './guest.js';
 
 /** What a read does with bytes that no RAM range covers. */
 export type HolePolicy = 'zero' | 'refuse';
@@ -16,7 +16,7 @@ export type HolePolicy = 'zero' | 'refuse';
 export interface PhysicalMemory {
   u64(address: bigint): Promise<bigint | undefined>;
   u32(address: bigint): Promise<number | undefined>;
-  /** The leaf "I/O check": does `address` lie in RAM or ROM (docs/memory-mapping.md §4)? */
+  /** The leaf "I/O check": does `address` lie in RAM, ROM or a ROM device (docs/memory-mapping.md §4)? */
   isMemory(address: bigint): boolean;
 }
 
@@ -44,10 +44,15 @@ export async function readRange(range: RamRange, offset: bigint, into: Uint8Arra
 export class GuestMemory implements PhysicalMemory {
   private readonly cache = new Map<bigint, DataView>();
 
-  constructor(readonly ram: readonly RamRange[]) {}
+  /** `romDevices` are memory to the I/O check, but their bytes cannot be read. */
+  constructor(
+    readonly ram: readonly RamRange[],
+    private readonly romDevices: readonly RomDevice[] = [],
+  ) {}
 
   isMemory(address: bigint): boolean {
-    return this.ram.some((r) => r.start <= address && address < r.start + r.size);
+    const inside = (r: { start: bigint; size: bigint }) => r.start <= address && address < r.start + r.size;
+    return this.ram.some(inside) || this.romDevices.some(inside);
   }
 
   /**

@@ -159,6 +159,18 @@ export interface RamRange {
   readSpan?(offset: bigint, into: Uint8Array): Promise<void>;
 }
 
+/**
+ * A ROM device in ROM mode (pflash firmware): memory to the vCPUs, so page tables may map it and
+ * QEMU's walk keeps such mappings, but not RAM, so no dump holds its bytes (docs/memory-mapping.md
+ * §2, §4; docs/elf-vmcore.md §4).
+ */
+export interface RomDevice {
+  readonly start: PhysAddr;
+  readonly size: bigint;
+  /** e.g. "system.flash0". */
+  readonly label: string;
+}
+
 /** One PT_LOAD: `virt` 0 means "no virtual address" and is written as the physical one. */
 export interface MemoryMapping {
   readonly phys: PhysAddr;
@@ -179,6 +191,8 @@ export interface GuestModel {
   readonly vcpus: readonly Vcpu[];
   /** Ascending, non-overlapping (checked by `checkRamRanges`). */
   readonly ram: readonly RamRange[];
+  /** ROM devices (pflash) mapped in the guest's physical address space; absent when there are none or the source cannot tell. */
+  readonly romDevices?: readonly RomDevice[];
   /** The guest's VMCOREINFO note, appended last to PT_NOTE as QEMU does (docs/elf-vmcore.md §7.6). */
   readonly vmcoreinfo?: ElfNote;
   /** What the source noticed and worked around (QEMU prints these as warnings), for the user. */

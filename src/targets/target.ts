@@ -12,7 +12,7 @@ import type { CoreNotes } from '../formats/elf/elf-decode.js';
 import type { MigrationStream, RamBlock } from '../formats/migration/migration-stream.js';
 import type { DeviceState } from '../formats/migration/vmdesc.js';
 import { VmdumpError } from '../guest/errors.js';
-import type { Architecture, ElfNote, Endian, GuestModel, MemoryMapping, RamRange, Vcpu } from '../guest/guest.js';
+import type { Architecture, ElfNote, Endian, GuestModel, MemoryMapping, RamRange, RomDevice, Vcpu } from '../guest/guest.js';
 
 /** `qemu`: the bytes QEMU writes, its bugs included; `portable`: what readers need (docs/elf-vmcore.md §9). */
 export type DumpLayout = 'qemu' | 'portable';
@@ -83,6 +83,8 @@ export interface TargetDescription {
   vcpusFromNotes(core: CoreNotes): DecodedVcpus;
   /** The saved VM's RAM blocks at their guest-physical places; flash and ROM stay out where QEMU leaves them out. */
   placeSavedRam(stream: MigrationStream, label: string): PlacedBlock[];
+  /** The saved VM's ROM devices (pflash) at their guest-physical places: the page-table walk counts them as memory. */
+  placeSavedRomDevices?(stream: MigrationStream): RomDevice[];
   /** Absolute address of a pointer (guest byte order) to the VMCOREINFO note, where no device reports it. */
   readonly vmcoreinfoPointer?: bigint;
 

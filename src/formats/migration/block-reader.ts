@@ -129,6 +129,11 @@ async function skipForeignChunks(reader: ByteReader, block: RamBlock): Promise<v
 
 /** Reads `into.length` bytes of `block` from `offset`. Whole groups land in `into` directly. */
 export async function readBlock(file: StreamFile, block: RamBlock, offset: bigint, into: Uint8Array): Promise<void> {
+  if (offset < 0n || offset + BigInt(into.length) > block.usedLength)
+    throw new VmdumpError(
+      'internal',
+      `a read of ${into.length} bytes at ${hex(offset)} goes past the end of RAM block ${block.id} (${hex(block.usedLength)} bytes)`,
+    );
   const groupBytes = PAGES_PER_GROUP * block.pageSize;
   const target = Buffer.from(into.buffer, into.byteOffset, into.byteLength);
   let done = 0;

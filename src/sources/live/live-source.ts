@@ -13,7 +13,7 @@ import { decodeQemuNotes, vcpuArchitectureNames, type QemuNotes } from '../../ta
 import { readPointedNote } from '../guest-note.js';
 import { physAddr } from '../../guest/units.js';
 import { QmpClient, type QmpAddress } from '../qmp/qmp-client.js';
-import { parseFlatView, type FlatRange } from './flat-view.js';
+import { parseFlatView, parseRomDevices, type FlatRange } from './flat-view.js';
 import { PmemsaveTransfer, fifoPath } from './pmemsave-range.js';
 import { isSpecialBlock } from '../../formats/migration/block-names.js';
 import { readExactly } from '../read-exactly.js';
@@ -163,7 +163,9 @@ export async function openLiveVm(address: QmpAddress, options: LiveOptions = {})
   };
   try {
     if (wasRunning) await qmp.execute('stop');
-    const flat = parseFlatView(await qmp.hmp('info mtree -f'));
+    const mtree = await qmp.hmp('info mtree -f');
+    const flat = parseFlatView(mtree);
+    const romDevices = parseRomDevices(mtree).map((r) => ({ start: physAddr(r.start), size: r.end - r.start, label: r.region }));
     const first = flat[0];
     if (first === undefined) throw new VmdumpError('bad-input', 'the guest has no RAM in its memory map');
     const notesFile = path.join(workDir, 'notes.core');
@@ -202,6 +204,7 @@ export async function openLiveVm(address: QmpAddress, options: LiveOptions = {})
       arch: notes.architecture(ram),
       vcpus: notes.vcpus,
       ram,
+      ...(romDevices.length > 0 ? { romDevices } : {}),
       wasRunning,
       close,
       ...(vmcoreinfo === undefined ? {} : { vmcoreinfo }),

@@ -118,10 +118,12 @@ async function openSavedVmFd(fd: number, label: string): Promise<GuestModel> {
         ? await readGuestNote(stream.devices, ram, arch.endian)
         : await readPointedNote(ram, pointer, arch.endian);
     const warnings = guestNote !== undefined && 'skipped' in guestNote ? [`VMCOREINFO left out: ${guestNote.skipped}`] : [];
+    const romDevices = target.placeSavedRomDevices?.(stream) ?? [];
     return {
       arch,
       vcpus: decoded.vcpus,
       ram,
+      ...(romDevices.length > 0 ? { romDevices } : {}),
       warnings,
       ...(guestNote !== undefined && 'note' in guestNote ? { vmcoreinfo: guestNote.note } : {}),
       close: closeOnce(fd),

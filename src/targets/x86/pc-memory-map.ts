@@ -8,7 +8,8 @@ import { VmdumpError, hex } from '../../guest/errors.js';
 import type { DeviceState } from '../../formats/migration/vmdesc.js';
 import type { RamBlock } from '../../formats/migration/migration-stream.js';
 import { isSpecialBlock } from '../../formats/migration/block-names.js';
-import { FOUR_GIB } from '../../guest/units.js';
+import { FOUR_GIB, physAddr } from '../../guest/units.js';
+import type { RomDevice } from '../../guest/guest.js';
 import type { PlacedBlock } from '../target.js';
 
 const KIB = 1024n;
@@ -69,6 +70,22 @@ export function mapPcMemory(machineType: string, blocks: readonly RamBlock[], de
   if (bios !== undefined) add(FOUR_GIB - bios.usedLength, bios.usedLength, bios, 0n);
   addVgaBar(devices, blocks, add);
   return mergeRanges(pieces);
+}
+
+/**
+ * The pflash units, which are not RAM (docs/qemu-migration-stream.md §6): QEMU maps them top-down
+ * below 4 GiB, unit 0 highest (pc_system_flash_map).
+ */
+export function placePcFlash(blocks: readonly RamBlock[]): RomDevice[] {
+  let top = FOUR_GIB;
+  const devices: RomDevice[] = [];
+  for (const id of ['system.flash0', 'system.flash1']) {
+    const flash = blocks.find((b) => b.id === id);
+    if (flash === undefined) break;
+    top -= flash.usedLength;
+    devices.push({ start: physAddr(top), size: flash.usedLength, label: id });
+  }
+  return devices;
 }
 
 /** [0, 0xA0000) and [1 MiB, below) minus q35's SMBASE and TSEG black holes when enabled. */
@@ -160,15 +177,16 @@ function addPamSegments(
       if (pcRom !== undefined) add(start, size, pcRom, start - 0xc0000n);
       continue;
     }
-    if (isaBios !== undefined) add(start, size, isaBios, start - 0xe0000n);
-    else if (bios !== undefined) {
-      // isa-bios aliases the last min(size, 128 KiB) of pc.bios, ending at 1 MiB.
-      const aliasSize = bios.usedLength < 0x20000n ? bios.usedLength : 0x20000n;
-      const aliasStart = 0x100000n - aliasSize;
-      if (start + size <= aliasStart) continue;
-      const from = start > aliasStart ? start : aliasStart;
-      add(from, start + size - from, bios, bios.usedLength - aliasSize + (from - aliasStart));
-    }
+    // The ISA BIOS window ends at 1 MiB and holds the last min(size, 128 KiB) of the firmware:
+    // pflash firmware's own isa-bios block (64 KiB flash: a 64 KiB window at 0xF0000), or an alias
+    // of pc.bios. Where a smaller window leaves the ROM space empty, the RAM below shows through
+    // (measured: QEMU's flat view and dump have pc.ram at 0xE0000 with 64 KiB flash).
+    const firmware = isaBios ?? bios;
+    const aliasSize = firmware === undefined ? 0n : firmware.usedLength < 0x20000n ? firmware.usedLength : 0x20000n;
+    const aliasStart = 0x100000n - aliasSize;
+    const from = start > aliasStart ? start : aliasStart < start + size ? aliasStart : start + size;
+    add(start, from - start, ram, start);
+    if (firmware !== undefined) add(from, start + size - from, firmware, firmware.usedLength - aliasSize + (from - aliasStart));
   }
 }
 

@@ -14,7 +14,7 @@ import { x86KernelOnVcpus, x86LinuxLayout } from './linux.js';
 import { x86VcpusFromNotes } from './note-state.js';
 import { prstatusI386, prstatusX86_64, qemuCpuState } from './notes.js';
 import { planPagingMappings } from './paging.js';
-import { mapPcMemory } from './pc-memory-map.js';
+import { mapPcMemory, placePcFlash } from './pc-memory-map.js';
 import { vcpuFromSection } from './stream-state.js';
 
 /**
@@ -51,6 +51,7 @@ export const x86Target: TargetDescription = {
     architecture: (ram) => x86Architecture(core.machine === EM_X86_64, ram),
   }),
   placeSavedRam: (stream) => mapPcMemory(stream.machineType, stream.blocks, stream.devices),
+  placeSavedRomDevices: (stream) => placePcFlash(stream.blocks),
   vcpuNotes(vcpus, arch) {
     // The prstatus layout follows the first vCPU's mode, i.e. the machine (§7.2), even in an ELF64 EM_386 file.
     const prstatus = arch.machine === EM_X86_64 ? prstatusX86_64 : prstatusI386;
@@ -76,6 +77,6 @@ export const x86Target: TargetDescription = {
     if (!rules.qemuQuirks && !guest.vcpus.some((v) => pagingEnabled(v.state))) {
       throw new VmdumpError('usage', '--paging needs a vCPU with paging on (CR0.PG); every vCPU here runs without paging');
     }
-    return planPagingMappings(guest.ram, guest.vcpus, new GuestMemory(guest.ram), rules);
+    return planPagingMappings(guest.ram, guest.vcpus, new GuestMemory(guest.ram, guest.romDevices), rules);
   },
 };

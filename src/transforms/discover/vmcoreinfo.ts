@@ -185,6 +185,7 @@ function withVmcoreinfo(guest: GuestModel, note: ElfNote): GuestModel {
     vcpus: guest.vcpus,
     ram: guest.ram,
     vmcoreinfo: note,
+    ...(guest.romDevices === undefined ? {} : { romDevices: guest.romDevices }),
     ...(guest.warnings === undefined ? {} : { warnings: guest.warnings }),
     close: () => guest.close(),
   };
