@@ -266,22 +266,29 @@ describe('--paging --layout qemu against QEMU paging=true', () => {
     ['the whole guest', undefined],
     ['--begin 0x100000 --length 0x300000', { begin: 0x100000n, length: 0x300000n }],
   ] as const)(
-    'no vCPU in paging mode (the tiny 32-bit guest), %s: --paging --layout qemu is QEMU paging=true byte for byte (virtual = physical)',
+    'no vCPU in paging mode (the tiny 32-bit guest), %s: --paging --layout qemu from the saved stream and the live source is QEMU paging=true byte for byte (virtual = physical)',
     async (_name, filter) => {
       const work = path.join(dir, `no-paging-${filter === undefined ? 'whole' : 'filtered'}`);
-      const guest = await startGuest({ machine: 'q35', memory: '64M', smp: 1, kernel: guests!.tiny32 }, work);
+      const socket = path.join(work, 'vmdump.sock');
+      const guest = await startGuest(
+        { machine: 'q35', memory: '64M', smp: 1, kernel: guests!.tiny32, extra: ['-qmp', `unix:${socket},server=on,wait=off`] },
+        work,
+      );
+      const range =
+        filter === undefined ? [] : ['--begin', `0x${filter.begin.toString(16)}`, '--length', `0x${filter.length.toString(16)}`];
+      const live = path.join(work, 'live.core');
       let refs: { dump: string; stream: string };
       try {
         refs = await saveReferences(guest, { paging: true, ...(filter === undefined ? {} : { filter }) });
+        expect((await runCli(['qmp', socket, '--paging', '--layout', 'qemu', ...range, '-o', live])).code).toBe(0);
       } finally {
         await guest.quit();
       }
-      const range =
-        filter === undefined ? [] : ['--begin', `0x${filter.begin.toString(16)}`, '--length', `0x${filter.length.toString(16)}`];
       const ours = path.join(work, 'ours.core');
       const result = await runCli(['saved', refs.stream, '--paging', '--layout', 'qemu', ...range, '-o', ours]);
       expect(result.code).toBe(0);
       expectSameFile(ours, refs.dump);
+      expectSameFile(live, refs.dump);
       // (For such a guest QEMU's paging=true file equals its paging=false one; vmdump used to refuse it.)
       // The default layout keeps its clear refusal: there are no page-table addresses to give.
       const refused = await runCli(['saved', refs.stream, '--paging', '-o', path.join(work, 'refused.core')]);
