@@ -12,7 +12,7 @@ import { readDeviceState, type DeviceState, type Vmdesc, type VmdescEntry } from
 
 export const QEVM_MAGIC = 0x5145564d;
 
-import { Rec, RamFlag } from './stream-grammar.js';
+import { MigCommand, Rec, RamFlag } from './stream-grammar.js';
 
 export interface RamBlock {
   readonly id: string;
@@ -131,8 +131,16 @@ export async function parseMigrationStream(
       case Rec.Command: {
         await reader.ensure(4, 'a command');
         const command = reader.be16();
-        reader.be16();
-        unsupported(reader, command >= 3 && command <= 6 ? 'postcopy-ram' : `command ${command}`, at);
+        const length = reader.be16();
+        // SWITCHOVER_START says the source is about to stop: nothing for a reader of the saved state.
+        if (command === MigCommand.SwitchoverStart && length === 0) break;
+        unsupported(
+          reader,
+          command >= MigCommand.PostcopyAdvise && command <= MigCommand.PostcopyRamDiscard
+            ? 'postcopy-ram'
+            : `command ${command}`,
+          at,
+        );
         break;
       }
       default:

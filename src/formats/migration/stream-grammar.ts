@@ -17,6 +17,14 @@ export const enum Rec {
   Footer = 0x7e,
 }
 
+/** Sub-commands of a Command record (QEMU's enum MigrationCommand). */
+export const enum MigCommand {
+  PostcopyAdvise = 3,
+  PostcopyRamDiscard = 6,
+  /** Empty; sent before the switchover by QEMU 10.0 machine types (docs/qemu-migration-stream.md §3). */
+  SwitchoverStart = 11,
+}
+
 /** The low bits of a RAM record's be64. */
 export const enum RamFlag {
   Full = 0x01,

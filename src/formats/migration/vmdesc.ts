@@ -35,7 +35,7 @@ export interface Vmdesc {
 const TAIL_WINDOW = 16 << 20;
 
 /**
- * Finds the trailer in a seekable stream: `00 06 be32(len) {"page_size"…` ending the file
+ * Finds the trailer in a seekable stream: `00 06 be32(len) {…}` ending the file
  * (trailing NUL padding allowed). Returns the JSON and where the EOF byte before it sits.
  */
 export function locateVmdesc(fd: number, size: number, label: string): { vmdesc: Vmdesc; eofAt: number } {
@@ -44,8 +44,8 @@ export function locateVmdesc(fd: number, size: number, label: string): { vmdesc:
   fs.readSync(fd, tail, 0, tail.length, start);
   let end = tail.length;
   while (end > 0 && tail[end - 1] === 0) end -= 1;
-  const marker = Buffer.from('{"page_size"');
-  for (let p = tail.lastIndexOf(marker, end); p >= 6; p = tail.lastIndexOf(marker, p - 1)) {
+  // The JSON object runs to the end: `{"page_size"…` up to QEMU 8.1, `{"configuration"…` since 8.2 (§9).
+  for (let p = tail.lastIndexOf(0x7b, end - 1); p >= 6; p = tail.lastIndexOf(0x7b, p - 1)) {
     if (tail[p - 5] === 0x06 && tail[p - 6] === 0x00 && tail.readUInt32BE(p - 4) === end - p) {
       let json: unknown;
       try {
