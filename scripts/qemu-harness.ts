@@ -53,6 +53,11 @@ export function buildTinyGuests(): TinyGuests {
 export interface GuestConfig {
   /** QEMU binary (default qemu-system-x86_64). */
   readonly qemu?: string;
+  /**
+   * A root to run QEMU in through chroot (qemu10Root()): every path given to QEMU, the guest's
+   * folder included, must lie inside it and is passed as the root sees it.
+   */
+  readonly root?: string;
   readonly machine: string;
   readonly cpu?: string;
   readonly memory: string; // -m value, e.g. '128M', '4608M'
@@ -112,6 +117,8 @@ export function linuxGuestConfig(
 export interface RunningGuest {
   readonly qmp: QmpClient;
   readonly dir: string;
+  /** A host path as QEMU sees it (inside its chroot root, if any). */
+  qemuPath(hostPath: string): string;
   /** What the guest printed on its serial console. */
   serialText(): string;
   readonly process: ChildProcess;
@@ -152,7 +159,11 @@ export async function startGuest(config: GuestConfig, dir: string): Promise<Runn
     `unix:${socket},server=on,wait=off`,
     ...(config.extra ?? []),
   ];
-  const child = spawn(config.qemu ?? QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const qemuPath = rootRelative(config.root);
+  const child =
+    config.root === undefined
+      ? spawn(config.qemu ?? QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn('chroot', [config.root, config.qemu ?? QEMU, ...args.map(qemuPath)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
@@ -171,6 +182,7 @@ export async function startGuest(config: GuestConfig, dir: string): Promise<Runn
   return {
     qmp,
     dir,
+    qemuPath,
     process: child,
     serialText: () => fs.readFileSync(serial, 'utf8'),
     async quit() {
@@ -181,10 +193,17 @@ export async function startGuest(config: GuestConfig, dir: string): Promise<Runn
   };
 }
 
+/** `root/x` → `/x` in every place a string names a path under `root`; identity without a root. */
+function rootRelative(root: string | undefined): (text: string) => string {
+  if (root === undefined) return (text) => text;
+  const prefix = root.endsWith('/') ? root : `${root}/`;
+  return (text) => text.split(prefix).join('/');
+}
+
 /** Saves the (stopped) guest as a migration stream in `file`, unthrottled, and waits for it. */
 export async function saveStream(guest: RunningGuest, file: string): Promise<void> {
   await guest.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 107374182400 });
-  await guest.qmp.execute('migrate', { uri: `exec:cat > '${file}'` });
+  await guest.qmp.execute('migrate', { uri: `exec:cat > '${guest.qemuPath(file)}'` });
   for (;;) {
     const status = await guest.qmp.execute<{ status: string; 'error-desc'?: string }>('query-migrate');
     if (status.status === 'completed') return;
@@ -209,7 +228,7 @@ export async function saveReferences(
   await guest.qmp.execute('stop');
   await guest.qmp.execute(
     'dump-guest-memory',
-    { paging: options.paging ?? false, protocol: `file:${dump}`, ...filter },
+    { paging: options.paging ?? false, protocol: `file:${guest.qemuPath(dump)}`, ...filter },
     { timeoutMs: 300_000 },
   );
   let kdump: string | undefined;
@@ -217,12 +236,24 @@ export async function saveReferences(
     kdump = path.join(guest.dir, 'qemu.kdump-zlib.flat');
     await guest.qmp.execute(
       'dump-guest-memory',
-      { paging: false, protocol: `file:${kdump}`, format: 'kdump-zlib' },
+      { paging: false, protocol: `file:${guest.qemuPath(kdump)}`, format: 'kdump-zlib' },
       { timeoutMs: 300_000 },
     );
   }
   await saveStream(guest, stream);
   return { dump, stream, ...(kdump === undefined ? {} : { kdump }) };
+}
+
+/**
+ * The Debian 13 root whose QEMU 10.0 the tests run through chroot (test-guests/qemu10-root.sh:
+ * debootstrap, cached), or undefined with the reason where it cannot be made here.
+ */
+export function qemu10Root(): { root: string } | { missing: string } {
+  if (process.getuid?.() !== 0) return { missing: 'QEMU 10 runs in a chroot: the tests must run as root' };
+  const made = spawnSync('sh', [path.join(GUEST_DIR, 'qemu10-root.sh')], { encoding: 'utf8' });
+  const root = made.stdout.trim().split('\n').at(-1) ?? '';
+  if (made.status !== 0 || root === '') return { missing: `test-guests/qemu10-root.sh failed: ${made.stderr.trim()}` };
+  return { root };
 }
 
 /** The debug vmlinux of the Linux guest's kernel, for crash and drgn (fetched once; about 280 MB). */

@@ -8,8 +8,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { CLI, runCli, tempDir } from './helpers/machines.js';
+import { runCli, tempDir } from './helpers/machines.js';
 import { drgnReadsKernel } from './helpers/drgn.js';
+import { linuxReaderFailures } from './helpers/linux-readers.js';
 import {
   buildLinuxGuest,
   fetchLinuxVmlinux,
@@ -28,35 +29,6 @@ beforeAll(() => {
   else console.warn('*** SKIPPING crash and drgn checks: crash / python3-drgn are not installed (CI installs them) ***');
 }, 600_000);
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-/** Every reader check on one core; returns what failed (empty when all pass). */
-function readerFailures(core: string, banner: bigint, release: string, work: string): string[] {
-  const failures: string[] = [];
-  const readelf = run('readelf', ['-h', '-l', '-n', '-W', core]);
-  if (readelf.stderr !== '' || !/VMCOREINFO/.test(readelf.stdout)) failures.push('readelf');
-  if (
-    !run('gdb', ['-batch', '-nx', '-ex', `x/s 0x${banner.toString(16)}`, '-c', core]).stdout.includes(`Linux version ${release}`)
-  )
-    failures.push('gdb');
-  const dmesg = path.join(work, `${path.basename(core)}.dmesg`);
-  fs.rmSync(dmesg, { force: true });
-  run('makedumpfile', ['--dump-dmesg', core, dmesg]);
-  if (!fs.existsSync(dmesg) || !fs.readFileSync(dmesg, 'utf8').includes('VMDUMP-KMSG-MARKER'))
-    failures.push('makedumpfile --dump-dmesg');
-  const filtered = path.join(work, `${path.basename(core)}.kdump`);
-  fs.rmSync(filtered, { force: true });
-  if (!/makedumpfile Completed/.test(run('makedumpfile', ['-c', '-d', '31', core, filtered]).stdout))
-    failures.push('makedumpfile -c -d 31');
-  // README: `vmdump verify` accepts makedumpfile's own files too (here one with excluded pages).
-  else if (run(process.execPath, [CLI, 'verify', filtered]).status !== 0) failures.push('vmdump verify of makedumpfile -c -d 31');
-  fs.rmSync(filtered, { force: true });
-  if (vmlinux !== undefined) {
-    const crash = run('sh', ['-c', `printf 'sys\\nlog\\nquit\\n' | crash -s '${vmlinux}' '${core}'`]);
-    if (!crash.stdout.includes(`RELEASE: ${release}`) || !crash.stdout.includes('VMDUMP-KMSG-MARKER')) failures.push('crash');
-    if (!drgnReadsKernel(core, vmlinux, release, work)) failures.push('drgn');
-  }
-  return failures;
-}
 
 describe.each([
   { kaslr: false, device: true },
@@ -121,9 +93,10 @@ describe.each([
       const saved = path.join(work, 'saved.core');
       const savedRun = await runCli(['saved', refs.stream, '-o', saved]);
       expect([savedRun.code, savedRun.stderr]).toEqual([0, expect.stringMatching(origin)]);
-      expect(readerFailures(live, banner, linux.version, work)).toEqual([]);
-      expect(readerFailures(saved, banner, linux.version, work)).toEqual([]);
-      if (!device) expect(readerFailures(path.join(work, 'migrated.core'), banner, linux.version, work)).toEqual([]);
+      expect(linuxReaderFailures(live, banner, linux.version, work, vmlinux)).toEqual([]);
+      expect(linuxReaderFailures(saved, banner, linux.version, work, vmlinux)).toEqual([]);
+      if (!device)
+        expect(linuxReaderFailures(path.join(work, 'migrated.core'), banner, linux.version, work, vmlinux)).toEqual([]);
       // The kdump form too: a plain file whose header carries the kernel's utsname opens in drgn (libkdumpfile), every codec.
       if (vmlinux !== undefined) {
         for (const codec of ['zlib', 'lzo', 'snappy', 'zstd']) {
@@ -133,7 +106,7 @@ describe.each([
           fs.rmSync(kdump);
         }
       }
-      const qemuFails = readerFailures(refs.dump, banner, linux.version, work);
+      const qemuFails = linuxReaderFailures(refs.dump, banner, linux.version, work, vmlinux);
       expect(qemuFails).toEqual(
         expect.arrayContaining(['gdb', 'makedumpfile --dump-dmesg', 'makedumpfile -c -d 31', ...(vmlinux ? ['drgn'] : [])]),
       );

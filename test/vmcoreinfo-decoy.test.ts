@@ -107,9 +107,10 @@ describe('stale VMCOREINFO copies in guest RAM', () => {
       const source = await openSavedVm(second.stream);
       try {
         expect(Buffer.from(source.vmcoreinfo!.desc).equals(truth)).toBe(true);
-        // With vCPU state the search ends at the kernel CR3 runs, before the stale copies.
+        // With vCPU state the search ends at the kernel CR3 runs, before the stale copies: at its note
+        // or its text page, whichever KASLR's boot put lower (the same text).
         const running = await prepareDump(withoutDevice(source, true), {});
-        expect(running.vmcoreinfo).toMatchObject({ origin: 'memory', form: 'note', stoppedEarly: true });
+        expect(running.vmcoreinfo).toMatchObject({ origin: 'memory', stoppedEarly: true });
         const found = running.vmcoreinfo.origin === 'memory' ? running.vmcoreinfo : undefined;
         expect(found!.physical).toBeLessThan(STALE_TEXT);
         expect(running.discovery).toMatchObject({ kind: 'linux', linux: { kind: 'mapped' } });
@@ -118,16 +119,14 @@ describe('stale VMCOREINFO copies in guest RAM', () => {
         expect(chosen?.name).toBe('VMCOREINFO');
         expect(Buffer.from(chosen!.desc).equals(truth)).toBe(true);
         // Without vCPU state all of RAM is searched: every copy in RAM (the kernel's note and text,
-        // the stale ones the guest left intact) is seen, and the stale ones fail their page-table check.
+        // the stale ones the guest left intact) is seen, the stale ones fail their page-table check,
+        // and of the kernel's pair the note is taken.
         const inRam = copiesIn(second.dump);
         expect(inRam.filter((at) => at >= STALE_TEXT).length).toBeGreaterThanOrEqual(1);
         const searched = await prepareDump(withoutDevice(source, false), {});
-        expect(searched.vmcoreinfo).toMatchObject({
-          origin: 'memory',
-          physical: found!.physical,
-          stoppedEarly: false,
-          copies: inRam.length,
-        });
+        expect(searched.vmcoreinfo).toMatchObject({ origin: 'memory', form: 'note', stoppedEarly: false, copies: inRam.length });
+        const note = searched.vmcoreinfo.origin === 'memory' ? searched.vmcoreinfo.physical : undefined;
+        expect(inRam.filter((at) => at < STALE_TEXT)).toContain(note);
       } finally {
         await source.close();
       }

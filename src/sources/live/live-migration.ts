@@ -62,9 +62,21 @@ export async function openLiveMigration(
     stopped.catch(() => undefined);
     await qmp.execute('migrate', { uri: `unix:${socketPath}` }).catch(explainMigrateError);
     migrating = true;
-    const guest = openSavedVmStream(await connection, `live migration from ${qmp.where}`, options);
+    // QEMU may never connect (it cannot see vmdump's socket, e.g. from another mount namespace):
+    // its migration then fails, and that, or a signal, must end the wait.
+    const migration = waitForMigration(qmp, options.signal);
+    migration.catch(() => undefined);
+    const neverConnected = migration.then(() => {
+      throw new VmdumpError('bad-input', `QEMU finished migrating without connecting to vmdump's socket ${socketPath}`);
+    });
+    neverConnected.catch(() => undefined);
+    const guest = openSavedVmStream(
+      await Promise.race([connection, neverConnected]),
+      `live migration from ${qmp.where}`,
+      options,
+    );
     guest.catch(() => undefined);
-    await waitForMigration(qmp, options.signal);
+    await migration;
     migrating = false;
     let pausedMs: number | undefined;
     if (wasRunning) {
