@@ -53,9 +53,10 @@ export interface CliResult {
 }
 
 /** Runs the built CLI; `stdout` is collected unless the caller wires it elsewhere. */
-export function runCli(args: readonly string[], options: { cwd?: string } = {}): Promise<CliResult> {
+export function runCli(args: readonly string[], options: { cwd?: string; tmpdir?: string } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = options.tmpdir === undefined ? process.env : { ...process.env, TMPDIR: options.tmpdir };
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));
