@@ -4,9 +4,10 @@
  * PART/END header), until a record leaves the group or the block. Pages the stream never sent
  * read as zeros; re-sent pages come from the override map.
  */
+import * as fs from 'node:fs';
 import { VmdumpError, hex } from '../../guest/errors.js';
 import { ByteReader } from './byte-reader.js';
-import type { RamBlock } from './migration-stream.js';
+import type { MappedRam, RamBlock } from './migration-stream.js';
 import { PAGES_PER_GROUP } from './page-index.js';
 import { RamFlag, Rec } from './stream-grammar.js';
 
@@ -134,6 +135,7 @@ export async function readBlock(file: StreamFile, block: RamBlock, offset: bigin
       'internal',
       `a read of ${into.length} bytes at ${hex(offset)} goes past the end of RAM block ${block.id} (${hex(block.usedLength)} bytes)`,
     );
+  if (block.mapped !== undefined) return readMappedRam(file, block, block.mapped, offset, into);
   const groupBytes = PAGES_PER_GROUP * block.pageSize;
   const target = Buffer.from(into.buffer, into.byteOffset, into.byteLength);
   let done = 0;
@@ -156,5 +158,60 @@ export async function readBlock(file: StreamFile, block: RamBlock, offset: bigin
       view.copy(target, done, inGroup, inGroup + take);
     }
     done += take;
+  }
+}
+
+/** Each mapped-ram block's bitmap, read once (one bit per page: 2 MiB for 64 GiB of 4 KiB pages). */
+const bitmaps = new WeakMap<RamBlock, Promise<Uint8Array>>();
+
+function bitmapOf(file: StreamFile, block: RamBlock, mapped: MappedRam): Promise<Uint8Array> {
+  let bitmap = bitmaps.get(block);
+  if (bitmap === undefined) {
+    const pages = Number(block.usedLength / BigInt(block.pageSize));
+    const bytes = new Uint8Array(Math.ceil(pages / 8));
+    bitmap = readAt(file, mapped.bitmapOffset, bytes).then(() => bytes);
+    bitmaps.set(block, bitmap);
+  }
+  return bitmap;
+}
+
+/**
+ * A mapped-ram block read in place (docs/qemu-migration-stream.md §11): runs of pages the bitmap
+ * marks present are read straight from their offsets, the others are zero pages QEMU never wrote.
+ */
+async function readMappedRam(
+  file: StreamFile,
+  block: RamBlock,
+  mapped: MappedRam,
+  offset: bigint,
+  into: Uint8Array,
+): Promise<void> {
+  const bitmap = await bitmapOf(file, block, mapped);
+  const pageSize = block.pageSize;
+  const present = (page: number): boolean => ((bitmap[page >> 3]! >> (page & 7)) & 1) === 1;
+  const start = Number(offset);
+  let done = 0;
+  while (done < into.length) {
+    const page = Math.floor((start + done) / pageSize);
+    const stored = present(page);
+    let last = page;
+    while ((last + 1) * pageSize < start + into.length && present(last + 1) === stored) last += 1;
+    const end = Math.min(into.length, (last + 1) * pageSize - start);
+    if (stored) await readAt(file, mapped.pagesOffset + start + done, into.subarray(done, end));
+    else into.fill(0, done, end);
+    done = end;
+  }
+}
+
+/** Fills `into` from the stream file at `position`; the header's offsets were checked against its size. */
+async function readAt(file: StreamFile, position: number, into: Uint8Array): Promise<void> {
+  for (let done = 0; done < into.length;) {
+    const got = await new Promise<number>((resolve, reject) =>
+      fs.read(file.fd, into, done, into.length - done, position + done, (error, bytes) =>
+        error ? reject(error) : resolve(bytes),
+      ),
+    );
+    if (got === 0) throw new VmdumpError('short-read', `the file ended at byte ${hex(position + done)}`, file.label);
+    done += got;
   }
 }

@@ -25,6 +25,14 @@ export interface RamBlock {
    * step over them. Shared by every block of the stream.
    */
   readonly foreignChunks: ReadonlyMap<number, number>;
+  /** With the mapped-ram capability (9.0+): the block's pages are at fixed file offsets, not in records. */
+  readonly mapped?: MappedRam;
+}
+
+/** A mapped-ram block (docs/qemu-migration-stream.md §5.1, §11): page i is at pagesOffset + i·pageSize when bitmap bit i is set. */
+export interface MappedRam {
+  readonly bitmapOffset: number;
+  readonly pagesOffset: number;
 }
 
 export interface MigrationStream {
@@ -72,6 +80,7 @@ export async function parseMigrationStream(
     devices: [],
     current: undefined,
     ramSection: -1,
+    mappedRam: false,
     pageSize,
     foreignSections: new Map(),
     foreignChunks: new Map(),
@@ -84,7 +93,7 @@ export async function parseMigrationStream(
     if (type === Rec.Eof) break;
     switch (type) {
       case Rec.Configuration:
-        state.machineType = await readConfiguration(reader, pageSize);
+        Object.assign(state, await readConfiguration(reader, pageSize));
         break;
       case Rec.SectionStart:
       case Rec.SectionFull: {
@@ -192,15 +201,16 @@ const iterativeGrammars: Readonly<Record<string, (reader: ByteReader) => Promise
   's390-storage_attributes': skipStorageAttributes,
 };
 
-async function readConfiguration(reader: ByteReader, pageSize: number): Promise<string> {
+async function readConfiguration(reader: ByteReader, pageSize: number): Promise<{ machineType: string; mappedRam: boolean }> {
   await reader.ensure(4, 'the configuration');
   const length = reader.be32();
   if (length > 255) reader.fail(`machine type name of ${length} bytes: the stream is corrupt`, reader.position - 4);
   await reader.ensure(length + 1);
   const machineType = reader.bytes(length).toString('latin1');
+  let mappedRam = false;
   for (;;) {
     await reader.ensure(1 + 1 + 255 + 4 + 4);
-    if (reader.peekU8() !== Rec.Subsection) return machineType;
+    if (reader.peekU8() !== Rec.Subsection) return { machineType, mappedRam };
     const at = reader.position;
     reader.u8();
     const name = reader.str8();
@@ -212,6 +222,7 @@ async function readConfiguration(reader: ByteReader, pageSize: number): Promise<
         const capability = reader.str8();
         const why = refusedCapabilities[capability];
         if (why !== undefined) reader.fail(why, at);
+        if (capability === 'mapped-ram') mappedRam = true;
       }
     } else if (name === 'configuration/target-page-bits') {
       const bits = reader.be32();
@@ -288,6 +299,8 @@ async function readFooter(reader: ByteReader, id: number): Promise<void> {
 interface RamState {
   blocks: RamBlock[];
   current: RamBlock | undefined;
+  /** The configuration named the mapped-ram capability: each block header carries its file offsets. */
+  mappedRam: boolean;
   readonly pageSize: number;
   readonly foreignChunks: Map<number, number>;
 }
@@ -332,6 +345,32 @@ async function readRamChunk(reader: ByteReader, state: RamState): Promise<void> 
 }
 
 /** MEM_SIZE: str8 id + be64 used_length per block until the lengths add up to `total` (§5.1). */
+/**
+ * The mapped-ram header after a block's entry (be32 version 1, be64 page size, be64 bitmap offset,
+ * be64 pages offset); the stream goes on after the block's pages region. Every offset is checked
+ * against the file, so later reads of the block stay inside it.
+ */
+async function readMappedRamHeader(reader: ByteReader, id: string, usedLength: bigint, pageSize: number): Promise<MappedRam> {
+  await reader.ensure(4 + 8 + 8 + 8, 'a mapped-ram header');
+  const at = reader.position;
+  const version = reader.be32();
+  const headerPageSize = reader.be64();
+  const bitmapOffset = reader.be64();
+  const pagesOffset = reader.be64();
+  if (version !== 1) reader.fail(`mapped-ram header version ${version} of block "${id}" (vmdump reads version 1)`, at);
+  if (headerPageSize !== BigInt(pageSize))
+    reader.fail(`mapped-ram block "${id}" has page size ${headerPageSize}, the stream ${pageSize}: the stream is corrupt`, at);
+  const pages = usedLength / BigInt(pageSize);
+  const end = pagesOffset + usedLength;
+  if (bitmapOffset + (pages + 7n) / 8n > BigInt(reader.size) || end > BigInt(reader.size) || end < BigInt(reader.position))
+    reader.fail(
+      `mapped-ram block "${id}" lies outside the file (bitmap at ${hex(bitmapOffset)}, pages ${hex(pagesOffset)}-${hex(end)}): truncated or corrupt`,
+      at,
+    );
+  reader.skip(Number(end) - reader.position);
+  return { bitmapOffset: Number(bitmapOffset), pagesOffset: Number(pagesOffset) };
+}
+
 async function readBlockList(reader: ByteReader, state: RamState, total: bigint): Promise<void> {
   let sum = 0n;
   while (sum < total) {
@@ -342,7 +381,15 @@ async function readBlockList(reader: ByteReader, state: RamState, total: bigint)
     const { pageSize, foreignChunks } = state;
     if (usedLength === 0n || usedLength % BigInt(pageSize) !== 0n)
       reader.fail(`RAM block "${id}" has length ${hex(usedLength)}: the stream is corrupt`, at);
-    state.blocks.push({ id, usedLength, pageSize, foreignChunks, pages: new PageIndex(Number(usedLength / BigInt(pageSize))) });
+    const mapped = state.mappedRam ? await readMappedRamHeader(reader, id, usedLength, pageSize) : undefined;
+    state.blocks.push({
+      id,
+      usedLength,
+      pageSize,
+      foreignChunks,
+      pages: new PageIndex(Number(usedLength / BigInt(pageSize))),
+      ...(mapped === undefined ? {} : { mapped }),
+    });
     sum += usedLength;
   }
   if (sum !== total) reader.fail(`RAM block lengths add up to ${hex(sum)}, the header says ${hex(total)}: the stream is corrupt`);
