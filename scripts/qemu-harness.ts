@@ -200,10 +200,20 @@ function rootRelative(root: string | undefined): (text: string) => string {
   return (text) => text.split(prefix).join('/');
 }
 
-/** Saves the (stopped) guest as a migration stream in `file`, unthrottled, and waits for it. */
-export async function saveStream(guest: RunningGuest, file: string): Promise<void> {
+/**
+ * Saves the (stopped) guest as a migration stream in `file`, unthrottled, and waits for it; with
+ * `mappedRam` (QEMU 9.0+) as a mapped-ram file (`migrate file:` with that capability).
+ */
+export async function saveStream(guest: RunningGuest, file: string, options: { mappedRam?: boolean } = {}): Promise<void> {
   await guest.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 107374182400 });
-  await guest.qmp.execute('migrate', { uri: `exec:cat > '${guest.qemuPath(file)}'` });
+  const mappedRam = options.mappedRam === true;
+  await guest.qmp
+    .execute('migrate-set-capabilities', { capabilities: [{ capability: 'mapped-ram', state: mappedRam }] })
+    .catch((error: unknown) => {
+      if (mappedRam) throw error;
+    });
+  const uri = mappedRam ? `file:${guest.qemuPath(file)}` : `exec:cat > '${guest.qemuPath(file)}'`;
+  await guest.qmp.execute('migrate', { uri });
   for (;;) {
     const status = await guest.qmp.execute<{ status: string; 'error-desc'?: string }>('query-migrate');
     if (status.status === 'completed') return;
@@ -215,11 +225,11 @@ export async function saveStream(guest: RunningGuest, file: string): Promise<voi
 /**
  * Stops the guest and writes QEMU's own dump (paging false, or true), optionally its
  * kdump-zlib dump (the flattened stream QEMU 7.2 always writes), and a migration stream of that
- * paused state.
+ * paused state (mapped-ram with `mappedRam`: QEMU migrates a paused VM only once).
  */
 export async function saveReferences(
   guest: RunningGuest,
-  options: { paging?: boolean; kdump?: boolean; filter?: { begin: bigint; length: bigint } } = {},
+  options: { paging?: boolean; kdump?: boolean; filter?: { begin: bigint; length: bigint }; mappedRam?: boolean } = {},
 ): Promise<{ dump: string; stream: string; kdump?: string }> {
   const dump = path.join(guest.dir, 'qemu.core');
   const stream = path.join(guest.dir, 'vm.state');
@@ -240,7 +250,7 @@ export async function saveReferences(
       { timeoutMs: 300_000 },
     );
   }
-  await saveStream(guest, stream);
+  await saveStream(guest, stream, { mappedRam: options.mappedRam === true });
   return { dump, stream, ...(kdump === undefined ? {} : { kdump }) };
 }
 
