@@ -28,6 +28,8 @@ import {
   saveReferences,
   saveStream,
   startGuest,
+  type GuestConfig,
+  type LinuxGuest,
   type RunningGuest,
 } from '../scripts/qemu-harness.js';
 import { itWithTool, run, itWithTools, mayBootQemu } from './helpers/tools.js';
@@ -130,25 +132,28 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
   let refs: { elf: string; kdump: string; stream: string; liveElf: string; liveKdump: string; migrated: string } | undefined;
   let vmlinux = '';
 
+  /** The Linux guest of this architecture, 2 vCPUs and 512 MiB, with `extra` QEMU arguments. */
+  const linuxGuest = (linux: LinuxGuest, extra: readonly string[]): GuestConfig => ({
+    qemu: c.qemu,
+    machine: c.machine,
+    cpu: 'max',
+    memory: '512M',
+    smp: 2,
+    kernel: linux.kernel,
+    initrd: linux.initrd,
+    append: `console=${c.console} rdinit=/init panic=-1`,
+    ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+    extra,
+  });
+
   beforeAll(async () => {
     if (!mayBootQemu(c.qemu)) return;
     const linux = buildLinuxGuest(c.debian);
     release = linux.version;
     vmlinux = fetchLinuxVmlinux(c.debian);
     const guest: RunningGuest = await startGuest(
-      {
-        qemu: c.qemu,
-        machine: c.machine,
-        cpu: 'max',
-        memory: '512M',
-        smp: 2,
-        kernel: linux.kernel,
-        initrd: linux.initrd,
-        append: `console=${c.console} rdinit=/init panic=-1`,
-        ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
-        // A second monitor for vmdump: QMP serves one client at a time, and the harness holds the first.
-        extra: [...c.extra, '-qmp', `unix:${path.join(work, 'vmdump-qmp.sock')},server=on,wait=off`],
-      },
+      // A second monitor for vmdump: QMP serves one client at a time, and the harness holds the first.
+      linuxGuest(linux, [...c.extra, '-qmp', `unix:${path.join(work, 'vmdump-qmp.sock')},server=on,wait=off`]),
       work,
     );
     try {
@@ -290,20 +295,7 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
       async () => {
         const bare = path.join(work, 'no-device');
         const linux = buildLinuxGuest(c.debian);
-        const guest = await startGuest(
-          {
-            qemu: c.qemu,
-            machine: c.machine,
-            cpu: 'max',
-            memory: '512M',
-            smp: 2,
-            kernel: linux.kernel,
-            initrd: linux.initrd,
-            append: `console=${c.console} rdinit=/init panic=-1`,
-            ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
-          },
-          bare,
-        );
+        const guest = await startGuest(linuxGuest(linux, []), bare);
         let qemuElf = '';
         let stream = '';
         try {

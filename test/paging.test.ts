@@ -193,6 +193,39 @@ beforeAll(() => {
   if (hasTool('as')) guests = buildTinyGuests();
 });
 
+/**
+ * Boots `config`, has QEMU write its paging=true dump (of `filter`, if given) and a stream of the
+ * paused guest, and checks that `--paging --layout qemu` from the live source and from the saved
+ * stream both equal QEMU's dump byte for byte.
+ */
+async function pagingFromSavedAndLive(
+  config: GuestConfig,
+  work: string,
+  filter: { begin: bigint; length: bigint } | undefined,
+): Promise<{ stream: string; saved: string }> {
+  const socket = path.join(work, 'vmdump.sock');
+  const guest = await startGuest(
+    { ...config, extra: [...(config.extra ?? []), '-qmp', `unix:${socket},server=on,wait=off`] },
+    work,
+  );
+  const range =
+    filter === undefined ? [] : ['--begin', `0x${filter.begin.toString(16)}`, '--length', `0x${filter.length.toString(16)}`];
+  const [live, saved] = [path.join(work, 'live.core'), path.join(work, 'saved.core')];
+  let refs: { dump: string; stream: string };
+  try {
+    refs = await saveReferences(guest, { paging: true, ...(filter === undefined ? {} : { filter }) });
+    const fromLive = await runCli(['qmp', socket, '--paging', '--layout', 'qemu', ...range, '-o', live]);
+    expect([fromLive.code, fromLive.stderr]).toEqual([0, expect.stringContaining('qemu layout')]);
+  } finally {
+    await guest.quit();
+  }
+  const fromSaved = await runCli(['saved', refs.stream, '--paging', '--layout', 'qemu', ...range, '-o', saved]);
+  expect([fromSaved.code, fromSaved.stderr]).toEqual([0, expect.stringContaining('qemu layout')]);
+  expectSameFile(saved, refs.dump);
+  expectSameFile(live, refs.dump);
+  return { stream: refs.stream, saved };
+}
+
 describe('--paging --layout qemu against QEMU paging=true', () => {
   // The Linux case's dump also goes through gdb and crash: the table needs them all.
   itWithTools([
@@ -269,26 +302,7 @@ describe('--paging --layout qemu against QEMU paging=true', () => {
     'no vCPU in paging mode (the tiny 32-bit guest), %s: --paging --layout qemu from the saved stream and the live source is QEMU paging=true byte for byte (virtual = physical)',
     async (_name, filter) => {
       const work = path.join(dir, `no-paging-${filter === undefined ? 'whole' : 'filtered'}`);
-      const socket = path.join(work, 'vmdump.sock');
-      const guest = await startGuest(
-        { machine: 'q35', memory: '64M', smp: 1, kernel: guests!.tiny32, extra: ['-qmp', `unix:${socket},server=on,wait=off`] },
-        work,
-      );
-      const range =
-        filter === undefined ? [] : ['--begin', `0x${filter.begin.toString(16)}`, '--length', `0x${filter.length.toString(16)}`];
-      const live = path.join(work, 'live.core');
-      let refs: { dump: string; stream: string };
-      try {
-        refs = await saveReferences(guest, { paging: true, ...(filter === undefined ? {} : { filter }) });
-        expect((await runCli(['qmp', socket, '--paging', '--layout', 'qemu', ...range, '-o', live])).code).toBe(0);
-      } finally {
-        await guest.quit();
-      }
-      const ours = path.join(work, 'ours.core');
-      const result = await runCli(['saved', refs.stream, '--paging', '--layout', 'qemu', ...range, '-o', ours]);
-      expect(result.code).toBe(0);
-      expectSameFile(ours, refs.dump);
-      expectSameFile(live, refs.dump);
+      const refs = await pagingFromSavedAndLive({ machine: 'q35', memory: '64M', smp: 1, kernel: guests!.tiny32 }, work, filter);
       // (For such a guest QEMU's paging=true file equals its paging=false one; vmdump used to refuse it.)
       // The default layout keeps its clear refusal: there are no page-table addresses to give.
       const refused = await runCli(['saved', refs.stream, '--paging', '-o', path.join(work, 'refused.core')]);
@@ -313,38 +327,12 @@ describe('--paging --layout qemu against QEMU paging=true', () => {
     'a pflash-booted guest whose tables map its flash (%s): saved stream and live source are QEMU paging=true byte for byte',
     async (name, image, machine, cpu, filter) => {
       const work = path.join(dir, `flash-${name.replace(/\W+/g, '-').slice(0, 40)}`);
-      const socket = path.join(work, 'vmdump.sock');
-      const guest = await startGuest(
-        {
-          machine,
-          memory: '64M',
-          smp: 1,
-          extra: [
-            ...cpu,
-            '-drive',
-            `if=pflash,format=raw,readonly=on,file=${guests![image]}`,
-            '-qmp',
-            `unix:${socket},server=on,wait=off`,
-          ],
-        },
+      const pflash = ['-drive', `if=pflash,format=raw,readonly=on,file=${guests![image]}`];
+      const { saved } = await pagingFromSavedAndLive(
+        { machine, memory: '64M', smp: 1, extra: [...cpu, ...pflash] },
         work,
+        filter,
       );
-      const range =
-        filter === undefined ? [] : ['--begin', `0x${filter.begin.toString(16)}`, '--length', `0x${filter.length.toString(16)}`];
-      const live = path.join(work, 'live.core');
-      let refs: { dump: string; stream: string };
-      try {
-        refs = await saveReferences(guest, { paging: true, ...(filter === undefined ? {} : { filter }) });
-        const fromLive = await runCli(['qmp', socket, '--paging', '--layout', 'qemu', ...range, '-o', live]);
-        expect([fromLive.code, fromLive.stderr]).toEqual([0, expect.stringContaining('qemu layout')]);
-      } finally {
-        await guest.quit();
-      }
-      const saved = path.join(work, 'saved.core');
-      const fromSaved = await runCli(['saved', refs.stream, '--paging', '--layout', 'qemu', ...range, '-o', saved]);
-      expect(fromSaved.code).toBe(0);
-      expectSameFile(saved, refs.dump);
-      expectSameFile(live, refs.dump);
       // Not vacuous: the flash page the higher half maps is there, with no bytes in the file.
       const flashLoad = /^\s+LOAD\s+0x(f{8}|f{16})\s+0x(0*c0803000|ffffffff80803000)\s+0x0*fffff000\s+0x0+\s+0x0*1000\s/m;
       expect(run('readelf', ['-l', '-W', saved]).stdout).toMatch(flashLoad);
