@@ -378,6 +378,44 @@ describe('--live: QEMU pauses the VM only for the switchover', () => {
   );
 
   qemuIt(
+    "a VM set up for its owner's migrations (xbzrle, multifd, a bandwidth cap): --live turns them off for vmdump and puts them back",
+    async () => {
+      const { guest, socket, work } = await guestWithVmdumpSocket('live-settings', {
+        machine: 'q35',
+        memory: '128M',
+        smp: 2,
+        bits: 64,
+      });
+      try {
+        const owner = [
+          { capability: 'xbzrle', state: true },
+          { capability: 'multifd', state: true },
+        ];
+        await guest.qmp.execute('migrate-set-capabilities', { capabilities: owner });
+        await guest.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 12_345_678 });
+        const core = path.join(work, 'live.core');
+        const result = await runCli(['qmp', socket, '--live', '--layout', 'qemu', '-o', core]);
+        expect([result.code, result.stderr]).toEqual([0, expect.stringContaining('and is running again')]);
+        expect(await status(guest)).toBe('running');
+        const capabilities = await guest.qmp.execute<{ capability: string; state: boolean }[]>('query-migrate-capabilities');
+        expect(capabilities.filter((c) => c.capability === 'xbzrle' || c.capability === 'multifd')).toEqual(
+          expect.arrayContaining(owner),
+        );
+        expect((await guest.qmp.execute<{ 'max-bandwidth': number }>('query-migrate-parameters'))['max-bandwidth']).toBe(
+          12_345_678,
+        );
+        // The tiny guest idles in hlt: its memory is the same when QEMU dumps it now.
+        const qemu = path.join(work, 'qemu.core');
+        await qemuDump(guest, qemu);
+        expectSameFile(core, qemu);
+      } finally {
+        await guest.quit();
+      }
+    },
+    120_000,
+  );
+
+  qemuIt(
     'a VM with a migration blocker: says so, points to the default mode, stays running',
     async () => {
       const work = path.join(dir, 'blocked');

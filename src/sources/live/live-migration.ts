@@ -13,6 +13,7 @@ import { VmdumpError } from '../../guest/errors.js';
 import type { GuestModel } from '../../guest/guest.js';
 import { QmpClient, type QmpAddress, type QmpEvent } from '../qmp/qmp-client.js';
 import { openSavedVmStream } from '../saved-vm/saved-vm-source.js';
+import { prepareMigrationSettings, type MigrationSettings } from './migration-settings.js';
 import type { LiveOptions } from './live-source.js';
 
 export interface LiveMigrationGuest extends GuestModel {
@@ -51,13 +52,14 @@ export async function openLiveMigration(
   const socketPath = path.join(workDir, 'migration.sock');
   let wasRunning = false;
   let migrating = false;
+  let settings: MigrationSettings | undefined;
   const server = net.createServer();
   try {
     wasRunning = (await qmp.execute<{ running: boolean }>('query-status')).running;
     await refuseIfBlocked(qmp);
     const connection = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
     await new Promise<void>((resolve, reject) => server.listen(socketPath, resolve).once('error', reject));
-    await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 107374182400 });
+    settings = await prepareMigrationSettings(qmp);
     const stopped = qmp.waitForEvent('STOP', 3_600_000);
     stopped.catch(() => undefined);
     await qmp.execute('migrate', { uri: `unix:${socketPath}` }).catch(explainMigrateError);
@@ -78,6 +80,7 @@ export async function openLiveMigration(
     guest.catch(() => undefined);
     await migration;
     migrating = false;
+    await settings.restore();
     let pausedMs: number | undefined;
     if (wasRunning) {
       const resumed = qmp.waitForEvent('RESUME');
@@ -89,6 +92,7 @@ export async function openLiveMigration(
   } catch (error) {
     if (migrating) await qmp.execute('migrate_cancel').catch(() => undefined);
     if (wasRunning) await resumeIfStopped(qmp);
+    await settings?.restore().catch(() => undefined);
     throw error;
   } finally {
     server.close();
