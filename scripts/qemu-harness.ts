@@ -204,7 +204,11 @@ function rootRelative(root: string | undefined): (text: string) => string {
  * Saves the (stopped) guest as a migration stream in `file`, unthrottled, and waits for it; with
  * `mappedRam` (QEMU 9.0+) as a mapped-ram file (`migrate file:` with that capability).
  */
-export async function saveStream(guest: RunningGuest, file: string, options: { mappedRam?: boolean } = {}): Promise<void> {
+export async function saveStream(
+  guest: RunningGuest,
+  file: string,
+  options: { mappedRam?: boolean; offset?: number } = {},
+): Promise<void> {
   await guest.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 107374182400 });
   const mappedRam = options.mappedRam === true;
   await guest.qmp
@@ -212,7 +216,8 @@ export async function saveStream(guest: RunningGuest, file: string, options: { m
     .catch((error: unknown) => {
       if (mappedRam) throw error;
     });
-  const uri = mappedRam ? `file:${guest.qemuPath(file)}` : `exec:cat > '${guest.qemuPath(file)}'`;
+  const at = options.offset === undefined ? '' : `,offset=${options.offset}`;
+  const uri = mappedRam ? `file:${guest.qemuPath(file)}${at}` : `exec:cat > '${guest.qemuPath(file)}'`;
   await guest.qmp.execute('migrate', { uri });
   for (;;) {
     const status = await guest.qmp.execute<{ status: string; 'error-desc'?: string }>('query-migrate');
@@ -229,7 +234,14 @@ export async function saveStream(guest: RunningGuest, file: string, options: { m
  */
 export async function saveReferences(
   guest: RunningGuest,
-  options: { paging?: boolean; kdump?: boolean; filter?: { begin: bigint; length: bigint }; mappedRam?: boolean } = {},
+  options: {
+    paging?: boolean;
+    kdump?: boolean;
+    filter?: { begin: bigint; length: bigint };
+    mappedRam?: boolean;
+    /** Where in the (mapped-ram) file the stream starts: room for a libvirt header. */
+    streamOffset?: number;
+  } = {},
 ): Promise<{ dump: string; stream: string; kdump?: string }> {
   const dump = path.join(guest.dir, 'qemu.core');
   const stream = path.join(guest.dir, 'vm.state');
@@ -250,7 +262,10 @@ export async function saveReferences(
       { timeoutMs: 300_000 },
     );
   }
-  await saveStream(guest, stream, { mappedRam: options.mappedRam === true });
+  await saveStream(guest, stream, {
+    mappedRam: options.mappedRam === true,
+    ...(options.streamOffset === undefined ? {} : { offset: options.streamOffset }),
+  });
   return { dump, stream, ...(kdump === undefined ? {} : { kdump }) };
 }
 

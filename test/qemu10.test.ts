@@ -21,6 +21,7 @@ import {
 import { linuxReaderFailures } from './helpers/linux-readers.js';
 import { runCli, tempDir } from './helpers/machines.js';
 import { expectSameFile } from './helpers/same-file.js';
+import { libvirtHeader } from './helpers/libvirt.js';
 import { fastTier, inCi, run } from './helpers/tools.js';
 
 const work = tempDir('vmdump-qemu10-');
@@ -59,16 +60,17 @@ const cli = (args: readonly string[]) => runCli(args, { tmpdir: work });
 
 describe('QEMU 10.0 (Debian 13), through chroot', () => {
   it.for([
-    { machine: 'q35', mappedRam: false },
-    { machine: 'q35', mappedRam: true },
-    { machine: 'pc', mappedRam: false },
-    { machine: 'pc-q35-8.2', mappedRam: false },
-    { machine: 'pc-i440fx-9.2', mappedRam: false },
-    { machine: 'pc-i440fx-9.2', mappedRam: true },
+    { machine: 'q35', mappedRam: false, libvirt: false },
+    { machine: 'q35', mappedRam: true, libvirt: false },
+    { machine: 'pc', mappedRam: false, libvirt: false },
+    { machine: 'pc-q35-8.2', mappedRam: false, libvirt: false },
+    { machine: 'pc-i440fx-9.2', mappedRam: false, libvirt: false },
+    { machine: 'pc-i440fx-9.2', mappedRam: true, libvirt: true },
   ])(
-    "machine $machine, mapped-ram $mappedRam: the saved file and the live source give QEMU 10.0's own dump byte for byte (--layout qemu)",
+    "machine $machine, mapped-ram $mappedRam, libvirt sparse $libvirt: the saved file and the live source give QEMU 10.0's own dump byte for byte (--layout qemu)",
     { timeout: 300_000 },
-    async ({ machine, mappedRam }, ctx) => {
+    // libvirt: libvirt's sparse save format, its header then a mapped-ram stream QEMU wrote at that offset.
+    async ({ machine, mappedRam, libvirt }, ctx) => {
       const qemuRoot = needsRoot(ctx);
       const dir = path.join(work, `tiny-${machine}-${mappedRam ? 'mapped' : 'stream'}`);
       const socket = path.join(dir, 'vmdump.sock');
@@ -86,7 +88,12 @@ describe('QEMU 10.0 (Debian 13), through chroot', () => {
       const live = path.join(dir, 'live.core');
       let refs: { dump: string; stream: string };
       try {
-        refs = await saveReferences(guest, { mappedRam });
+        refs = await saveReferences(guest, { mappedRam, ...(libvirt ? { streamOffset: 1 << 16 } : {}) });
+        if (libvirt) {
+          const fd = fs.openSync(refs.stream, 'r+');
+          fs.writeSync(fd, libvirtHeader('LibvirtQemudSave', 6, '<domain/>', (1 << 16) - 92), 0, 1 << 16, 0);
+          fs.closeSync(fd);
+        }
         const fromLive = await cli(['qmp', socket, '--layout', 'qemu', '-o', live]);
         expect([fromLive.code, fromLive.stderr]).toEqual([0, expect.stringContaining('qemu layout')]);
       } finally {

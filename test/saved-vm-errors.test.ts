@@ -11,11 +11,12 @@ import { openSavedVm } from '../src/sources/saved-vm/saved-vm-source.js';
 import { ByteReader } from '../src/formats/migration/byte-reader.js';
 import { parseMigrationStream } from '../src/formats/migration/migration-stream.js';
 import { locateVmdesc } from '../src/formats/migration/vmdesc.js';
-import { runCli, tempDir } from './helpers/machines.js';
+import { CLI, runCli, tempDir } from './helpers/machines.js';
 import { unpackExample } from '../scripts/unpack-example.js';
 import { buildTinyGuests, saveReferences, startGuest, QEMU } from '../scripts/qemu-harness.js';
-import { itWithTool, run, mayBootQemu } from './helpers/tools.js';
+import { itWithTool, itWithTools, run, mayBootQemu } from './helpers/tools.js';
 import { expectSameFile } from './helpers/same-file.js';
+import { libvirtHeader } from './helpers/libvirt.js';
 
 const qemuIt = itWithTool(QEMU, 'qemu-system-x86');
 const dir = tempDir('vmdump-bad-stream-');
@@ -127,16 +128,8 @@ describe('damaged streams', () => {
 });
 
 describe('libvirt save images (virsh save)', () => {
-  const header = (magic: string, format: number, xml: string): Buffer => {
-    const data = Buffer.concat([Buffer.from(`${xml}\0`), Buffer.alloc(64 * 1024)]);
-    const head = Buffer.alloc(92);
-    head.write(magic, 0, 'latin1');
-    head.writeUInt32LE(2, 16);
-    head.writeUInt32LE(data.length, 20);
-    head.writeUInt32LE(0, 24);
-    head.writeUInt32LE(format, 28);
-    return Buffer.concat([head, data]);
-  };
+  const header = (magic: 'LibvirtQemudSave' | 'LibvirtQemudPart', format: number, xml: string): Buffer =>
+    libvirtHeader(magic, format, xml);
 
   qemuIt('a raw image with the libvirt header in front gives the same dump', async () => {
     const file = path.join(dir, 'virsh.save');
@@ -149,8 +142,57 @@ describe('libvirt save images (virsh save)', () => {
     expectSameFile(out, reference);
   });
 
-  it('compressed and incomplete images are refused with the reason', async () => {
-    await expectRefused('gz', Buffer.concat([header('LibvirtQemudSave', 1, '<domain/>'), stream]), /gzip-compressed; decompress/);
+  // libvirt compresses the stream as a whole with the format's program (qemu_saveimage.c); so do these tests.
+  itWithTools([
+    [QEMU, 'qemu-system-x86'],
+    ['gzip', 'gzip'],
+    ['bzip2', 'bzip2'],
+    ['xz', 'xz-utils'],
+    ['lzop', 'lzop'],
+    ['zstd', 'zstd'],
+  ]).each([
+    [1, 'gzip'],
+    [2, 'bzip2'],
+    [3, 'xz'],
+    [4, 'lzop'],
+    [5, 'zstd'],
+  ] as const)(
+    'a %s (%s-compressed) image is decompressed as it is read: the same dump, no spool left',
+    async (format, program) => {
+      const body = path.join(dir, `virsh.${program}.body`);
+      expect(run('sh', ['-c', `${program} -c '${streamFile}' > '${body}'`]).status).toBe(0);
+      const file = path.join(dir, `virsh.${program}.save`);
+      fs.writeFileSync(file, Buffer.concat([header('LibvirtQemudSave', format, '<domain/>'), fs.readFileSync(body)]));
+      fs.rmSync(body);
+      const out = path.join(dir, `virsh.${program}.core`);
+      const result = await runCli(['saved', file, '--layout', 'qemu', '-o', out], { tmpdir: dir });
+      expect([result.code, result.stderr]).toEqual([0, expect.stringContaining('qemu layout')]);
+      expectSameFile(out, reference);
+      // Damaged: the program's own complaint, exit 3, nothing written.
+      const damaged = path.join(dir, `virsh.${program}.damaged`);
+      fs.writeFileSync(damaged, fs.readFileSync(file).subarray(0, fs.statSync(file).size - 4096));
+      const refused = await runCli(['saved', damaged, '-o', path.join(dir, 'damaged.core')], { tmpdir: dir });
+      expect([refused.code, refused.stderr]).toEqual([
+        3,
+        expect.stringMatching(
+          new RegExp(`^vmdump: error: (cannot decompress this ${program}-compressed libvirt save image|the stream is truncated)`),
+        ),
+      ]);
+      expect(fs.readdirSync(dir).filter((f) => f.startsWith('.vmdump-spool') || f === 'damaged.core')).toEqual([]);
+    },
+  );
+
+  it('a compressed image through a pipe, and an incomplete one, are refused with the reason', async () => {
+    const gz = path.join(dir, 'piped.gz.save');
+    fs.writeFileSync(gz, Buffer.concat([header('LibvirtQemudSave', 1, '<domain/>'), stream]));
+    const piped = run('bash', [
+      '-c',
+      `cat '${gz}' | TMPDIR='${dir}' '${process.execPath}' '${CLI}' saved - -o '${path.join(dir, 'piped.core')}'`,
+    ]);
+    expect([piped.status, piped.stderr]).toEqual([
+      3,
+      'vmdump: error: this libvirt save image is gzip-compressed; vmdump decompresses it when given the file, not a pipe (standard input)\n',
+    ]);
     await expectRefused(
       'part',
       Buffer.concat([header('LibvirtQemudPart', 0, '<domain/>'), stream]),

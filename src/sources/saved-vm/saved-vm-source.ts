@@ -20,34 +20,18 @@ import { ByteReader } from '../../formats/migration/byte-reader.js';
 import { parseMigrationStream } from '../../formats/migration/migration-stream.js';
 import { locateVmdesc } from '../../formats/migration/vmdesc.js';
 import { readGuestNote, readPointedNote } from '../guest-note.js';
+import { decompressedStream, isInPlace, readLibvirtImage, type LibvirtImage } from './libvirt-image.js';
 
-const LIBVIRT_HEADER = 92;
-
-/** Where the QEMU stream starts: 0, or after a raw (uncompressed) libvirt save header (§12). */
+/** Where the QEMU stream starts: 0, or after a libvirt save header whose stream is in place (raw, sparse). */
 function streamStart(fd: number, label: string): number {
-  const head = Buffer.alloc(LIBVIRT_HEADER);
-  const n = fs.readSync(fd, head, 0, head.length, 0);
-  const magic = head.toString('latin1', 0, 16);
-  if (magic === 'LibvirtQemudPart')
+  const image = readLibvirtImage(fd, label);
+  if (!isInPlace(image))
     throw new VmdumpError(
       'bad-input',
-      'this libvirt save image is incomplete (LibvirtQemudPart: the save did not finish)',
+      `this libvirt save image is ${image!.format}-compressed; vmdump decompresses it when given the file, not a pipe`,
       label,
     );
-  if (magic !== 'LibvirtQemudSave') return 0;
-  if (n < LIBVIRT_HEADER) throw new VmdumpError('bad-input', 'the libvirt save header is truncated', label);
-  const swapped = head.readUInt32LE(16) > 0xffff;
-  const u32 = (at: number): number => (swapped ? head.readUInt32BE(at) : head.readUInt32LE(at));
-  const format = u32(28);
-  if (format !== 0) {
-    const names = ['raw', 'gzip', 'bzip2', 'xz', 'lzop', 'zstd', 'sparse'];
-    throw new VmdumpError(
-      'bad-input',
-      `this libvirt save image is ${names[format] ?? `format ${format}`}-compressed; decompress the QEMU stream first`,
-      label,
-    );
-  }
-  return LIBVIRT_HEADER + u32(20);
+  return image?.streamAt ?? 0;
 }
 
 export interface SavedVmOptions {
@@ -68,11 +52,20 @@ export type SpoolFileSystem = Pick<typeof fs, 'openSync' | 'unlinkSync' | 'write
 export async function openSavedVm(file: string, options: SavedVmOptions = {}): Promise<GuestModel> {
   const label = file === '-' ? 'standard input' : file;
   const stat = file === '-' ? undefined : fs.statSync(file, { throwIfNoEntry: false });
-  const fd =
-    stat?.isFile() === true
-      ? await openForReading(file)
-      : await spoolToTemporaryFile(await pipeInput(file, stat), label, options);
-  return openSavedVmFd(fd, label);
+  if (stat?.isFile() !== true)
+    return openSavedVmFd(await spoolToTemporaryFile(await pipeInput(file, stat), label, options), label);
+  const fd = await openForReading(file);
+  let image: LibvirtImage | undefined;
+  try {
+    image = readLibvirtImage(fd, label);
+  } catch (error) {
+    fs.closeSync(fd);
+    throw error;
+  }
+  if (isInPlace(image)) return openSavedVmFd(fd, label);
+  // A compressed libvirt image: its stream, decompressed as it is read, is spooled like a pipe's.
+  fs.closeSync(fd);
+  return openSavedVmFd(await spoolToTemporaryFile(decompressedStream(file, image!, label), label, options), label);
 }
 
 /**
