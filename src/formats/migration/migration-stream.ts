@@ -394,3 +394,31 @@ async function readBlockList(reader: ByteReader, state: RamState, total: bigint)
   }
   if (sum !== total) reader.fail(`RAM block lengths add up to ${hex(sum)}, the header says ${hex(total)}: the stream is corrupt`);
 }
+
+/**
+ * The capabilities a stream's configuration names (§4), read from its first bytes alone: what a
+ * reader of a pipe can know before it copies the rest. Empty when the head holds none.
+ */
+export function capabilitiesInHead(head: Buffer): string[] {
+  const capabilities: string[] = [];
+  if (head.length < 13 || head.readUInt32BE(0) !== QEVM_MAGIC || head[8] !== Rec.Configuration) return capabilities;
+  let at = 13 + head.readUInt32BE(9);
+  const fits = (n: number): boolean => at + n <= head.length;
+  while (fits(2) && head[at] === Rec.Subsection) {
+    const nameLength = head[at + 1]!;
+    if (!fits(2 + nameLength + 4)) break;
+    const name = head.toString('latin1', at + 2, at + 2 + nameLength);
+    at += 2 + nameLength + 4;
+    if (name === 'configuration/capabilities' && fits(4)) {
+      const count = head.readUInt32BE(at);
+      at += 4;
+      for (let i = 0; i < count && fits(1) && fits(1 + head[at]!); i += 1) {
+        capabilities.push(head.toString('latin1', at + 1, at + 1 + head[at]!));
+        at += 1 + head[at]!;
+      }
+    } else if (name === 'configuration/target-page-bits') at += 4;
+    else if (name === 'configuration/uuid') at += 16;
+    else break;
+  }
+  return capabilities;
+}

@@ -17,7 +17,7 @@ import { isSpecialBlock } from '../../formats/migration/block-names.js';
 import { physAddr } from '../../guest/units.js';
 import { readBlock } from '../../formats/migration/block-reader.js';
 import { ByteReader } from '../../formats/migration/byte-reader.js';
-import { parseMigrationStream } from '../../formats/migration/migration-stream.js';
+import { capabilitiesInHead, parseMigrationStream } from '../../formats/migration/migration-stream.js';
 import { locateVmdesc } from '../../formats/migration/vmdesc.js';
 import { readGuestNote, readPointedNote } from '../guest-note.js';
 import { decompressedStream, isInPlace, readLibvirtImage, type LibvirtImage } from './libvirt-image.js';
@@ -53,7 +53,7 @@ export async function openSavedVm(file: string, options: SavedVmOptions = {}): P
   const label = file === '-' ? 'standard input' : file;
   const stat = file === '-' ? undefined : fs.statSync(file, { throwIfNoEntry: false });
   if (stat?.isFile() !== true)
-    return openSavedVmFd(await spoolToTemporaryFile(await pipeInput(file, stat), label, options), label);
+    return openSavedVmFd(await spoolToTemporaryFile(await pipeInput(file, stat), label, options, refuseMappedRam), label);
   const fd = await openForReading(file);
   let image: LibvirtImage | undefined;
   try {
@@ -158,7 +158,12 @@ function openForReading(file: string): Promise<number> {
  * one reported: a write that fails (ENOSPC in $TMPDIR) is an output error that names the folder,
  * a read that fails is bad input, an abort is a cancellation.
  */
-async function spoolToTemporaryFile(input: Readable, label: string, options: SavedVmOptions): Promise<number> {
+async function spoolToTemporaryFile(
+  input: Readable,
+  label: string,
+  options: SavedVmOptions,
+  inspectHead?: (head: Buffer, label: string) => void,
+): Promise<number> {
   const dir = options.spoolDir ?? os.tmpdir();
   const files = options.spoolFileSystem ?? fs;
   const name = path.join(dir, `.vmdump-spool-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -174,12 +179,21 @@ async function spoolToTemporaryFile(input: Readable, label: string, options: Sav
   if (signal !== undefined) addAbortSignal(signal, input);
   try {
     let position = 0;
+    let head: Buffer | undefined = inspectHead === undefined ? undefined : Buffer.alloc(0);
     for await (const chunk of input as AsyncIterable<Buffer>) {
+      if (head !== undefined) {
+        head = Buffer.concat([head, chunk]);
+        if (head.length >= HEAD_BYTES) {
+          inspectHead!(head, label);
+          head = undefined;
+        }
+      }
       await writeAll(files, fd, chunk, position).catch((error: unknown) => {
         throw spoolWriteError(error, label, dir);
       });
       position += chunk.length;
     }
+    if (head !== undefined) inspectHead!(head, label);
     return fd;
   } catch (error) {
     input.destroy();
@@ -195,6 +209,26 @@ async function spoolToTemporaryFile(input: Readable, label: string, options: Sav
       cause: error,
     });
   }
+}
+
+/** Enough of a pipe's start to see a libvirt header or a QEMU stream's configuration. */
+const HEAD_BYTES = 4096;
+
+/**
+ * A mapped-ram file is read in place, where its zero pages cost nothing; through a pipe every
+ * one of them would be copied first. Refused as soon as its first bytes show it.
+ */
+function refuseMappedRam(head: Buffer, label: string): void {
+  const sparse =
+    head.length >= 32 &&
+    head.toString('latin1', 0, 16) === 'LibvirtQemudSave' &&
+    [head.readUInt32LE(28), head.readUInt32BE(28)].includes(6);
+  if (sparse || capabilitiesInHead(head).includes('mapped-ram'))
+    throw new VmdumpError(
+      'bad-input',
+      `this is a mapped-ram file (${sparse ? "libvirt's sparse save format" : 'QEMU migrate file: with the mapped-ram capability'}): vmdump reads it in place, so give it the file, not a pipe (through a pipe every zero page would be copied first)`,
+      label,
+    );
 }
 
 function spoolWriteError(error: unknown, label: string, dir: string): VmdumpError {
