@@ -14,6 +14,8 @@
  *                            the same paused guest: BENCH_KDUMP_GIB (default 1.5) GiB of RAM, the
  *                            first 3/4 real file contents (/usr: programs, libraries, text),
  *                            the rest zero. Sizes are compared too.
+ *   vmdump saved on QEMU 10.0's plain stream and mapped-ram file of the tiny guest on IMAGE  vs
+ *                            QEMU 10's own dump-guest-memory (BENCH_ONLY=qemu10: these rows alone)
  *   vmdump qmp|saved on the aarch64 and s390x Linux test guests (512 MiB, paused)  vs  QEMU's
  *                            ELF and kdump-zlib dumps of them (BENCH_ONLY=arches: these rows alone)
  *
@@ -27,7 +29,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildLinuxGuest, buildTinyGuests, saveStream, startGuest } from '../scripts/qemu-harness.js';
+import { buildLinuxGuest, buildTinyGuests, qemu10Root, saveStream, startGuest } from '../scripts/qemu-harness.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const GiB = 1024 ** 3;
@@ -182,6 +184,78 @@ async function qemuRows(image: string, out: string): Promise<Row[]> {
       pause: `guest paused ${live.pausedMs ?? '?'} ms (switchover) vs QEMU ${qemuPause}`,
     },
   ];
+}
+
+/**
+ * QEMU 10.0 (Debian 13, in the test root through chroot, the bench folder bind-mounted at the same
+ * path): the tiny guest on IMAGE, QEMU 10's own dump of it paused, and vmdump on a plain stream and
+ * on a mapped-ram file of that state (two boots: QEMU migrates a paused VM once; the guest's RAM is
+ * a private mapping of IMAGE, the same in both). BENCH_ONLY=qemu10 runs these rows alone.
+ */
+async function qemu10Rows(image: string, out: string): Promise<Row[]> {
+  const made = qemu10Root();
+  if ('missing' in made) {
+    console.log(`(QEMU 10 cases skipped: ${made.missing})`);
+    return [];
+  }
+  const inRoot = path.join(made.root, dir);
+  fs.mkdirSync(inRoot, { recursive: true });
+  if (spawnSync('mount', ['--bind', dir, inRoot]).status !== 0) throw new Error(`cannot bind ${dir} into ${made.root}`);
+  try {
+    const { tiny64 } = buildTinyGuests();
+    const kernel = path.join(dir, 'tiny64.elf');
+    fs.copyFileSync(tiny64, kernel);
+    const memoryMib = size / 2 ** 20;
+    const boot = (name: string) =>
+      startGuest(
+        {
+          root: made.root,
+          machine: 'q35',
+          memory: `${memoryMib}M`,
+          smp: 1,
+          kernel,
+          extra: [
+            '-machine',
+            'memory-backend=m0',
+            '-object',
+            `memory-backend-file,id=m0,size=${memoryMib}M,mem-path=${image},share=off`,
+          ],
+        },
+        path.join(dir, name),
+      );
+    const [stream, mapped] = [path.join(dir, 'vm10.state'), path.join(dir, 'vm10.mapped-ram')];
+    let qemuDump: Measured;
+    const first = await boot('qemu10-stream');
+    try {
+      await first.qmp.execute('stop');
+      const started = performance.now();
+      await first.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${out}` }, { timeoutMs: 3_600_000 });
+      qemuDump = { seconds: (performance.now() - started) / 1000, outputBytes: fs.statSync(out).size };
+      fs.rmSync(out);
+      await saveStream(first, stream);
+    } finally {
+      await first.quit();
+    }
+    const second = await boot('qemu10-mapped');
+    try {
+      await second.qmp.execute('stop');
+      await saveStream(second, mapped, { mappedRam: true });
+    } finally {
+      await second.quit();
+    }
+    const rm = () => fs.rmSync(out, { force: true });
+    const row = (name: string, file: string): Row => ({
+      name,
+      ours: best(() => timeVmdump(['saved', file, '-o', out]), rm),
+      refName: 'QEMU 10 dump-guest-memory',
+      ref: qemuDump,
+      pause: `input ${mib(fs.statSync(file).size)} (${mib(fs.statSync(file).blocks * 512)} allocated)`,
+    });
+    return [row('saved QEMU 10 stream', stream), row('saved QEMU 10 mapped-ram', mapped)];
+  } finally {
+    spawnSync('umount', [inRoot]);
+    fs.rmdirSync(inRoot);
+  }
 }
 
 /** The Linux test guest: QEMU's paging=true dump vs vmdump saved --paging on a stream of the same paused state. */
@@ -420,6 +494,7 @@ async function generalRows(out: string): Promise<Row[]> {
       ref: best(() => timeShell(`gzip -6 -c '${image}' > '${out}'`), rm),
     },
     ...(await qemuRows(image, out)),
+    ...(await qemu10Rows(image, out)),
     ...(await linuxPagingRow(out)),
   ];
   fs.rmSync(image, { force: true });
@@ -431,6 +506,11 @@ async function main(): Promise<void> {
   // BENCH_ONLY=kdump or BENCH_ONLY=arches runs those rows alone.
   const only = process.env.BENCH_ONLY;
   const rows: Row[] = only === undefined ? await generalRows(out) : [];
+  if (only === 'qemu10') {
+    const image = path.join(dir, 'ram.img');
+    makeImage(image);
+    rows.push(...(await qemu10Rows(image, out)));
+  }
   if (only === undefined || only === 'kdump') rows.push(...(await kdumpRows(out)));
   if (only === undefined || only === 'arches') rows.push(...(await archRows(out)));
   console.log(

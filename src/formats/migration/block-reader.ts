@@ -175,9 +175,14 @@ function bitmapOf(file: StreamFile, block: RamBlock, mapped: MappedRam): Promise
   return bitmap;
 }
 
+/** Absent pages between two present runs that are read over rather than split into two reads. */
+const MAX_GAP_PAGES = 16;
+
 /**
- * A mapped-ram block read in place (docs/qemu-migration-stream.md §11): runs of pages the bitmap
- * marks present are read straight from their offsets, the others are zero pages QEMU never wrote.
+ * A mapped-ram block read in place (docs/qemu-migration-stream.md §11): the pages the bitmap marks
+ * present are read straight from their offsets, the others are zero pages QEMU never wrote (or
+ * wrote before they became zero: the bitmap, not the file, says). Present runs separated by a
+ * small gap are read as one span and the gap cleared, so a fragmented bitmap costs few reads.
  */
 async function readMappedRam(
   file: StreamFile,
@@ -190,16 +195,29 @@ async function readMappedRam(
   const pageSize = block.pageSize;
   const present = (page: number): boolean => ((bitmap[page >> 3]! >> (page & 7)) & 1) === 1;
   const start = Number(offset);
-  let done = 0;
-  while (done < into.length) {
-    const page = Math.floor((start + done) / pageSize);
-    const stored = present(page);
+  const firstPage = Math.floor(start / pageSize);
+  const lastPage = Math.floor((start + into.length - 1) / pageSize);
+  /** [from, to) of `into` covered by pages [first, last]. */
+  const span = (first: number, last: number): [number, number] => [
+    Math.max(0, first * pageSize - start),
+    Math.min(into.length, (last + 1) * pageSize - start),
+  ];
+  let page = firstPage;
+  while (page <= lastPage) {
+    if (!present(page)) {
+      let last = page;
+      while (last < lastPage && !present(last + 1)) last += 1;
+      into.fill(0, ...span(page, last));
+      page = last + 1;
+      continue;
+    }
+    // A read from here over present pages and gaps of at most MAX_GAP_PAGES absent ones.
     let last = page;
-    while ((last + 1) * pageSize < start + into.length && present(last + 1) === stored) last += 1;
-    const end = Math.min(into.length, (last + 1) * pageSize - start);
-    if (stored) await readAt(file, mapped.pagesOffset + start + done, into.subarray(done, end));
-    else into.fill(0, done, end);
-    done = end;
+    for (let next = page + 1; next <= lastPage && next - last <= MAX_GAP_PAGES + 1; next += 1) if (present(next)) last = next;
+    const [from, to] = span(page, last);
+    await readAt(file, mapped.pagesOffset + start + from, into.subarray(from, to));
+    for (let gap = page + 1; gap < last; gap += 1) if (!present(gap)) into.fill(0, ...span(gap, gap));
+    page = last + 1;
   }
 }
 
