@@ -207,15 +207,17 @@ function rootRelative(root: string | undefined): (text: string) => string {
 export async function saveStream(
   guest: RunningGuest,
   file: string,
-  options: { mappedRam?: boolean; offset?: number } = {},
+  options: { mappedRam?: boolean; multifd?: boolean; offset?: number } = {},
 ): Promise<void> {
   await guest.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 107374182400 });
   const mappedRam = options.mappedRam === true;
-  await guest.qmp
-    .execute('migrate-set-capabilities', { capabilities: [{ capability: 'mapped-ram', state: mappedRam }] })
-    .catch((error: unknown) => {
-      if (mappedRam) throw error;
-    });
+  const capabilities = [
+    { capability: 'mapped-ram', state: mappedRam },
+    ...(options.multifd === true ? [{ capability: 'multifd', state: true }] : []),
+  ];
+  await guest.qmp.execute('migrate-set-capabilities', { capabilities }).catch((error: unknown) => {
+    if (mappedRam) throw error;
+  });
   const at = options.offset === undefined ? '' : `,offset=${options.offset}`;
   const uri = mappedRam ? `file:${guest.qemuPath(file)}${at}` : `exec:cat > '${guest.qemuPath(file)}'`;
   await guest.qmp.execute('migrate', { uri });
@@ -241,6 +243,8 @@ export async function saveReferences(
     mappedRam?: boolean;
     /** Where in the (mapped-ram) file the stream starts: room for a libvirt header. */
     streamOffset?: number;
+    /** mapped-ram written by multifd channels (libvirt's parallel save). */
+    multifd?: boolean;
   } = {},
 ): Promise<{ dump: string; stream: string; kdump?: string }> {
   const dump = path.join(guest.dir, 'qemu.core');
@@ -264,6 +268,7 @@ export async function saveReferences(
   }
   await saveStream(guest, stream, {
     mappedRam: options.mappedRam === true,
+    multifd: options.multifd === true,
     ...(options.streamOffset === undefined ? {} : { offset: options.streamOffset }),
   });
   return { dump, stream, ...(kdump === undefined ? {} : { kdump }) };

@@ -60,17 +60,18 @@ const cli = (args: readonly string[]) => runCli(args, { tmpdir: work });
 
 describe('QEMU 10.0 (Debian 13), through chroot', () => {
   it.for([
-    { machine: 'q35', mappedRam: false, libvirt: false },
-    { machine: 'q35', mappedRam: true, libvirt: false },
-    { machine: 'pc', mappedRam: false, libvirt: false },
-    { machine: 'pc-q35-8.2', mappedRam: false, libvirt: false },
-    { machine: 'pc-i440fx-9.2', mappedRam: false, libvirt: false },
-    { machine: 'pc-i440fx-9.2', mappedRam: true, libvirt: true },
+    { machine: 'q35', mappedRam: false, multifd: false, libvirt: false },
+    { machine: 'q35', mappedRam: true, multifd: false, libvirt: false },
+    { machine: 'q35', mappedRam: true, multifd: true, libvirt: false },
+    { machine: 'pc', mappedRam: false, multifd: false, libvirt: false },
+    { machine: 'pc-q35-8.2', mappedRam: false, multifd: false, libvirt: false },
+    { machine: 'pc-i440fx-9.2', mappedRam: false, multifd: false, libvirt: false },
+    { machine: 'pc-i440fx-9.2', mappedRam: true, multifd: false, libvirt: true },
   ])(
-    "machine $machine, mapped-ram $mappedRam, libvirt sparse $libvirt: the saved file and the live source give QEMU 10.0's own dump byte for byte (--layout qemu)",
+    "machine $machine, mapped-ram $mappedRam, multifd $multifd, libvirt sparse $libvirt: the saved file and the live source give QEMU 10.0's own dump byte for byte (--layout qemu)",
     { timeout: 300_000 },
     // libvirt: libvirt's sparse save format, its header then a mapped-ram stream QEMU wrote at that offset.
-    async ({ machine, mappedRam, libvirt }, ctx) => {
+    async ({ machine, mappedRam, multifd, libvirt }, ctx) => {
       const qemuRoot = needsRoot(ctx);
       const dir = path.join(work, `tiny-${machine}-${mappedRam ? 'mapped' : 'stream'}`);
       const socket = path.join(dir, 'vmdump.sock');
@@ -88,7 +89,7 @@ describe('QEMU 10.0 (Debian 13), through chroot', () => {
       const live = path.join(dir, 'live.core');
       let refs: { dump: string; stream: string };
       try {
-        refs = await saveReferences(guest, { mappedRam, ...(libvirt ? { streamOffset: 1 << 16 } : {}) });
+        refs = await saveReferences(guest, { mappedRam, multifd, ...(libvirt ? { streamOffset: 1 << 16 } : {}) });
         if (libvirt) {
           const fd = fs.openSync(refs.stream, 'r+');
           fs.writeSync(fd, libvirtHeader('LibvirtQemudSave', 6, '<domain/>', (1 << 16) - 92), 0, 1 << 16, 0);
