@@ -178,15 +178,10 @@ function release(note: ElfNote): string {
   return VmcoreinfoText.of(note.desc).string('OSRELEASE') ?? '?';
 }
 
-/** The same guest with another VMCOREINFO; reads and close() still go to the source. */
+/**
+ * The same guest with another VMCOREINFO: every other field and close() fall through to the
+ * source's model (a copy field by field had to be kept in step with GuestModel, and once was not).
+ */
 function withVmcoreinfo(guest: GuestModel, note: ElfNote): GuestModel {
-  return {
-    arch: guest.arch,
-    vcpus: guest.vcpus,
-    ram: guest.ram,
-    vmcoreinfo: note,
-    ...(guest.romDevices === undefined ? {} : { romDevices: guest.romDevices }),
-    ...(guest.warnings === undefined ? {} : { warnings: guest.warnings }),
-    close: () => guest.close(),
-  };
+  return Object.create(guest, { vmcoreinfo: { value: note, enumerable: true } }) as GuestModel;
 }
