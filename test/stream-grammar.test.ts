@@ -51,7 +51,7 @@ interface Built {
  * attributes PART between them (inside one 512-page group), then a device section with a null-
  * pointer-compressed array holding one real element, then the vmdesc trailer.
  */
-function buildStream(pageSize: number, pages: number, options: { pageBits?: number } = {}): Built {
+function buildStream(pageSize: number, pages: number, options: { pageBits?: number; splitNulls?: boolean } = {}): Built {
   const length = BigInt(pageSize * pages);
   const half = Math.floor(pages / 2);
   const records = (from: number, to: number, firstRecord: boolean): Buffer[] =>
@@ -66,7 +66,19 @@ function buildStream(pageSize: number, pages: number, options: { pageBits?: numb
     version: 1,
     fields: [
       { name: 'max_cssid', type: 'uint8', size: 1 },
-      { name: 'css', array_len: 4, type: 'struct', struct: {}, size: 1 },
+      ...(options.splitNulls === true
+        ? [
+            // QEMU 9.1.3 and later: the array in runs of one kind each, every run sized.
+            { name: 'css', array_len: 2, type: 'nullptr', size: 1 },
+            {
+              name: 'css',
+              type: 'struct',
+              size: 10,
+              struct: { vmsd_name: 'css', version: 1, fields: [{ name: 'image', type: 'buffer', size: 10 }] },
+            },
+            { name: 'css', type: 'nullptr', size: 1 },
+          ]
+        : [{ name: 'css', array_len: 4, type: 'struct', struct: {}, size: 1 }]),
       { name: 'default_cssid', type: 'uint8', size: 1 },
     ],
   };
@@ -118,7 +130,7 @@ function buildStream(pageSize: number, pages: number, options: { pageBits?: numb
     be32(vmdesc.length),
     vmdesc,
   ]);
-  const file = path.join(dir, `stream-${pageSize}-${pages}-${options.pageBits ?? 'none'}.state`);
+  const file = path.join(dir, `stream-${pageSize}-${pages}-${options.pageBits ?? 'none'}-${options.splitNulls === true}.state`);
   fs.writeFileSync(file, stream);
   return { file, pageSize, pages };
 }
@@ -158,6 +170,17 @@ describe('migration stream grammar of the aarch64 and s390x machines', () => {
       }
     },
   );
+
+  it('reads an array of pointers that QEMU 9.1.3+ describes in runs (nulls, a struct, a null) as one sized field', async () => {
+    const built = buildStream(4096, 4, { splitNulls: true });
+    const { fd, stream } = await parse(built.file);
+    fs.closeSync(fd);
+    const css = stream.devices.find((d) => d.name === 's390_css')!;
+    expect(css.complete).toBe(true);
+    // Two null markers (0x30), the struct's 10 bytes, one null marker.
+    expect(css.raw('css').toString('latin1')).toBe('\x30\x30' + '0123456789' + '\x30');
+    expect([css.uint('max_cssid'), css.uint('default_cssid'), css.has('css.image')]).toEqual([0xfen, 0xfen, false]);
+  });
 
   it("refuses target-page-bits that disagree with the trailer's page size", async () => {
     const built = buildStream(4096, 4, { pageBits: 16 });

@@ -177,12 +177,17 @@ function bitmapOf(file: StreamFile, block: RamBlock, mapped: MappedRam): Promise
 
 /** Absent pages between two present runs that are read over rather than split into two reads. */
 const MAX_GAP_PAGES = 16;
+/** Reads of one request in flight at once: libuv's default thread pool has four threads. */
+const PARALLEL_READS = 4;
+/** A longer present run is split so that one chunk's reads spread over the pool's threads. */
+const MAX_READ_BYTES = 512 << 10;
 
 /**
  * A mapped-ram block read in place (docs/qemu-migration-stream.md §11): the pages the bitmap marks
  * present are read straight from their offsets, the others are zero pages QEMU never wrote (or
  * wrote before they became zero: the bitmap, not the file, says). Present runs separated by a
- * small gap are read as one span and the gap cleared, so a fragmented bitmap costs few reads.
+ * small gap are read as one span and the gap cleared, so a fragmented bitmap costs few reads; the
+ * spans are read in parallel (the file is random access, the order does not matter).
  */
 async function readMappedRam(
   file: StreamFile,
@@ -192,33 +197,50 @@ async function readMappedRam(
   into: Uint8Array,
 ): Promise<void> {
   const bitmap = await bitmapOf(file, block, mapped);
-  const pageSize = block.pageSize;
-  const present = (page: number): boolean => ((bitmap[page >> 3]! >> (page & 7)) & 1) === 1;
   const start = Number(offset);
+  const { reads, zeros } = planMappedReads(bitmap, block.pageSize, start, into.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let read = reads[next++]; read !== undefined; read = reads[next++])
+      await readAt(file, mapped.pagesOffset + start + read.from, into.subarray(read.from, read.to));
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_READS, reads.length) }, worker));
+  // After the reads: a gap that was read over holds whatever the file has there.
+  for (const zero of zeros) into.fill(0, zero.from, zero.to);
+}
+
+interface Span {
+  readonly from: number;
+  readonly to: number;
+}
+
+/**
+ * For `length` bytes of the block from `start`: the spans to read (present runs merged over small
+ * gaps, cut at MAX_READ_BYTES) and the spans of absent pages to clear, both relative to `start`.
+ */
+function planMappedReads(bitmap: Uint8Array, pageSize: number, start: number, length: number): { reads: Span[]; zeros: Span[] } {
+  const present = (page: number): boolean => ((bitmap[page >> 3]! >> (page & 7)) & 1) === 1;
   const firstPage = Math.floor(start / pageSize);
-  const lastPage = Math.floor((start + into.length - 1) / pageSize);
-  /** [from, to) of `into` covered by pages [first, last]. */
-  const span = (first: number, last: number): [number, number] => [
-    Math.max(0, first * pageSize - start),
-    Math.min(into.length, (last + 1) * pageSize - start),
-  ];
+  const lastPage = Math.floor((start + length - 1) / pageSize);
+  const from = (page: number): number => Math.max(0, page * pageSize - start);
+  const to = (page: number): number => Math.min(length, (page + 1) * pageSize - start);
+  const reads: Span[] = [];
+  const zeros: Span[] = [];
   let page = firstPage;
   while (page <= lastPage) {
-    if (!present(page)) {
-      let last = page;
-      while (last < lastPage && !present(last + 1)) last += 1;
-      into.fill(0, ...span(page, last));
-      page = last + 1;
-      continue;
-    }
-    // A read from here over present pages and gaps of at most MAX_GAP_PAGES absent ones.
     let last = page;
-    for (let next = page + 1; next <= lastPage && next - last <= MAX_GAP_PAGES + 1; next += 1) if (present(next)) last = next;
-    const [from, to] = span(page, last);
-    await readAt(file, mapped.pagesOffset + start + from, into.subarray(from, to));
-    for (let gap = page + 1; gap < last; gap += 1) if (!present(gap)) into.fill(0, ...span(gap, gap));
+    if (!present(page)) {
+      while (last < lastPage && !present(last + 1)) last += 1;
+      zeros.push({ from: from(page), to: to(last) });
+    } else {
+      for (let next = page + 1; next <= lastPage && next - last <= MAX_GAP_PAGES + 1; next += 1) if (present(next)) last = next;
+      for (let gap = page + 1; gap < last; gap += 1) if (!present(gap)) zeros.push({ from: from(gap), to: to(gap) });
+      for (let at = from(page); at < to(last); at += MAX_READ_BYTES)
+        reads.push({ from: at, to: Math.min(to(last), at + MAX_READ_BYTES) });
+    }
     page = last + 1;
   }
+  return { reads, zeros };
 }
 
 /** Fills `into` from the stream file at `position`; the header's offsets were checked against its size. */

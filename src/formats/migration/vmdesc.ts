@@ -177,12 +177,16 @@ async function readEntry(reader: ByteReader, entry: VmdescEntry, prefix: string,
   const list = unsized < 0 ? all : all.slice(0, unsized);
   const total = list.reduce((sum, f) => sum + fieldBytes(f), 0);
   await reader.ensure(total, `section ${entry.name ?? entry.vmsd_name ?? '?'}`);
-  for (const field of list) {
+  list.forEach((field, i) => {
     const bytes = reader.bytes(fieldBytes(field));
-    into.set(`${prefix}${field.name}`, bytes);
-    if (field.struct !== undefined && (field.array_len ?? 1) === 1)
-      addStructFields(bytes, field.struct, `${prefix}${field.name}.`, into);
-  }
+    const path = `${prefix}${field.name}`;
+    // QEMU 9.1.3+ splits an array of pointers holding NULLs into runs under one name (§9.2): one field again.
+    const split = list[i - 1]?.name === field.name || list[i + 1]?.name === field.name;
+    const earlier = list[i - 1]?.name === field.name ? into.get(path) : undefined;
+    into.set(path, earlier === undefined ? bytes : Buffer.concat([earlier, bytes]));
+    if (!split && field.struct !== undefined && (field.array_len ?? 1) === 1)
+      addStructFields(bytes, field.struct, `${path}.`, into);
+  });
   if (unsized >= 0) return false;
   for (const sub of entry.subsections ?? []) {
     await reader.ensure(1 + 1 + 255 + 4, 'a subsection header');
