@@ -38,6 +38,8 @@ Options:
       --force           replace FILE if it exists (without it vmdump refuses; it never
                         writes through a symbolic link)
       --fsync           make the file durable before it appears
+      --no-sparse       write every zero byte of FILE; by default long runs of zeros
+                        are left as holes (the file reads the same, takes less disk)
       --checksum sha256 write the output's SHA-256 to FILE.sha256 (sha256sum format),
                         or to stderr for standard output
       --live            (qmp) migrate the running VM into vmdump instead: QEMU pauses it

@@ -48,6 +48,8 @@ export interface OutputOptions {
   /** kdump: the flattened form even into a regular file. */
   readonly flattened?: boolean;
   readonly fsync?: boolean;
+  /** Leave long zero runs of a new regular file as holes (default true; the bytes read the same). */
+  readonly sparse?: boolean;
   /** Replace an existing file. */
   readonly force?: boolean;
   /** Take a SHA-256 of the bytes as written (read back for the plain kdump file). */
@@ -89,7 +91,7 @@ export function outputDestination(
   }
   const base: Sink = toStdout
     ? fdSink(1)
-    : fileSink(output, { fsync: options.fsync ?? false, overwrite: options.force ?? false });
+    : fileSink(output, { fsync: options.fsync ?? false, overwrite: options.force ?? false, sparse: options.sparse ?? true });
   const digest = options.checksum === true ? digestSink(base) : undefined;
   const inner = digest ?? base;
   return {

@@ -6,7 +6,7 @@ export function fdSink(fd: number, description = fd === 1 ? 'stdout' : `fd ${fd}
   return {
     description,
     open: async (options) => ({
-      writable: new FdWritable(fd, undefined, options?.recycle),
+      writable: new FdWritable(fd, { recycle: options?.recycle }),
       commit: async () => undefined,
       abort: async () => undefined,
     }),

@@ -27,6 +27,11 @@ export interface FileSinkOptions {
   readonly mode?: number;
   /** Replace an existing regular file (default: refuse). */
   readonly overwrite?: boolean;
+  /**
+   * Leave long runs of zeros as holes (default true): the file reads the same, byte for byte, and
+   * occupies fewer blocks. Only a file vmdump creates; a device written in place gets every byte.
+   */
+  readonly sparse?: boolean;
 }
 
 /** The name a dump has while it is being written; never mistaken for a finished dump. */
@@ -42,7 +47,11 @@ export function fileSink(destination: string, options: FileSinkOptions = {}): Si
       const fileSystem = options.fileSystem ?? fs;
       const target = await openDestination(destination, options);
       return {
-        writable: new FdWritable(target.fd, fileSystem, openOptions?.recycle),
+        writable: new FdWritable(target.fd, {
+          fileSystem,
+          recycle: openOptions?.recycle,
+          sparse: target.created && options.sparse !== false,
+        }),
         commit: target.commit,
         abort: target.abort,
       };
@@ -76,6 +85,8 @@ export function placedFileSink(destination: string, options: FileSinkOptions = {
 
 interface OpenDestination {
   readonly fd: number;
+  /** A new regular file (empty, at offset 0), not a device or FIFO written in place. */
+  readonly created: boolean;
   commit(): Promise<void>;
   abort(): Promise<void>;
 }
@@ -108,6 +119,7 @@ async function openDestination(destination: string, options: FileSinkOptions): P
   };
   return {
     fd,
+    created: true,
     async commit() {
       if (options.fsync === true) await callVoid((cb) => fileSystem.fsync(fd, cb));
       await close();
@@ -152,7 +164,7 @@ async function openInPlace(fileSystem: FileSystem, destination: string): Promise
       await callVoid((cb) => fileSystem.close(fd, cb));
     }
   };
-  return { fd, commit: close, abort: () => close().catch(() => undefined) };
+  return { fd, created: false, commit: close, abort: () => close().catch(() => undefined) };
 }
 
 /** Makes the rename itself durable. */

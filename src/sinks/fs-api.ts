@@ -18,6 +18,8 @@ export interface FileSystem {
     callback: Callback<number>,
   ): void;
   fsync(fd: number, callback: (error: NodeJS.ErrnoException | null) => void): void;
+  /** Sets the size of a file written with holes (a trailing hole is not part of the file until then). */
+  ftruncate(fd: number, length: number, callback: (error: NodeJS.ErrnoException | null) => void): void;
   close(fd: number, callback: (error: NodeJS.ErrnoException | null) => void): void;
   rename(from: string, to: string, callback: (error: NodeJS.ErrnoException | null) => void): void;
   unlink(path: string, callback: (error: NodeJS.ErrnoException | null) => void): void;
