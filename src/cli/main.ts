@@ -8,10 +8,9 @@ import { parseArgs } from 'node:util';
 import { VmdumpError, isVmdumpError } from '../guest/errors.js';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, exitCodeFor } from './exit-codes.js';
 import type { QmpAddress } from '../sources/qmp/qmp-client.js';
-import { runDump, type CliOptions } from './run-command.js';
+import type { CliOptions } from './run-command.js';
 import type { DumpFormat } from '../transforms/prepare-dump.js';
 import { USAGE } from './usage.js';
-import { verifyDumpFile } from '../verify/verify-dump.js';
 
 const write = (text: string): void => {
   process.stderr.write(text);
@@ -147,6 +146,8 @@ async function main(): Promise<number> {
       return EXIT_OK;
     }
     if ('verify' in options) {
+      // Each path loads only its own modules: `--help` or a usage error costs no dump code (issue 21).
+      const { verifyDumpFile } = await import('../verify/verify-dump.js');
       const report = await verifyDumpFile(options.verify);
       for (const warning of report.warnings) write(`vmdump: warning: ${report.file}: ${warning}\n`);
       process.stdout.write(
@@ -155,6 +156,7 @@ async function main(): Promise<number> {
       );
       return EXIT_OK;
     }
+    const { runDump } = await import('./run-command.js');
     await runDump(options, controller.signal, write);
     return EXIT_OK;
   } catch (error) {

@@ -1,5 +1,7 @@
 /** Renders progress on stderr: a bar on a terminal, JSON lines for machines, or nothing. */
-import { auditTime, endWith, type Observable } from 'rxjs';
+import type { Observable } from 'rxjs';
+import { auditTime } from 'rxjs/internal/operators/auditTime';
+import { endWith } from 'rxjs/internal/operators/endWith';
 import type { RatedProgress } from '../pipeline/progress.js';
 import { formatBytes, formatRate } from './format.js';
 

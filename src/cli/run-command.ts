@@ -11,10 +11,6 @@ import type { GuestModel } from '../guest/guest.js';
 import { isSequentialPath, outputDestination, startDump, type OutputOptions } from '../pipeline/run-dump.js';
 import type { DumpSummary } from '../pipeline/write-dump.js';
 import type { KdumpSummary } from '../pipeline/write-kdump.js';
-import { openRawImage } from '../sources/raw/raw-image.js';
-import { openSavedVm } from '../sources/saved-vm/saved-vm-source.js';
-import { openLiveVm } from '../sources/live/live-source.js';
-import { openLiveMigration } from '../sources/live/live-migration.js';
 import type { QmpAddress } from '../sources/qmp/qmp-client.js';
 import { prepareDump, type DumpRequest, type PreparedDump } from '../transforms/prepare-dump.js';
 import type { VmcoreinfoChoice, VmcoreinfoDiscovery } from '../transforms/discover/vmcoreinfo.js';
@@ -41,10 +37,13 @@ export interface CliOptions {
 
 type Write = (text: string) => void;
 
+/** Only the chosen source's modules are loaded (the QMP client, the stream parser: issue 21). */
 async function openGuest(source: CliSource, signal: AbortSignal, write: Write): Promise<GuestModel> {
-  if (source.kind === 'raw') return openRawImage(source.machine);
-  if (source.kind === 'saved') return openSavedVm(source.file, { signal });
-  if (!source.live) return openLiveVm(source.address);
+  if (source.kind === 'raw') return (await import('../sources/raw/raw-image.js')).openRawImage(source.machine);
+  if (source.kind === 'saved')
+    return (await import('../sources/saved-vm/saved-vm-source.js')).openSavedVm(source.file, { signal });
+  if (!source.live) return (await import('../sources/live/live-source.js')).openLiveVm(source.address);
+  const { openLiveMigration } = await import('../sources/live/live-migration.js');
   const guest = await openLiveMigration(source.address, { signal });
   if (guest.pausedMs !== undefined)
     write(`vmdump: the VM was paused for ${guest.pausedMs.toFixed(0)} ms (live migration switchover) and is running again\n`);

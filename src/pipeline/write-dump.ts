@@ -3,7 +3,8 @@
  * read from the guest as the sink pulls, encoded for the target's class and byte order. RxJS
  * carries only observation: progress and completion. Cancellation comes through an AbortSignal.
  */
-import { ReplaySubject, type Observable } from 'rxjs';
+import type { Observable } from 'rxjs';
+import { ReplaySubject } from 'rxjs/internal/ReplaySubject';
 import type { PlacedBytes } from '../formats/kdump/flattened.js';
 import { fileOffset } from '../guest/units.js';
 import type { DumpPlan } from '../transforms/plan/dump-plan.js';

@@ -6,7 +6,8 @@
  * between source and sink: a slow sink parks the reader.
  */
 import { availableParallelism } from 'node:os';
-import { ReplaySubject, type Observable } from 'rxjs';
+import type { Observable } from 'rxjs';
+import { ReplaySubject } from 'rxjs/internal/ReplaySubject';
 import type { PlacedBytes } from '../formats/kdump/flattened.js';
 import { codecFlags } from '../formats/kdump/kdump-format.js';
 import { readPageBatches } from '../transforms/encode/page-batches.js';
