@@ -20,6 +20,7 @@ import {
 } from '../transforms/compress/page-compression.js';
 import type { KdumpPlan } from '../transforms/plan/kdump-plan.js';
 import type { PlacedSink, Sink } from '../sinks/sink.js';
+import { ChunkPool } from './chunk-pool.js';
 import { withRate, type DumpPhase, type DumpProgress, type RatedProgress } from './progress.js';
 import { writeRecords, type Destination } from './write-records.js';
 
@@ -57,7 +58,7 @@ export interface KdumpRun {
 }
 
 /** 4 MiB of guest pages per batch: 1024 4 KiB pages, 64 of QEMU's 64 KiB aarch64 blocks (memory stays the same). */
-const BATCH_BYTES = 4 << 20;
+const BATCH_BYTES = 1 << 20;
 /** Batches read ahead per thread: slack for a thread that finishes while the oldest batch is still being compressed. */
 const IN_FLIGHT_PER_THREAD = 4;
 
@@ -91,11 +92,14 @@ export function writeKdump(plan: KdumpPlan, destination: KdumpDestination, optio
   report('planned');
   const started = performance.now();
   const threads = options.threads ?? availableParallelism();
+  // Descriptor and data records, reused once written (chunk-pool.ts).
+  const recordBuffers = new ChunkPool(plan.recordBytes);
   const { signal } = options;
   const result = writeRecords({
     destination: destinationOf(destination),
     framing: 'flattened',
     highWaterMark: 1 << 20,
+    openOptions: { recycle: recordBuffers.recycle },
     ...(signal === undefined ? {} : { signal }),
     async open() {
       const pool = await PageCompressionPool.start(plan.codec, threads, plan.blockSize);
@@ -104,7 +108,7 @@ export function writeKdump(plan: KdumpPlan, destination: KdumpDestination, optio
         report('memory');
       };
       return {
-        records: checkedKdumpRecords(plan, placeRecords(plan, pool, threads, options, counters, onPages)),
+        records: checkedKdumpRecords(plan, placeRecords(plan, pool, recordBuffers, threads, options, counters, onPages)),
         close: () => pool.close(),
       };
     },
@@ -138,13 +142,14 @@ export function writeKdump(plan: KdumpPlan, destination: KdumpDestination, optio
 async function* placeRecords(
   plan: KdumpPlan,
   pool: PageCompressionPool,
+  recordBuffers: ChunkPool,
   threads: number,
   options: WriteKdumpOptions,
   counters: Counters,
   onPages: (done: number) => void,
 ): AsyncGenerator<PlacedBytes> {
   yield* kdumpHeadRecords(plan);
-  const assembler = new PageRecordAssembler(plan);
+  const assembler = new PageRecordAssembler(plan, () => recordBuffers.acquire());
   const batchPages = options.batchPages ?? Math.max(1, Math.floor(BATCH_BYTES / plan.blockSize));
   // Batch buffers come back from the threads and are read into again: no zeroing, no garbage.
   const spare: Uint8Array[] = [];

@@ -38,6 +38,7 @@ export interface WriteJob {
   readonly plannedSize?: bigint;
   /** Bytes the stream may hold before the producer is parked. */
   readonly highWaterMark: number;
+  /** Passed to a sequential sink; `recycle` is also called by the positional writer once a record is written. */
   readonly openOptions?: SinkOpenOptions;
   readonly signal?: AbortSignal;
   /** Opens what the records need; called after the cancellation check, before the sink opens. */
@@ -100,6 +101,7 @@ async function writePositional(job: WriteJob, sink: PlacedSink, records: AsyncIt
     for await (const record of records) {
       job.signal?.throwIfAborted();
       await open.write(record.bytes, record.offset);
+      job.openOptions?.recycle?.(record.bytes); // written: the buffer may be reused
       const recordEnd = record.offset + BigInt(record.bytes.length);
       if (recordEnd > end) end = recordEnd;
       job.onConfirmed?.(Number(end));

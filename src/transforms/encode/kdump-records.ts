@@ -84,10 +84,14 @@ export class PageRecordAssembler {
   /** Bytes of page data placed so far (the zero page included): compressed size of the dump. */
   dataBytes = 0;
 
-  constructor(plan: KdumpPlan) {
+  /**
+   * `allocate` gives each cache buffer (at least `plan.recordBytes`): a pool whose buffers the
+   * sink hands back once written (pipeline/chunk-pool.ts), or fresh ones.
+   */
+  constructor(plan: KdumpPlan, allocate: () => Buffer = () => Buffer.allocUnsafe(plan.recordBytes)) {
     const descriptorCapacity = Math.floor(plan.recordBytes / PAGE_DESCRIPTOR_SIZE) * PAGE_DESCRIPTOR_SIZE;
-    this.descriptors = new Cache(plan.descriptorOffset, descriptorCapacity);
-    this.data = new Cache(plan.zeroPageOffset, plan.recordBytes);
+    this.descriptors = new Cache(plan.descriptorOffset, descriptorCapacity, allocate);
+    this.data = new Cache(plan.zeroPageOffset, plan.recordBytes, allocate);
     this.little = plan.target.endian === 'little';
     this.zero = { offset: plan.zeroPageOffset, size: plan.blockSize, flags: 0 };
     this.nextData = plan.zeroPageOffset;
@@ -138,9 +142,16 @@ class Cache {
   constructor(
     private offset: number,
     private readonly capacity: number,
+    private readonly allocate: () => Buffer,
   ) {
-    this.buffer = Buffer.allocUnsafe(capacity);
+    this.buffer = this.fresh();
     this.view = new DataView(this.buffer.buffer, this.buffer.byteOffset, capacity);
+  }
+
+  private fresh(): Buffer {
+    const buffer = this.allocate();
+    if (buffer.length < this.capacity) throw new Error(`a record buffer of ${buffer.length} bytes, under ${this.capacity}`);
+    return buffer;
   }
 
   /** Room for `size` more bytes (flushing first if they would overflow), as a view to fill. */
@@ -157,7 +168,7 @@ class Cache {
     this.offset += this.used;
     this.used = 0;
     // Every byte handed out is written before it is flushed, so a fresh buffer need not be zeroed.
-    this.buffer = Buffer.allocUnsafe(this.capacity);
+    this.buffer = this.fresh();
     this.view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.capacity);
   }
 }
