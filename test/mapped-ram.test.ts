@@ -40,6 +40,7 @@ describe('a mapped-ram block read in place', () => {
         pageSize: PAGE,
         pages: new PageIndex(PAGES),
         foreignChunks: new Map(),
+        vmcoreinfoPages: { pages: [], complete: false },
         mapped: { bitmapOffset, pagesOffset },
       };
       const expected = (offset: number, length: number): Buffer => {

@@ -182,6 +182,27 @@ describe('migration stream grammar of the aarch64 and s390x machines', () => {
     expect([css.uint('max_cssid'), css.uint('default_cssid'), css.has('css.image')]).toEqual([0xfen, 0xfen, false]);
   });
 
+  it('pass 1 notes the pages whose sent bytes begin like VMCOREINFO (text, or a note in either byte order)', async () => {
+    const built = buildStream(4096, 8);
+    const bytes = fs.readFileSync(built.file);
+    // Page payloads follow their 8-byte headers (and the block id on the first): plant heads in pages 1, 3 and 6.
+    const payloadOf = (page: number): number => bytes.indexOf(Buffer.alloc(64, page + 1));
+    bytes.write('OSRELEASE=6.1.0', payloadOf(1), 'latin1');
+    const note = (writeU32: (value: number, at: number) => void, at: number): void => {
+      writeU32(11, at);
+      writeU32(0x100, at + 4);
+      writeU32(0, at + 8);
+      bytes.write('VMCOREINFO\0', at + 12, 'latin1');
+    };
+    note((v, o) => bytes.writeUInt32LE(v, o), payloadOf(3));
+    note((v, o) => bytes.writeUInt32BE(v, o), payloadOf(6));
+    bytes.write('OSRELEASE', payloadOf(7), 'latin1'); // no '=': not a copy
+    fs.writeFileSync(built.file, bytes);
+    const { fd, stream } = await parse(built.file);
+    fs.closeSync(fd);
+    expect(stream.blocks[0]!.vmcoreinfoPages).toEqual({ pages: [1, 3, 6], complete: true });
+  });
+
   it("refuses target-page-bits that disagree with the trailer's page size", async () => {
     const built = buildStream(4096, 4, { pageBits: 16 });
     await expect(parse(built.file)).rejects.toThrow(/target page bits 16 disagree with the vmdesc page size 4096/);

@@ -144,6 +144,20 @@ describe('the search for VMCOREINFO in guest RAM', () => {
     expect(discovery.origin === 'memory' && discovery.bytesScanned).toBe(RAM_SIZE);
   });
 
+  it('reads only the pages a source names as candidates, and checks what is there now', async () => {
+    const text = arm64Vmcoreinfo(running);
+    const ram = new Ram().kernel(running).put(at(30), noteBytes(text)).put(at(31), text).put(at(33), text);
+    const guest = ram.guest();
+    // Page 32 began like a copy when it was sent but was overwritten since (a re-sent page): named,
+    // re-read, not a copy. The copy at 33 MiB is not named: the source vouches it was never sent.
+    const offsets = [30, 31, 32].map((mib) => at(mib) - RAM_BASE);
+    const named: GuestModel = { ...guest, ram: guest.ram.map((range) => ({ ...range, vmcoreinfoCandidates: () => offsets })) };
+    const { guest: found, discovery } = await discoverVmcoreinfo(named, 'search', 'portable');
+    expect(discovery).toMatchObject({ origin: 'memory', physical: at(30), form: 'note', copies: 2 });
+    expect(discovery.origin === 'memory' && discovery.bytesScanned).toBe(3 * 24);
+    expect(textOf(found.vmcoreinfo)).toBe(text);
+  });
+
   it('says why when no copy checks out', async () => {
     const ram = new Ram()
       .kernel(running)

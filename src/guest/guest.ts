@@ -157,6 +157,12 @@ export interface RamRange {
    * VMCOREINFO). Absent: `read` already reads anything, any time.
    */
   readSpan?(offset: bigint, into: Uint8Array): Promise<void>;
+  /**
+   * Offsets of the pages whose first bytes may begin a VMCOREINFO copy (formats/vmcoreinfo.ts),
+   * ascending, from a source that has looked at every page's bytes already (a saved stream's first
+   * pass): the search reads only these pages instead of the whole range. Absent: the search reads it.
+   */
+  vmcoreinfoCandidates?(): readonly bigint[];
 }
 
 /**

@@ -8,6 +8,7 @@
 import { hex } from '../../guest/errors.js';
 import type { ByteReader } from './byte-reader.js';
 import { PageIndex } from './page-index.js';
+import { VMCOREINFO_HEAD_BYTES, vmcoreinfoFormAt } from '../vmcoreinfo.js';
 import { readDeviceState, type DeviceState, type Vmdesc, type VmdescEntry } from './vmdesc.js';
 
 export const QEVM_MAGIC = 0x5145564d;
@@ -27,6 +28,12 @@ export interface RamBlock {
   readonly foreignChunks: ReadonlyMap<number, number>;
   /** With the mapped-ram capability (9.0+): the block's pages are at fixed file offsets, not in records. */
   readonly mapped?: MappedRam;
+  /**
+   * Pages whose sent bytes began like a VMCOREINFO copy (formats/vmcoreinfo.ts), noted as pass 1
+   * reads past them, in either byte order, any version of a re-sent page: `complete` when every
+   * page sent was looked at and the list stayed under its cap (not for mapped-ram blocks).
+   */
+  readonly vmcoreinfoPages: { readonly pages: number[]; complete: boolean };
 }
 
 /** A mapped-ram block (docs/qemu-migration-stream.md §5.1, §11): page i is at pagesOffset + i·pageSize when bitmap bit i is set. */
@@ -339,9 +346,24 @@ async function readRamChunk(reader: ByteReader, state: RamState): Promise<void> 
       block.pages.note(page, at, { kind: 'fill', byte: reader.u8() });
     } else {
       block.pages.note(page, at, { kind: 'data', offset: reader.position });
+      if (reader.remaining >= state.pageSize) await noteVmcoreinfoPage(reader, block, page);
       reader.skip(state.pageSize);
     }
   }
+}
+
+/** More candidates than a kernel keeps (two) by far: past this the search reads the whole block. */
+const MAX_VMCOREINFO_PAGES = 4096;
+
+/** Looks at the head of a page about to be skipped: the bytes are in the reader's buffer anyway. */
+async function noteVmcoreinfoPage(reader: ByteReader, block: RamBlock, page: number): Promise<void> {
+  const candidates = block.vmcoreinfoPages;
+  if (!candidates.complete) return;
+  await reader.ensure(VMCOREINFO_HEAD_BYTES, 'a page');
+  const head = reader.peek(VMCOREINFO_HEAD_BYTES);
+  if ((vmcoreinfoFormAt(head, 0, 'little') ?? vmcoreinfoFormAt(head, 0, 'big')) === undefined) return;
+  if (candidates.pages.length < MAX_VMCOREINFO_PAGES) candidates.pages.push(page);
+  else candidates.complete = false;
 }
 
 /** MEM_SIZE: str8 id + be64 used_length per block until the lengths add up to `total` (§5.1). */
@@ -388,6 +410,7 @@ async function readBlockList(reader: ByteReader, state: RamState, total: bigint)
       pageSize,
       foreignChunks,
       pages: new PageIndex(Number(usedLength / BigInt(pageSize))),
+      vmcoreinfoPages: { pages: [], complete: mapped === undefined },
       ...(mapped === undefined ? {} : { mapped }),
     });
     sum += usedLength;

@@ -17,7 +17,7 @@ import { isSpecialBlock } from '../../formats/migration/block-names.js';
 import { physAddr } from '../../guest/units.js';
 import { readBlock } from '../../formats/migration/block-reader.js';
 import { ByteReader } from '../../formats/migration/byte-reader.js';
-import { capabilitiesInHead, parseMigrationStream } from '../../formats/migration/migration-stream.js';
+import { capabilitiesInHead, parseMigrationStream, type RamBlock } from '../../formats/migration/migration-stream.js';
 import { locateVmdesc } from '../../formats/migration/vmdesc.js';
 import { readGuestNote, readPointedNote } from '../guest-note.js';
 import { decompressedStream, isInPlace, readLibvirtImage, type LibvirtImage } from './libvirt-image.js';
@@ -103,6 +103,7 @@ async function openSavedVmFd(fd: number, label: string): Promise<GuestModel> {
       label: `${m.block.id} at ${m.offset === 0n ? '0' : `0x${m.offset.toString(16)}`}`,
       systemRam: !isSpecialBlock(m.block.id),
       read: (offset, into) => readBlock(streamFile, m.block, m.offset + offset, into),
+      ...(m.block.vmcoreinfoPages.complete ? { vmcoreinfoCandidates: () => candidatesIn(m) } : {}),
     }));
     const arch = decoded.architecture(ram);
     const pointer = target.vmcoreinfoPointer;
@@ -129,6 +130,17 @@ async function openSavedVmFd(fd: number, label: string): Promise<GuestModel> {
     }
     throw error;
   }
+}
+
+/** The VMCOREINFO candidates pass 1 noted in the part of a block one range places, as offsets into the range. */
+function candidatesIn(placed: { block: RamBlock; offset: bigint; start: bigint; end: bigint }): bigint[] {
+  const pageSize = BigInt(placed.block.pageSize);
+  const offsets = new Set<bigint>();
+  for (const page of placed.block.vmcoreinfoPages.pages) {
+    const offset = BigInt(page) * pageSize - placed.offset;
+    if (offset >= 0n && offset < placed.end - placed.start) offsets.add(offset);
+  }
+  return [...offsets].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** The model's close(): the descriptor is closed the first time, later calls do nothing. */

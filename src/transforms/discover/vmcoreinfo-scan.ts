@@ -7,6 +7,7 @@
  * the speed the source reads and its memory is two chunks whatever the guest's size.
  */
 import { NT_VMCOREINFO } from '../../formats/elf/elf-constants.js';
+import { VMCOREINFO_HEAD_BYTES, vmcoreinfoFormAt } from '../../formats/vmcoreinfo.js';
 import { cancelled } from '../../guest/errors.js';
 import { GuestMemory, readRange } from '../../guest/guest-memory.js';
 import type { ElfNote, Endian, RamRange } from '../../guest/guest.js';
@@ -39,9 +40,7 @@ export const MAX_COPIES = 64;
 /** How much of a range read in passes is searched in one-off spans first (where the kernel's copy usually is: §2). */
 const SPAN_LIMIT = 64n << 20n;
 const NAME = 'VMCOREINFO';
-const OSRELEASE = Buffer.from('OSRELEASE=', 'latin1');
 /** namesz 11 ("VMCOREINFO\0"), then descsz and type, then the name padded to 12: the desc starts at 24. */
-const NOTE_NAME_AT = 12;
 const NOTE_DESC_AT = 24;
 
 /** System RAM only: the kernel allocates VMCOREINFO there, never in video RAM or a ROM. */
@@ -70,10 +69,10 @@ export async function scanForVmcoreinfo(
     bytesRead += chunk.length;
     for (
       let at = Number((BigInt(STEP) - (physical % BigInt(STEP))) % BigInt(STEP));
-      at + NOTE_DESC_AT <= chunk.length;
+      at + VMCOREINFO_HEAD_BYTES <= chunk.length;
       at += STEP
     ) {
-      const form = formAt(chunk, at, endian);
+      const form = vmcoreinfoFormAt(chunk, at, endian);
       if (form === undefined) continue;
       seen += 1;
       if (copies.length + hits.length < MAX_COPIES) hits.push({ physical: physical + BigInt(at), form });
@@ -81,6 +80,16 @@ export async function scanForVmcoreinfo(
   };
   const stop = () => ({ copies, dropped: seen - copies.length, bytesRead, stoppedEarly: true });
   for (const range of highestFirst(ram)) {
+    const candidates = range.vmcoreinfoCandidates?.();
+    if (candidates !== undefined) {
+      // The source looked at every page already: only these can hold a copy (re-checked here).
+      for (const offset of candidates) {
+        const head = await readRangeBytes(range, offset, VMCOREINFO_HEAD_BYTES);
+        if (head !== undefined) look(head, range.start + offset);
+      }
+      if (await settleHits()) return stop();
+      continue;
+    }
     // Where `read` streams whole passes, the start is read in spans (each chunk settled as it
     // comes), the rest in one pass settled at its end: no read may come in the middle of a pass.
     const spans = range.readSpan === undefined ? range.size : SPAN_LIMIT < range.size ? SPAN_LIMIT : range.size;
@@ -144,17 +153,6 @@ async function eachChunk(
   return false;
 }
 
-function formAt(chunk: Uint8Array, at: number, endian: Endian): 'note' | 'text' | undefined {
-  const first = chunk[at];
-  if (first === OSRELEASE[0] && OSRELEASE.every((byte, i) => chunk[at + i] === byte)) return 'text';
-  // namesz = 11 in the guest's byte order, type 0, then the name.
-  const nameszAt = endian === 'little' ? at : at + 3;
-  if (chunk[nameszAt] !== NAME.length + 1 || readU32(chunk, at + 8, endian) !== NT_VMCOREINFO) return undefined;
-  if (readU32(chunk, at, endian) !== NAME.length + 1) return undefined;
-  for (let i = 0; i < NAME.length; i += 1) if (chunk[at + NOTE_NAME_AT + i] !== NAME.charCodeAt(i)) return undefined;
-  return chunk[at + NOTE_NAME_AT + NAME.length] === 0 ? 'note' : undefined;
-}
-
 function readU32(bytes: Uint8Array, at: number, endian: Endian): number {
   return new DataView(bytes.buffer, bytes.byteOffset + at, 4).getUint32(0, endian === 'little');
 }
@@ -177,4 +175,12 @@ async function textAt(memory: GuestMemory, physical: bigint): Promise<ElfNote | 
     return { name: NAME, type: NT_VMCOREINFO, desc: bytes.slice(0, end === -1 ? bytes.length : end) };
   }
   return undefined;
+}
+
+/** `length` bytes of `range` at `offset`, or undefined past its end. */
+async function readRangeBytes(range: RamRange, offset: bigint, length: number): Promise<Uint8Array | undefined> {
+  if (offset + BigInt(length) > range.size) return undefined;
+  const bytes = new Uint8Array(length);
+  await readRange(range, offset, bytes, 'span');
+  return bytes;
 }
