@@ -17,8 +17,9 @@ export interface StreamFile {
   readonly label: string;
 }
 
-/** Reused read buffers, one per stream file: the record source reads one chunk at a time. */
-const scratchBuffers = new WeakMap<StreamFile, Buffer>();
+/** Reused read buffers per stream file, one per group being decoded at once (the record source reads ahead). */
+const scratchBuffers = new WeakMap<StreamFile, Buffer[]>();
+const MAX_IDLE_SCRATCH = 4;
 const SMALL_READAHEAD = 64 << 10;
 
 /** Fills `target` (a group's bytes, or less for a block's last group) with the pages of `group`. */
@@ -31,17 +32,16 @@ async function decodeGroup(file: StreamFile, block: RamBlock, group: number, tar
   } else {
     // The next group's checkpoint bounds this group's records exactly in an in-order stream.
     const extent = block.pages.extent(group) ?? SMALL_READAHEAD;
-    let scratch = scratchBuffers.get(file);
-    if (scratch === undefined || scratch.length < extent) {
+    const idle = scratchBuffers.get(file) ?? [];
+    scratchBuffers.set(file, idle);
+    let scratch = idle.pop();
+    if (scratch === undefined || scratch.length < extent)
       scratch = Buffer.allocUnsafe(Math.max(extent, PAGES_PER_GROUP * (block.pageSize + 8) + 512));
-      scratchBuffers.set(file, scratch);
-    }
-    scratchBuffers.delete(file); // taken: a concurrent read allocates its own
     const reader = new ByteReader(file.fd, file.size, file.label, start, extent, scratch);
     try {
       await replayRecords(reader, block, first, end, target);
     } finally {
-      scratchBuffers.set(file, scratch);
+      if (idle.length < MAX_IDLE_SCRATCH) idle.push(scratch);
     }
   }
   if (block.pages.overrideCount > 0) await applyOverrides(file, block, first, end, target);

@@ -18,6 +18,8 @@ export interface PageChunk {
 export type SourceRecord = Exclude<DumpRecord, { kind: 'memory' }> | PageChunk;
 
 export const DEFAULT_CHUNK_SIZE = 2 << 20;
+/** Reads in flight beyond the chunk being handed on. */
+const READS_AHEAD = 1;
 
 export interface RecordSourceOptions {
   /** Largest page chunk, in bytes (default 2 MiB). */
@@ -37,8 +39,10 @@ export async function* readDumpRecords(plan: DumpPlan, options: RecordSourceOpti
 type MemoryRecord = Extract<DumpRecord, { kind: 'memory' }>;
 
 /**
- * The page chunks of one memory record. One read runs ahead of the chunk being handed on, so
- * the source's I/O overlaps the consumer's work; at most one extra chunk is in memory.
+ * The page chunks of one memory record. `READS_AHEAD` reads run ahead of the chunk being handed
+ * on, so a source's I/O overlaps both the consumer's work and the source's own decoding of the
+ * chunk before (a saved stream parses each group's records after its read lands); at most that many
+ * extra chunks are in memory.
  */
 async function* readMemory(record: MemoryRecord, options: RecordSourceOptions): AsyncGenerator<PageChunk> {
   const chunkSize = BigInt(options.chunkSize ?? DEFAULT_CHUNK_SIZE);
@@ -50,12 +54,21 @@ async function* readMemory(record: MemoryRecord, options: RecordSourceOptions): 
     await readRange(range, rangeOffset + done, bytes);
     return { kind: 'page-chunk', offset: fileOffset(record.offset + done), bytes };
   };
-  let ahead: Promise<PageChunk> | undefined = read(0n);
-  for (let done = 0n; ahead !== undefined; done += chunkSize) {
-    const current: PageChunk = await ahead;
-    ahead = done + chunkSize < record.size ? read(done + chunkSize) : undefined;
-    // If the consumer stops here, the read already started must not become an unhandled rejection.
-    ahead?.catch(() => undefined);
+  const ahead: Promise<PageChunk>[] = [];
+  let next = 0n;
+  const fill = (): void => {
+    while (ahead.length <= READS_AHEAD && next < record.size) {
+      const pending = read(next);
+      // If the consumer stops early, reads already started must not become unhandled rejections.
+      pending.catch(() => undefined);
+      ahead.push(pending);
+      next += chunkSize;
+    }
+  };
+  fill();
+  while (ahead.length > 0) {
+    const current = await ahead.shift()!;
+    fill();
     yield current;
   }
 }
