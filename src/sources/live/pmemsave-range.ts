@@ -22,6 +22,9 @@ export class PmemsaveTransfer {
   private opening: Promise<number> | undefined;
   private command: Promise<unknown> | undefined;
   private position = 0n;
+  /** Where the next read of a pass starts, counting reads still waiting their turn. */
+  private queuedEnd = 0n;
+  private tail: Promise<void> = Promise.resolve();
   private failure: Error | undefined;
   private finished = false;
   private spans = 0;
@@ -53,20 +56,27 @@ export class PmemsaveTransfer {
    * Reads `into.length` bytes at `offset`. A pass over the range (the dump, the search for
    * VMCOREINFO) reads in order, through one streaming pmemsave; a read elsewhere outside a pass
    * (page tables, notes) is a pmemsave of just that span into a file. During a pass, only the
-   * next bytes in order can be read.
+   * next bytes in order can be read; reads asked for ahead (the dump reads ahead) wait their turn.
    */
-  async read(offset: bigint, into: Uint8Array): Promise<void> {
-    if (offset !== this.position) {
-      if (this.command === undefined) {
-        await this.readOnce(offset, into);
-        return;
-      }
-      throw new VmdumpError(
-        'internal',
-        `pmemsave delivers bytes in order: asked for ${hex(offset)}, next is ${hex(this.position)}`,
-        this.label,
+  read(offset: bigint, into: Uint8Array): Promise<void> {
+    if (offset !== this.queuedEnd) {
+      if (this.command === undefined && this.queuedEnd === this.position) return this.readOnce(offset, into);
+      return Promise.reject(
+        new VmdumpError(
+          'internal',
+          `pmemsave delivers bytes in order: asked for ${hex(offset)}, next is ${hex(this.queuedEnd)}`,
+          this.label,
+        ),
       );
     }
+    this.queuedEnd += BigInt(into.length);
+    // After the read before it, and failing with it: the FIFO holds the bytes in between.
+    const next = this.tail.then(() => this.readInOrder(offset, into));
+    this.tail = next;
+    return next;
+  }
+
+  private async readInOrder(offset: bigint, into: Uint8Array): Promise<void> {
     this.fd ??= await (this.opening ?? this.begin());
     let done = 0;
     while (done < into.length) {
@@ -123,6 +133,7 @@ export class PmemsaveTransfer {
     this.command = undefined;
     this.opening = undefined;
     this.position = 0n;
+    this.queuedEnd = 0n;
     this.finished = false;
   }
 
