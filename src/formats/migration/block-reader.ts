@@ -139,7 +139,6 @@ export async function readBlock(file: StreamFile, block: RamBlock, offset: bigin
   const groupBytes = PAGES_PER_GROUP * block.pageSize;
   const target = Buffer.from(into.buffer, into.byteOffset, into.byteLength);
   let done = 0;
-  let scratch: Buffer | undefined;
   while (done < target.length) {
     const at = offset + BigInt(done);
     const group = Number(at / BigInt(groupBytes));
@@ -152,13 +151,47 @@ export async function readBlock(file: StreamFile, block: RamBlock, offset: bigin
     if (inGroup === 0 && take === groupLength) {
       await decodeGroup(file, block, group, target.subarray(done, done + take));
     } else {
-      scratch ??= Buffer.allocUnsafe(groupBytes);
-      const view = scratch.subarray(0, groupLength);
-      await decodeGroup(file, block, group, view);
-      view.copy(target, done, inGroup, inGroup + take);
+      (await decodedGroup(file, block, group, groupLength)).copy(target, done, inGroup, inGroup + take);
     }
     done += take;
   }
+}
+
+/**
+ * Groups decoded for a read that wanted part of them, kept for the next read, which usually wants
+ * the rest: a RAM range that starts mid-group (q35's RAM above 1 MiB) or reads smaller than a group
+ * (kdump's page batches) would otherwise parse and copy every group twice. A read under way is
+ * shared by a concurrent one that wants the same group.
+ */
+const partialGroups = new WeakMap<RamBlock, { kept: Map<number, Promise<Buffer>>; free: Buffer[] }>();
+const KEPT_GROUPS = 2;
+
+function decodedGroup(file: StreamFile, block: RamBlock, group: number, groupLength: number): Promise<Buffer> {
+  let cache = partialGroups.get(block);
+  if (cache === undefined) {
+    cache = { kept: new Map(), free: [] };
+    partialGroups.set(block, cache);
+  }
+  const { kept, free } = cache;
+  let decoded = kept.get(group);
+  if (decoded === undefined) {
+    const reused = free.pop();
+    const bytes =
+      reused !== undefined && reused.length >= groupLength ? reused.subarray(0, groupLength) : Buffer.allocUnsafe(groupLength);
+    decoded = decodeGroup(file, block, group, bytes).then(() => bytes);
+    decoded.catch(() => kept.delete(group)); // a failed read is not kept: the next one fails on its own
+    kept.set(group, decoded);
+    if (kept.size > KEPT_GROUPS) {
+      const oldest = kept.keys().next().value!;
+      // Its buffer is reused once the reads waiting on it have copied (their callbacks run first).
+      kept.get(oldest)!.then(
+        (buffer) => free.length < KEPT_GROUPS && free.push(buffer),
+        () => undefined,
+      );
+      kept.delete(oldest);
+    }
+  }
+  return decoded;
 }
 
 /** Each mapped-ram block's bitmap, read once (one bit per page: 2 MiB for 64 GiB of 4 KiB pages). */
