@@ -413,6 +413,37 @@ describe('vmdump --format kdump-* on bigger guests', () => {
     expect(large).toBeLessThan(400 << 20);
   }, 120_000);
 
+  /** One 8 GiB sparse image for the five formats below: 64 MiB of data at 3 GiB, the rest zero (holes). */
+  let eightGiB: string | undefined;
+  const eightGiBGuest = (): string => {
+    if (eightGiB !== undefined) return eightGiB;
+    const folder = fs.mkdtempSync(path.join(dir, 'eight-'));
+    const fd = fs.openSync(path.join(folder, 'ram.img'), 'w');
+    const data = Buffer.alloc(64 << 20);
+    for (let at = 0; at < data.length; at += 4096) data.fill(`page ${at} `, at, at + 4096, 'latin1');
+    fs.writeSync(fd, data, 0, data.length, 3 * 2 ** 30);
+    fs.ftruncateSync(fd, 8 * 2 ** 30);
+    fs.closeSync(fd);
+    const ram = [{ address: 0, size: 8 * 2 ** 30, file: 'ram.img' }];
+    fs.writeFileSync(path.join(folder, 'machine.json'), JSON.stringify({ arch: 'x86_64', ram }));
+    return (eightGiB = path.join(folder, 'machine.json'));
+  };
+
+  it.each(['elf', 'kdump-zlib', 'kdump-lzo', 'kdump-snappy', 'kdump-zstd'])(
+    '%s: an 8 GiB guest (64 MiB of data, the rest zero) dumps in at most 150 MiB of peak memory',
+    async (format) => {
+      const machinePath = eightGiBGuest();
+      const out = path.join(path.dirname(machinePath), `core.${format}`);
+      const args = ['raw', machinePath, '--vmcoreinfo', 'none', '--format', format, '-o', out, '--progress=json'];
+      const result = await runCli(args);
+      expect(result.code).toBe(0);
+      const done = JSON.parse(result.stderr.trim().split('\n').at(-1)!) as { peakRssBytes: number };
+      expect(done.peakRssBytes).toBeLessThanOrEqual(150 << 20);
+      fs.rmSync(out);
+    },
+    120_000,
+  );
+
   it('SIGINT mid-dump: exit 130, no file and no temporary file', async () => {
     const machinePath = repeated('sigint', 32);
     const out = path.join(path.dirname(machinePath), 'core.kdump');
