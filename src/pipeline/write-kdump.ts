@@ -154,8 +154,9 @@ async function* placeRecords(
   yield* kdumpHeadRecords(plan);
   const assembler = new PageRecordAssembler(plan, () => recordBuffers.acquire());
   const batchPages = options.batchPages ?? Math.max(1, Math.floor(BATCH_BYTES / plan.blockSize));
-  // Batch buffers come back from the threads and are read into again: no zeroing, no garbage.
+  // Batch and output buffers come back from the threads and are used again: no zeroing, no garbage.
   const spare: Uint8Array[] = [];
+  const sparePacked: ArrayBuffer[] = [];
   const batches = readPageBatches(plan.ram, plan.runs, {
     pageSize: plan.blockSize,
     batchPages,
@@ -171,7 +172,7 @@ async function* placeRecords(
         exhausted = true;
         break;
       }
-      const compressed = pool.compress(next.value);
+      const compressed = pool.compress(next.value, sparePacked.pop());
       compressed.catch(() => undefined); // awaited in order below; not unhandled meanwhile
       inFlight.push(compressed);
     }
@@ -183,6 +184,7 @@ async function* placeRecords(
     await refill();
     done += placeBatch(batch, assembler, codecFlags[plan.codec], counters);
     if (batch.pages.length === batchPages * plan.blockSize) spare.push(batch.pages);
+    sparePacked.push(batch.packedBuffer); // its pages are copied into the records by now
     yield* assembler.take();
     onPages(done);
   }

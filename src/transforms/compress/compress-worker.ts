@@ -12,13 +12,13 @@ const { codec, pageSize } = workerData as { codec: KdumpCodec; pageSize: number 
 const compress = await loadPageCompressor(codec);
 const zero = Buffer.alloc(pageSize);
 const bound = compressedBound(pageSize);
-let scratch = new Uint8Array(0);
 
 function compressBatch(request: BatchRequest): Extract<BatchReply, { pages: ArrayBuffer }> {
   const pages = new Uint8Array(request.pages);
   const count = pages.length / pageSize;
   const sizes = new Int32Array(count);
-  if (scratch.length < pages.length + bound) scratch = new Uint8Array(pages.length + bound);
+  // The caller sized it (packedCapacity): compressed pages are smaller than pages, plus one bound of room.
+  const output = new Uint8Array(request.packed);
   let packed = 0;
   for (let i = 0; i < count; i += 1) {
     const page = pages.subarray(i * pageSize, (i + 1) * pageSize);
@@ -26,12 +26,11 @@ function compressBatch(request: BatchRequest): Extract<BatchReply, { pages: Arra
       sizes[i] = ZERO_PAGE_SIZE;
       continue;
     }
-    // Compressed pages are smaller than a page, so `packed` + bound stays inside scratch.
-    const length = compress(page, scratch.subarray(packed, packed + bound));
+    const length = compress(page, output.subarray(packed, packed + bound));
     sizes[i] = length > 0 ? length : RAW_PAGE_SIZE;
     packed += length;
   }
-  return { id: request.id, pages: request.pages, sizes: sizes.buffer, packed: scratch.slice(0, packed).buffer };
+  return { id: request.id, pages: request.pages, sizes: sizes.buffer, packed: request.packed, packedLength: packed };
 }
 
 parentPort!.on('message', (request: BatchRequest) => {

@@ -6,6 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { VmdumpError } from '../../guest/errors.js';
 import type { KdumpCodec } from '../../formats/kdump/kdump-format.js';
+import { compressedBound } from './page-codecs.js';
 
 /** In a reply's sizes: an all-zero page, or a page stored raw; any positive value is a compressed length. */
 export const ZERO_PAGE_SIZE = 0;
@@ -14,10 +15,18 @@ export const RAW_PAGE_SIZE = -1;
 export interface BatchRequest {
   readonly id: number;
   readonly pages: ArrayBuffer;
+  /** Where the thread writes the compressed pages (a buffer of an earlier reply, or fresh): moved, not copied. */
+  readonly packed: ArrayBuffer;
 }
 
 export type BatchReply =
-  | { readonly id: number; readonly pages: ArrayBuffer; readonly sizes: ArrayBuffer; readonly packed: ArrayBuffer }
+  | {
+      readonly id: number;
+      readonly pages: ArrayBuffer;
+      readonly sizes: ArrayBuffer;
+      readonly packed: ArrayBuffer;
+      readonly packedLength: number;
+    }
   | { readonly id: number; readonly error: string };
 
 export interface CompressedBatch {
@@ -25,8 +34,18 @@ export interface CompressedBatch {
   readonly pages: Uint8Array;
   /** Per page: ZERO_PAGE_SIZE, RAW_PAGE_SIZE or the compressed length. */
   readonly sizes: Int32Array;
-  /** The compressed pages back to back, in page order. */
+  /** The compressed pages back to back, in page order: a view of `packedBuffer`. */
   readonly packed: Uint8Array;
+  /** The whole output buffer, to hand to `compress` again once `packed` has been used. */
+  readonly packedBuffer: ArrayBuffer;
+}
+
+/**
+ * Room for one batch's compressed pages: each page is stored compressed only when that is smaller,
+ * so the batch's size plus one page's worst case (the compressor writes before it knows) is enough.
+ */
+export function packedCapacity(batchBytes: number, pageSize: number): number {
+  return batchBytes + compressedBound(pageSize);
 }
 
 interface Pending {
@@ -60,7 +79,10 @@ export class PageCompressionPool {
   private nextId = 0;
   private failure: Error | undefined;
 
-  private constructor(private readonly threads: readonly Thread[]) {}
+  private constructor(
+    private readonly threads: readonly Thread[],
+    private readonly pageSize: number,
+  ) {}
 
   static async start(codec: KdumpCodec, threadCount: number, pageSize: number): Promise<PageCompressionPool> {
     const threads = Array.from({ length: Math.max(1, threadCount) }, () => ({
@@ -70,7 +92,7 @@ export class PageCompressionPool {
       }),
       pending: new Map<number, Pending>(),
     }));
-    const pool = new PageCompressionPool(threads);
+    const pool = new PageCompressionPool(threads, pageSize);
     try {
       await Promise.all(threads.map((thread) => pool.attach(thread)));
     } catch (error) {
@@ -82,8 +104,11 @@ export class PageCompressionPool {
     return pool;
   }
 
-  /** `pages` must own its whole ArrayBuffer: it is moved to the thread, not copied. */
-  compress(pages: Uint8Array): Promise<CompressedBatch> {
+  /**
+   * `pages` must own its whole ArrayBuffer: it is moved to the thread, not copied, and so is
+   * `packed` (a reply's packedBuffer to reuse; fresh when absent or too small).
+   */
+  compress(pages: Uint8Array, packed?: ArrayBuffer): Promise<CompressedBatch> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (pages.byteOffset !== 0 || pages.byteLength !== pages.buffer.byteLength) {
       return Promise.reject(new VmdumpError('internal', 'a page batch must own its buffer'));
@@ -93,7 +118,9 @@ export class PageCompressionPool {
     return new Promise<CompressedBatch>((resolve, reject) => {
       thread.pending.set(id, { resolve, reject });
       const buffer = pages.buffer as ArrayBuffer;
-      thread.worker.postMessage({ id, pages: buffer } satisfies BatchRequest, [buffer]);
+      const capacity = packedCapacity(pages.length, this.pageSize);
+      const output = packed !== undefined && packed.byteLength >= capacity ? packed : new ArrayBuffer(capacity);
+      thread.worker.postMessage({ id, pages: buffer, packed: output } satisfies BatchRequest, [buffer, output]);
     });
   }
 
@@ -116,7 +143,8 @@ export class PageCompressionPool {
           pending?.resolve({
             pages: new Uint8Array(reply.pages),
             sizes: new Int32Array(reply.sizes),
-            packed: new Uint8Array(reply.packed),
+            packed: new Uint8Array(reply.packed, 0, reply.packedLength),
+            packedBuffer: reply.packed,
           });
       });
       const fail = (error: Error): void => {
