@@ -409,8 +409,8 @@ describe('vmdump --format kdump-* on bigger guests', () => {
     };
     const small = await peak(repeated('small', 1));
     const large = await peak(repeated('large', 32));
-    expect(large - small).toBeLessThan(96 << 20);
-    expect(large).toBeLessThan(400 << 20);
+    expect(large - small).toBeLessThan(64 << 20);
+    expect(large).toBeLessThanOrEqual(150 << 20);
   }, 120_000);
 
   /** One 8 GiB sparse image for the five formats below: 64 MiB of data at 3 GiB, the rest zero (holes). */
