@@ -409,7 +409,7 @@ describe('vmdump --format kdump-* on bigger guests', () => {
     };
     const small = await peak(repeated('small', 1));
     const large = await peak(repeated('large', 32));
-    expect(large - small).toBeLessThan(64 << 20);
+    expect(large - small).toBeLessThan(96 << 20);
     expect(large).toBeLessThanOrEqual(150 << 20);
   }, 120_000);
 
