@@ -107,12 +107,14 @@ describe('stale VMCOREINFO copies in guest RAM', () => {
       const source = await openSavedVm(second.stream);
       try {
         expect(Buffer.from(source.vmcoreinfo!.desc).equals(truth)).toBe(true);
-        // With vCPU state the search ends at the kernel CR3 runs, before the stale copies: at its note
-        // or its text page, whichever KASLR's boot put lower (the same text).
+        // With vCPU state the search ends at the copy of the kernel CR3 runs, never a stale one. Where
+        // the kernel's own pages are is the boot's choice: usually ~18 MiB up, in some boots near the
+        // top (498 MiB, seen twice), above the stale copies.
+        const stale = [STALE_TEXT, STALE_NOTE, STALE_HIGH];
         const running = await prepareDump(withoutDevice(source, true), {});
         expect(running.vmcoreinfo).toMatchObject({ origin: 'memory', stoppedEarly: true });
         const found = running.vmcoreinfo.origin === 'memory' ? running.vmcoreinfo : undefined;
-        expect(found!.physical).toBeLessThan(STALE_TEXT);
+        expect(stale).not.toContain(found!.physical);
         expect(running.discovery).toMatchObject({ kind: 'linux', linux: { kind: 'mapped' } });
         const notes = running.format === 'elf' ? running.plan.records.find((r) => r.kind === 'notes') : undefined;
         const chosen = notes?.kind === 'notes' ? notes.notes.at(-1) : undefined;
@@ -126,7 +128,8 @@ describe('stale VMCOREINFO copies in guest RAM', () => {
         const searched = await prepareDump(withoutDevice(source, false), {});
         expect(searched.vmcoreinfo).toMatchObject({ origin: 'memory', form: 'note', stoppedEarly: false, copies: inRam.length });
         const note = searched.vmcoreinfo.origin === 'memory' ? searched.vmcoreinfo.physical : undefined;
-        expect(inRam.filter((at) => at < STALE_TEXT)).toContain(note);
+        expect(inRam).toContain(note);
+        expect(stale).not.toContain(note);
       } finally {
         await source.close();
       }
