@@ -22,6 +22,8 @@ export class PmemsaveTransfer {
   private opening: Promise<number> | undefined;
   private command: Promise<unknown> | undefined;
   private position = 0n;
+  /** Set once the source is closed: nothing more is read. */
+  private closed = false;
   /** Where the next read of a pass starts, counting reads still waiting their turn. */
   private queuedEnd = 0n;
   private tail: Promise<void> = Promise.resolve();
@@ -38,6 +40,7 @@ export class PmemsaveTransfer {
   ) {}
 
   private begin(): Promise<number> {
+    if (this.closed) throw new VmdumpError('cancelled', 'the VM is being released: no more pmemsave', this.label);
     const made = spawnSync('mkfifo', ['-m', '600', this.fifo], { encoding: 'utf8' });
     if (made.status !== 0) throw new VmdumpError('bad-input', `cannot create a FIFO at ${this.fifo}: ${made.stderr.trim()}`);
     this.command = this.qmp.execute(
@@ -105,6 +108,7 @@ export class PmemsaveTransfer {
   }
 
   private async readOnce(offset: bigint, into: Uint8Array): Promise<void> {
+    if (this.closed) throw new VmdumpError('cancelled', 'the VM is being released: no more pmemsave', this.label);
     // Each span its own file: two spans in flight must not share one.
     const file = `${this.fifo}.span${(this.spans += 1)}`;
     try {
@@ -150,6 +154,10 @@ export class PmemsaveTransfer {
 
   /** Ends an unfinished transfer without leaving QEMU blocked on the FIFO. */
   async abandon(): Promise<void> {
+    // No transfer may start after this: a read still on its way (a kdump batch that crosses into
+    // this range as the dump fails) would set QEMU writing into a FIFO nobody reads, its monitor
+    // blocked, and the VM never resumed.
+    this.closed = true;
     if (this.command === undefined || this.finished) return;
     this.finished = true;
     if (this.fd === undefined) {
