@@ -31,7 +31,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildLinuxGuest, buildTinyGuests, qemu10Root, saveStream, startGuest } from '../scripts/qemu-harness.js';
+import {
+  buildLinuxGuest,
+  buildTinyGuests,
+  foreignLinuxGuestConfig,
+  qemu10Root,
+  saveStream,
+  startGuest,
+} from '../scripts/qemu-harness.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const GiB = 1024 ** 3;
@@ -384,18 +391,7 @@ async function archRows(out: string): Promise<Row[]> {
     const work = path.join(dir, a.debian);
     const socket = path.join(work, 'vmdump.sock');
     const guest = await startGuest(
-      {
-        qemu: a.qemu,
-        machine: a.machine,
-        cpu: 'max',
-        memory: '512M',
-        smp: 2,
-        kernel: linux.kernel,
-        initrd: linux.initrd,
-        append: `console=${a.console} rdinit=/init panic=-1`,
-        ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
-        extra: [...a.extra, '-qmp', `unix:${socket},server=on,wait=off`],
-      },
+      foreignLinuxGuestConfig(a, linux, [...a.extra, '-qmp', `unix:${socket},server=on,wait=off`]),
       work,
     );
     const stream = path.join(work, 'vm.state');

@@ -114,6 +114,26 @@ export function linuxGuestConfig(
   };
 }
 
+/** The Linux guest of another architecture (cpu max, 2 vCPUs, 512 MiB) on its machine, with `extra` QEMU arguments. */
+export function foreignLinuxGuestConfig(
+  machine: { readonly qemu: string; readonly machine: string; readonly console: string },
+  linux: LinuxGuest,
+  extra: readonly string[],
+): GuestConfig {
+  return {
+    qemu: machine.qemu,
+    machine: machine.machine,
+    cpu: 'max',
+    memory: '512M',
+    smp: 2,
+    kernel: linux.kernel,
+    initrd: linux.initrd,
+    append: `console=${machine.console} rdinit=/init panic=-1`,
+    ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
+    extra,
+  };
+}
+
 export interface RunningGuest {
   readonly qmp: QmpClient;
   readonly dir: string;

@@ -25,6 +25,7 @@ import {
   buildLinuxGuest,
   fetchForeignReaders,
   fetchLinuxVmlinux,
+  foreignLinuxGuestConfig,
   saveReferences,
   saveStream,
   startGuest,
@@ -133,18 +134,7 @@ describe.each(cases)('$debian guest ($machine)', (c) => {
   let vmlinux = '';
 
   /** The Linux guest of this architecture, 2 vCPUs and 512 MiB, with `extra` QEMU arguments. */
-  const linuxGuest = (linux: LinuxGuest, extra: readonly string[]): GuestConfig => ({
-    qemu: c.qemu,
-    machine: c.machine,
-    cpu: 'max',
-    memory: '512M',
-    smp: 2,
-    kernel: linux.kernel,
-    initrd: linux.initrd,
-    append: `console=${c.console} rdinit=/init panic=-1`,
-    ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
-    extra,
-  });
+  const linuxGuest = (linux: LinuxGuest, extra: readonly string[]): GuestConfig => foreignLinuxGuestConfig(c, linux, extra);
 
   beforeAll(async () => {
     if (!mayBootQemu(c.qemu)) return;

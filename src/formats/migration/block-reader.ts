@@ -4,8 +4,8 @@
  * PART/END header), until a record leaves the group or the block. Pages the stream never sent
  * read as zeros; re-sent pages come from the override map.
  */
-import * as fs from 'node:fs';
 import { VmdumpError, hex } from '../../guest/errors.js';
+import { readExactly } from '../../guest/read-exactly.js';
 import { ByteReader } from './byte-reader.js';
 import type { MappedRam, RamBlock } from './migration-stream.js';
 import { PAGES_PER_GROUP } from './page-index.js';
@@ -202,7 +202,7 @@ function bitmapOf(file: StreamFile, block: RamBlock, mapped: MappedRam): Promise
   if (bitmap === undefined) {
     const pages = Number(block.usedLength / BigInt(block.pageSize));
     const bytes = new Uint8Array(Math.ceil(pages / 8));
-    bitmap = readAt(file, mapped.bitmapOffset, bytes).then(() => bytes);
+    bitmap = readExactly(file.fd, BigInt(mapped.bitmapOffset), bytes, file.label).then(() => bytes);
     bitmaps.set(block, bitmap);
   }
   return bitmap;
@@ -235,7 +235,7 @@ async function readMappedRam(
   let next = 0;
   const worker = async (): Promise<void> => {
     for (let read = reads[next++]; read !== undefined; read = reads[next++])
-      await readAt(file, mapped.pagesOffset + start + read.from, into.subarray(read.from, read.to));
+      await readExactly(file.fd, BigInt(mapped.pagesOffset + start + read.from), into.subarray(read.from, read.to), file.label);
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL_READS, reads.length) }, worker));
   // After the reads: a gap that was read over holds whatever the file has there.
@@ -274,17 +274,4 @@ function planMappedReads(bitmap: Uint8Array, pageSize: number, start: number, le
     page = last + 1;
   }
   return { reads, zeros };
-}
-
-/** Fills `into` from the stream file at `position`; the header's offsets were checked against its size. */
-async function readAt(file: StreamFile, position: number, into: Uint8Array): Promise<void> {
-  for (let done = 0; done < into.length;) {
-    const got = await new Promise<number>((resolve, reject) =>
-      fs.read(file.fd, into, done, into.length - done, position + done, (error, bytes) =>
-        error ? reject(error) : resolve(bytes),
-      ),
-    );
-    if (got === 0) throw new VmdumpError('short-read', `the file ended at byte ${hex(position + done)}`, file.label);
-    done += got;
-  }
 }

@@ -366,7 +366,6 @@ async function noteVmcoreinfoPage(reader: ByteReader, block: RamBlock, page: num
   else candidates.complete = false;
 }
 
-/** MEM_SIZE: str8 id + be64 used_length per block until the lengths add up to `total` (§5.1). */
 /**
  * The mapped-ram header after a block's entry (be32 version 1, be64 page size, be64 bitmap offset,
  * be64 pages offset); the stream goes on after the block's pages region. Every offset is checked
@@ -393,6 +392,7 @@ async function readMappedRamHeader(reader: ByteReader, id: string, usedLength: b
   return { bitmapOffset: Number(bitmapOffset), pagesOffset: Number(pagesOffset) };
 }
 
+/** MEM_SIZE: str8 id + be64 used_length per block until the lengths add up to `total` (§5.1). */
 async function readBlockList(reader: ByteReader, state: RamState, total: bigint): Promise<void> {
   let sum = 0n;
   while (sum < total) {

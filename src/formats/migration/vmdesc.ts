@@ -181,9 +181,9 @@ async function readEntry(reader: ByteReader, entry: VmdescEntry, prefix: string,
     const bytes = reader.bytes(fieldBytes(field));
     const path = `${prefix}${field.name}`;
     // QEMU 9.1.3+ splits an array of pointers holding NULLs into runs under one name (§9.2): one field again.
-    const split = list[i - 1]?.name === field.name || list[i + 1]?.name === field.name;
-    const earlier = list[i - 1]?.name === field.name ? into.get(path) : undefined;
-    into.set(path, earlier === undefined ? bytes : Buffer.concat([earlier, bytes]));
+    const continues = list[i - 1]?.name === field.name;
+    into.set(path, continues ? Buffer.concat([into.get(path)!, bytes]) : bytes);
+    const split = continues || list[i + 1]?.name === field.name;
     if (!split && field.struct !== undefined && (field.array_len ?? 1) === 1)
       addStructFields(bytes, field.struct, `${path}.`, into);
   });

@@ -16,7 +16,7 @@ import { QmpClient, type QmpAddress } from '../qmp/qmp-client.js';
 import { parseFlatView, parseRomDevices, type FlatRange } from './flat-view.js';
 import { PmemsaveTransfer, fifoPath } from './pmemsave-range.js';
 import { isSpecialBlock } from '../../formats/migration/block-names.js';
-import { readExactly } from '../read-exactly.js';
+import { readExactly } from '../../guest/read-exactly.js';
 
 export interface LiveOptions {
   /** Where QEMU writes the small notes dump and the pmemsave FIFOs; QEMU must be able to write there (default $TMPDIR). */

@@ -13,7 +13,7 @@ import { physAddr, type PhysAddr } from '../../guest/units.js';
 import { FieldReader, type Json, type JsonObject } from './description-fields.js';
 import { parseVmcoreinfo, readVmcoreinfoFile } from '../vmcoreinfo-file.js';
 import { parseX86Registers } from './x86-registers.js';
-import { readExactly } from '../read-exactly.js';
+import { readExactly } from '../../guest/read-exactly.js';
 
 interface RangeSpec {
   start: PhysAddr;

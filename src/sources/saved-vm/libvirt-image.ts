@@ -33,6 +33,11 @@ const PROGRAMS: Partial<Record<LibvirtFormat, readonly [program: string, debianP
 export function readLibvirtImage(fd: number, label: string): LibvirtImage | undefined {
   const head = Buffer.alloc(HEADER);
   const n = fs.readSync(fd, head, 0, head.length, 0);
+  return libvirtImageOf(head.subarray(0, n), label);
+}
+
+/** The header in a file's (or a pipe's) first bytes, or undefined when they start a bare QEMU stream. */
+export function libvirtImageOf(head: Buffer, label: string): LibvirtImage | undefined {
   const magic = head.toString('latin1', 0, 16);
   if (magic === 'LibvirtQemudPart')
     throw new VmdumpError(
@@ -41,7 +46,7 @@ export function readLibvirtImage(fd: number, label: string): LibvirtImage | unde
       label,
     );
   if (magic !== 'LibvirtQemudSave') return undefined;
-  if (n < HEADER) throw new VmdumpError('bad-input', 'the libvirt save header is truncated', label);
+  if (head.length < HEADER) throw new VmdumpError('bad-input', 'the libvirt save header is truncated', label);
   // libvirt swaps a header written on a host of the other byte order by its version field.
   const swapped = head.readUInt32LE(16) > 0xffff;
   const u32 = (at: number): number => (swapped ? head.readUInt32BE(at) : head.readUInt32LE(at));

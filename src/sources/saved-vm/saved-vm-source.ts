@@ -20,7 +20,7 @@ import { ByteReader } from '../../formats/migration/byte-reader.js';
 import { capabilitiesInHead, parseMigrationStream, type RamBlock } from '../../formats/migration/migration-stream.js';
 import { locateVmdesc } from '../../formats/migration/vmdesc.js';
 import { readGuestNote, readPointedNote } from '../guest-note.js';
-import { decompressedStream, isInPlace, readLibvirtImage, type LibvirtImage } from './libvirt-image.js';
+import { decompressedStream, isInPlace, libvirtImageOf, readLibvirtImage, type LibvirtImage } from './libvirt-image.js';
 
 /** Where the QEMU stream starts: 0, or after a libvirt save header whose stream is in place (raw, sparse). */
 function streamStart(fd: number, label: string): number {
@@ -231,10 +231,7 @@ const HEAD_BYTES = 4096;
  * one of them would be copied first. Refused as soon as its first bytes show it.
  */
 function refuseMappedRam(head: Buffer, label: string): void {
-  const sparse =
-    head.length >= 32 &&
-    head.toString('latin1', 0, 16) === 'LibvirtQemudSave' &&
-    [head.readUInt32LE(28), head.readUInt32BE(28)].includes(6);
+  const sparse = libvirtImageOf(head, label)?.format === 'sparse';
   if (sparse || capabilitiesInHead(head).includes('mapped-ram'))
     throw new VmdumpError(
       'bad-input',

@@ -1,6 +1,6 @@
 /** Positional reads that either fill the whole buffer or fail with a short-read error: never silent zeros. */
 import * as fs from 'node:fs';
-import { VmdumpError, hex } from '../guest/errors.js';
+import { VmdumpError, hex } from './errors.js';
 
 export async function readExactly(fd: number, position: bigint, into: Uint8Array, label: string): Promise<void> {
   let done = 0;
