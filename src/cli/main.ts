@@ -37,6 +37,7 @@ function parseCommandLine(argv: readonly string[]): Command {
       force: { type: 'boolean', default: false },
       format: { type: 'string', default: 'elf' },
       threads: { type: 'string' },
+      'dump-level': { type: 'string', short: 'd' },
       flattened: { type: 'boolean', default: false },
       checksum: { type: 'string' },
       vmcoreinfo: { type: 'string' },
@@ -81,6 +82,9 @@ function parseCommandLine(argv: readonly string[]): Command {
   const threads = values.threads === undefined ? undefined : Number(parseNumber(values.threads, '--threads'));
   if (threads !== undefined && (threads < 1 || threads > 256))
     throw new VmdumpError('usage', '--threads must be between 1 and 256');
+  const dumpLevel = values['dump-level'] === undefined ? undefined : Number(parseNumber(values['dump-level'], '-d'));
+  if (dumpLevel !== undefined && format === 'elf')
+    throw new VmdumpError('usage', '-d goes with a kdump --format (kdump-zlib, kdump-lzo, kdump-snappy, kdump-zstd)');
   const progress = values.progress ?? (isatty(2) ? 'bar' : 'none');
   if (progress !== 'bar' && progress !== 'json' && progress !== 'none')
     throw new VmdumpError('usage', `--progress must be bar, json or none, not "${progress}"`);
@@ -95,7 +99,13 @@ function parseCommandLine(argv: readonly string[]): Command {
         : command === 'saved'
           ? { kind: 'saved', file: input }
           : { kind: 'qmp', address: qmpAddress(input), live: values.live },
-    request: { format, layout: values.layout, paging: values.paging, ...(filter === undefined ? {} : { filter }) },
+    request: {
+      format,
+      layout: values.layout,
+      paging: values.paging,
+      ...(filter === undefined ? {} : { filter }),
+      ...(dumpLevel === undefined ? {} : { dumpLevel }),
+    },
     output: values.output,
     outputOptions: {
       gzip: values.gzip,

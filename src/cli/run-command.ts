@@ -14,6 +14,7 @@ import type { KdumpSummary } from '../pipeline/write-kdump.js';
 import type { QmpAddress } from '../sources/qmp/qmp-client.js';
 import { prepareDump, type DumpRequest, type PreparedDump } from '../transforms/prepare-dump.js';
 import type { VmcoreinfoChoice, VmcoreinfoDiscovery } from '../transforms/discover/vmcoreinfo.js';
+import { levelClasses, type DumpLevelDiscovery } from '../transforms/discover/dump-level.js';
 import { parseVmcoreinfo, readVmcoreinfoFile } from '../sources/vmcoreinfo-file.js';
 import { sha256OfFile } from '../verify/verify-dump.js';
 import { formatBytes, formatRate, formatSeconds } from './format.js';
@@ -167,10 +168,24 @@ function renderKdump(
       `${formatRate(rate)} of guest RAM, peak RSS ${formatBytes(peakRssBytes)}\n`,
   );
   write(`vmdump: header utsname: ${utsnameSource(prepared)}\n`);
+  if (prepared.dumpLevel !== undefined) write(`vmdump: ${dumpLevelText(prepared.dumpLevel, prepared.plan.blockSize)}\n`);
   write(
     summary.flattened
       ? 'vmdump: crash opens it as it is; makedumpfile -R FILE < DUMP turns it into the plain file other readers need\n'
       : `vmdump: opens in ${prepared.readers}\n`,
+  );
+}
+
+/** What a dump level left out, and what deciding it cost. */
+function dumpLevelText(found: DumpLevelDiscovery, pageSize: number): string {
+  const head = `dump level ${found.level} (${levelClasses(found.level)})`;
+  if (found.counts === undefined) return `${head}: system RAM only; zero pages share one page`;
+  const classes = Object.entries(found.counts)
+    .filter(([, pages]) => pages > 0)
+    .map(([kind, pages]) => `${kind} ${formatBytes(pages * pageSize)}`);
+  return (
+    `${head}: left out ${classes.length === 0 ? 'nothing' : classes.join(', ')}; ` +
+    `${formatBytes(found.structPageBytes)} of struct page read in ${formatSeconds(found.elapsedMs)}`
   );
 }
 

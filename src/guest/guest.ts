@@ -166,6 +166,14 @@ export interface RamRange {
 }
 
 /**
+ * The ranges the guest kernel maps as RAM (not video RAM or ROMs), as /proc/vmcore holds them: what
+ * a filtered dump keeps, as makedumpfile does (docs/dump-levels.md §4).
+ */
+export function systemRamOf(ram: readonly RamRange[]): RamRange[] {
+  return ram.filter((range) => range.systemRam !== false);
+}
+
+/**
  * A ROM device in ROM mode (pflash firmware): memory to the vCPUs, so page tables may map it and
  * QEMU's walk keeps such mappings, but not RAM, so no dump holds its bytes (docs/memory-mapping.md
  * §2, §4; docs/elf-vmcore.md §4).

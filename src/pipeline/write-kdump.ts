@@ -18,7 +18,7 @@ import {
   ZERO_PAGE_SIZE,
   type CompressedBatch,
 } from '../transforms/compress/page-compression.js';
-import type { KdumpPlan } from '../transforms/plan/kdump-plan.js';
+import { keptRuns, type KdumpPlan } from '../transforms/plan/kdump-plan.js';
 import type { PlacedSink, Sink } from '../sinks/sink.js';
 import { ChunkPool } from './chunk-pool.js';
 import { withRate, type DumpPhase, type DumpProgress, type RatedProgress } from './progress.js';
@@ -157,7 +157,7 @@ async function* placeRecords(
   // Batch and output buffers come back from the threads and are used again: no zeroing, no garbage.
   const spare: Uint8Array[] = [];
   const sparePacked: ArrayBuffer[] = [];
-  const batches = readPageBatches(plan.ram, plan.runs, {
+  const batches = readPageBatches(plan.ram, keptRuns(plan), {
     pageSize: plan.blockSize,
     batchPages,
     allocate: () => spare.pop() ?? new Uint8Array(batchPages * plan.blockSize),

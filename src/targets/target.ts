@@ -57,6 +57,16 @@ export type LinuxLayoutDecision =
   | { readonly kind: 'identity' }
   | { readonly kind: 'unavailable'; readonly reason: string };
 
+/** The guest kernel's virtual addresses, through its own page tables (docs/dump-levels.md §2). */
+export interface KernelAddressSpace {
+  /** The physical address `virtual` maps to, or undefined where nothing maps it. */
+  physical(virtual: bigint): Promise<bigint | undefined>;
+}
+
+export type KernelAddressSpaceResult =
+  | { readonly kind: 'mapped'; readonly space: KernelAddressSpace }
+  | { readonly kind: 'unavailable'; readonly reason: string };
+
 /** Limits and QEMU fidelity of a page-table walk (docs/memory-mapping.md §4). */
 export interface WalkRules {
   readonly qemuQuirks: boolean;
@@ -99,6 +109,8 @@ export interface TargetDescription {
   linuxLayout(guest: GuestModel): Promise<LinuxLayoutDecision>;
   /** Whether a vCPU runs the kernel `facts` describe (tells two intact kernels apart); absent where the vCPU state cannot say. */
   kernelOnVcpus?(guest: GuestModel, facts: LinuxMappingFacts): Promise<boolean>;
+  /** The kernel's address space from its VMCOREINFO (reads guest memory); absent where vmdump has no walker for this architecture. */
+  kernelAddressSpace?(guest: GuestModel): Promise<KernelAddressSpaceResult>;
   /**
    * QEMU's paging=true mapping list from the guest's page tables; undefined for an architecture
    * QEMU has no walker for (its paging=true file then equals paging=false).

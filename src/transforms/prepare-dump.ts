@@ -13,6 +13,7 @@ import { planDump, type DumpPlan } from './plan/dump-plan.js';
 import { planKdump, type KdumpPlan } from './plan/kdump-plan.js';
 import { discoverVmcoreinfo, type VmcoreinfoChoice, type VmcoreinfoDiscovery } from './discover/vmcoreinfo.js';
 import type { MemoryFilter } from './plan/memory-mapping.js';
+import { checkDumpLevel, discoverDumpLevel, type DumpLevelDiscovery } from './discover/dump-level.js';
 
 /** `elf` (default) or makedumpfile's kdump-compressed format with one page codec. */
 export type DumpFormat = 'elf' | `kdump-${KdumpCodec}`;
@@ -28,6 +29,11 @@ export interface DumpRequest {
   readonly paging?: boolean;
   /** Default `search`: the VM's VMCOREINFO, else a copy found in guest RAM (the default layout only). */
   readonly vmcoreinfo?: VmcoreinfoChoice;
+  /**
+   * makedumpfile's dump level (0-31, docs/dump-levels.md): the pages of these classes are left
+   * out while dumping, and only the kernel's system RAM is kept. Absent: every page of RAM.
+   */
+  readonly dumpLevel?: number;
 }
 
 export interface PrepareOptions {
@@ -51,6 +57,8 @@ export type PreparedDump =
       readonly vmcoreinfo: VmcoreinfoDiscovery;
       /** Where the header's utsname came from (the portable layout; QEMU's has `machine` alone). */
       readonly utsname: UtsnameDiscovery | undefined;
+      /** The pages a dump level left out, when one was asked for. */
+      readonly dumpLevel: DumpLevelDiscovery | undefined;
       readonly readers: string;
     };
 
@@ -71,6 +79,11 @@ export async function prepareDump(
       `--format ${request.format} writes physical memory whole; --paging, --begin and --length go with --format elf`,
     );
   }
+  if (request.dumpLevel !== undefined) {
+    checkDumpLevel(request.dumpLevel);
+    if (layout === 'qemu') throw new VmdumpError('usage', "-d filters as makedumpfile does; QEMU's layout writes every page");
+    if (codec === undefined) throw new VmdumpError('usage', '-d goes with a kdump --format');
+  }
   const { guest, discovery: vmcoreinfo } = await discoverVmcoreinfo(vm, request.vmcoreinfo ?? 'search', layout, options.signal);
   if (codec !== undefined) {
     // A kdump file holds physical pages whole; its notes carry VMCOREINFO for the readers, and its
@@ -81,12 +94,17 @@ export async function prepareDump(
       layout === 'portable'
         ? await discoverUtsname(guest, await target.linuxLayout(guest), target.kdump.unameMachine(guest.arch, layout))
         : undefined;
+    const dumpLevel =
+      request.dumpLevel === undefined ? undefined : await discoverDumpLevel(guest, request.dumpLevel, options.signal);
     const plan = planKdump(guest, {
       codec,
       layout,
       ...(utsname !== undefined && 'utsname' in utsname ? { utsname: utsname.utsname } : {}),
+      ...(dumpLevel === undefined
+        ? {}
+        : { filter: { level: dumpLevel.level, ...(dumpLevel.excluded === undefined ? {} : { excluded: dumpLevel.excluded }) } }),
     });
-    return { format: 'kdump', plan, discovery, vmcoreinfo, utsname, readers: kdumpReadersFor(plan) };
+    return { format: 'kdump', plan, discovery, vmcoreinfo, utsname, dumpLevel, readers: kdumpReadersFor(plan) };
   }
   const discovery = await discoverLayout(guest, { layout, paging: request.paging ?? false });
   const plan = planDump(guest, {

@@ -8,7 +8,7 @@
 import { VmcoreinfoText } from '../../formats/vmcoreinfo.js';
 import { GuestMemory } from '../../guest/guest-memory.js';
 import type { GuestModel } from '../../guest/guest.js';
-import type { LinuxLayoutDecision, LinuxMappingFacts } from '../target.js';
+import type { KernelAddressSpaceResult, LinuxLayoutDecision, LinuxMappingFacts } from '../target.js';
 import { EFER_LMA, pagingEnabled } from './architecture.js';
 import { CR4_LA57, topLevelPresent, topLevelShift, translate } from './paging.js';
 
@@ -68,20 +68,31 @@ export async function findDirectMapBase(memory: GuestMemory, topTable: bigint, f
   return undefined;
 }
 
-export async function x86LinuxLayout(guest: GuestModel): Promise<LinuxLayoutDecision> {
-  if (guest.arch.name !== 'x86_64')
-    return { kind: 'unavailable', reason: `the guest is ${guest.arch.name}, not x86_64 in long mode` };
-  if (guest.vmcoreinfo === undefined || guest.vmcoreinfo.name !== 'VMCOREINFO')
-    return { kind: 'unavailable', reason: 'the guest gave no VMCOREINFO' };
+/** The kernel's top page table, checked: it must map _stext where phys_base puts it (a stale or foreign VMCOREINFO does not). */
+interface KernelTables {
+  readonly info: LinuxKernelInfo;
+  readonly memory: GuestMemory;
+  readonly topTable: bigint;
+  readonly levels: 4 | 5;
+}
+
+async function kernelTables(guest: GuestModel): Promise<KernelTables | { readonly reason: string }> {
+  if (guest.arch.name !== 'x86_64') return { reason: `the guest is ${guest.arch.name}, not x86_64 in long mode` };
+  if (guest.vmcoreinfo === undefined || guest.vmcoreinfo.name !== 'VMCOREINFO') return { reason: 'the guest gave no VMCOREINFO' };
   const info = parseLinuxVmcoreinfo(guest.vmcoreinfo.desc);
-  if (info === undefined) return { kind: 'unavailable', reason: 'VMCOREINFO lacks _stext, init_top_pgt or phys_base' };
+  if (info === undefined) return { reason: 'VMCOREINFO lacks _stext, init_top_pgt or phys_base' };
   const memory = new GuestMemory(guest.ram);
   const topTable = kernelImagePhysical(info, info.initTopPgt);
   const levels = info.fiveLevel ? 5 : 4;
-  const kernelTextPhysical = kernelImagePhysical(info, info.stext);
-  // The kernel's own tables must put _stext where __pa_symbol() says: a stale or foreign VMCOREINFO does not.
-  if ((await translate(memory, topTable, info.stext, levels)) !== kernelTextPhysical)
-    return { kind: 'unavailable', reason: "VMCOREINFO's init_top_pgt does not map _stext where phys_base puts it" };
+  if ((await translate(memory, topTable, info.stext, levels)) !== kernelImagePhysical(info, info.stext))
+    return { reason: "VMCOREINFO's init_top_pgt does not map _stext where phys_base puts it" };
+  return { info, memory, topTable, levels };
+}
+
+export async function x86LinuxLayout(guest: GuestModel): Promise<LinuxLayoutDecision> {
+  const tables = await kernelTables(guest);
+  if ('reason' in tables) return { kind: 'unavailable', reason: tables.reason };
+  const { info, memory, topTable } = tables;
   const directMapBase = await findDirectMapBase(memory, topTable, info.fiveLevel);
   if (directMapBase === undefined)
     return { kind: 'unavailable', reason: "no direct map of physical 0 in the kernel's page tables" };
@@ -91,7 +102,7 @@ export async function x86LinuxLayout(guest: GuestModel): Promise<LinuxLayoutDeci
     facts: {
       directMapBase,
       kernelTextVirtual: info.stext,
-      kernelTextPhysical,
+      kernelTextPhysical: kernelImagePhysical(info, info.stext),
       kernelImageEnd: START_KERNEL_MAP + info.kernelImageSize,
     },
   };
@@ -111,4 +122,12 @@ export async function x86KernelOnVcpus(guest: GuestModel, facts: LinuxMappingFac
     if ((await translate(memory, state.cr3, facts.kernelTextVirtual, levels)) === facts.kernelTextPhysical) return true;
   }
   return false;
+}
+
+/** Kernel virtual addresses through init_top_pgt, as the kernel maps them: the direct map, vmemmap, its image. */
+export async function x86KernelAddressSpace(guest: GuestModel): Promise<KernelAddressSpaceResult> {
+  const tables = await kernelTables(guest);
+  if ('reason' in tables) return { kind: 'unavailable', reason: tables.reason };
+  const { memory, topTable, levels } = tables;
+  return { kind: 'mapped', space: { physical: (virtual) => translate(memory, topTable, virtual, levels) } };
 }

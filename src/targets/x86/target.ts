@@ -10,7 +10,7 @@ import { GuestMemory } from '../../guest/guest-memory.js';
 import type { RamRange } from '../../guest/guest.js';
 import { statesOf, type DecodedVcpus, type DumpLayout, type TargetDescription } from '../target.js';
 import { pagingEnabled, x86Architecture } from './architecture.js';
-import { x86KernelOnVcpus, x86LinuxLayout } from './linux.js';
+import { x86KernelAddressSpace, x86KernelOnVcpus, x86LinuxLayout } from './linux.js';
 import { x86VcpusFromNotes } from './note-state.js';
 import { prstatusI386, prstatusX86_64, qemuCpuState } from './notes.js';
 import { planPagingMappings } from './paging.js';
@@ -70,6 +70,7 @@ export const x86Target: TargetDescription = {
   },
   linuxLayout: x86LinuxLayout,
   kernelOnVcpus: x86KernelOnVcpus,
+  kernelAddressSpace: x86KernelAddressSpace,
   pagingMappings(guest, rules) {
     // With no vCPU in paging mode QEMU writes one mapping per block at virtual = physical
     // (docs/memory-mapping.md §3.2, step 2): the qemu layout's promise is QEMU's bytes. The default

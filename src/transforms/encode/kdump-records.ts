@@ -14,7 +14,7 @@ import {
 import type { PlacedBytes } from '../../formats/kdump/flattened.js';
 import { VmdumpError, hex } from '../../guest/errors.js';
 import { fileOffset } from '../../guest/units.js';
-import type { KdumpPlan, PfnRun } from '../plan/kdump-plan.js';
+import { bitmapBytes, type KdumpPlan } from '../plan/kdump-plan.js';
 
 export type { PlacedBytes };
 
@@ -39,32 +39,18 @@ function* bitmapRecords(plan: KdumpPlan): Generator<PlacedBytes> {
   const last = plan.runs.at(-1)!;
   const lastByte = Math.floor((last.first + last.count - 1) / 8);
   for (let start = 0; start <= lastByte; start += chunk) {
-    const bytes = bitmapBytes(plan.runs, start, Math.min(chunk, plan.bitmapLength - start));
-    yield { offset: placed(plan.bitmapOffset + start), bytes };
-    yield { offset: placed(plan.bitmapOffset + plan.bitmapLength + start), bytes };
+    const length = Math.min(chunk, plan.bitmapLength - start);
+    const first = bitmapBytes(plan.runs, start, length);
+    yield { offset: placed(plan.bitmapOffset + start), bytes: first };
+    yield { offset: placed(plan.bitmapOffset + plan.bitmapLength + start), bytes: secondBitmapBytes(plan, first, start, length) };
   }
 }
 
-/** Bytes [start, start + length) of the bitmap: bit p % 8 of byte p / 8 for each dumpable pfn p. */
-export function bitmapBytes(runs: readonly PfnRun[], start: number, length: number): Uint8Array {
+/** The 2nd bitmap's bytes: the 1st's, or the pages a dump level keeps (§4). */
+function secondBitmapBytes(plan: KdumpPlan, first: Uint8Array, start: number, length: number): Uint8Array {
+  if (plan.kept === undefined) return first;
   const bytes = new Uint8Array(length);
-  const low = start * 8;
-  const high = (start + length) * 8;
-  for (const run of runs) {
-    const from = Math.max(run.first, low);
-    const to = Math.min(run.first + run.count, high);
-    for (let pfn = from; pfn < to;) {
-      const bit = pfn - low;
-      if (bit % 8 === 0 && pfn + 8 <= to) {
-        const whole = Math.floor((to - pfn) / 8);
-        bytes.fill(0xff, bit / 8, bit / 8 + whole);
-        pfn += whole * 8;
-      } else {
-        bytes[bit >> 3]! |= 1 << (bit & 7);
-        pfn += 1;
-      }
-    }
-  }
+  bytes.set(plan.kept.subarray(start, start + length));
   return bytes;
 }
 

@@ -18,7 +18,7 @@ export interface PageBatchOptions {
 
 export async function* readPageBatches(
   ram: readonly RamRange[],
-  runs: readonly PfnRun[],
+  runs: Iterable<PfnRun>,
   options: PageBatchOptions,
 ): AsyncGenerator<Uint8Array> {
   const { pageSize, batchPages } = options;
