@@ -99,6 +99,8 @@ export function linuxGuestConfig(
     readonly memory: string;
     readonly kaslr: boolean;
     readonly vmcoreinfoDevice?: boolean;
+    /** Fill memory with every page class makedumpfile's dump levels tell apart before the ready line (test-guests/build-linux.sh). */
+    readonly fill?: boolean;
     readonly extra?: readonly string[];
   },
 ): GuestConfig {
@@ -108,7 +110,7 @@ export function linuxGuestConfig(
     smp: 2,
     kernel: linux.kernel,
     initrd: linux.initrd,
-    append: options.kaslr ? 'console=ttyS0' : 'console=ttyS0 nokaslr',
+    append: `console=ttyS0${options.kaslr ? '' : ' nokaslr'}${options.fill === true ? ' vmdump.fill' : ''}`,
     ready: { text: 'VMDUMP-LINUX-READY', on: 'serial' },
     extra: [...(options.vmcoreinfoDevice === false ? [] : ['-device', 'vmcoreinfo']), ...(options.extra ?? [])],
   };
