@@ -83,8 +83,6 @@ function parseCommandLine(argv: readonly string[]): Command {
   if (threads !== undefined && (threads < 1 || threads > 256))
     throw new VmdumpError('usage', '--threads must be between 1 and 256');
   const dumpLevel = values['dump-level'] === undefined ? undefined : Number(parseNumber(values['dump-level'], '-d'));
-  if (dumpLevel !== undefined && format === 'elf')
-    throw new VmdumpError('usage', '-d goes with a kdump --format (kdump-zlib, kdump-lzo, kdump-snappy, kdump-zstd)');
   const progress = values.progress ?? (isatty(2) ? 'bar' : 'none');
   if (progress !== 'bar' && progress !== 'json' && progress !== 'none')
     throw new VmdumpError('usage', `--progress must be bar, json or none, not "${progress}"`);

@@ -151,6 +151,7 @@ function render(
       `${plan.segmentCount - 1} PT_LOAD, ${extras.join(', ')}) in ${formatSeconds(summary.elapsedMs)}, ` +
       `${formatRate(rate)}, peak RSS ${formatBytes(peakRssBytes)}\n`,
   );
+  if (prepared.dumpLevel !== undefined) write(`vmdump: ${dumpLevelText(prepared.dumpLevel, guest.arch.pageSize)}\n`);
   write(`vmdump: ${prepared.readers}\n`);
 }
 
@@ -179,8 +180,9 @@ function renderKdump(
 /** What a dump level left out, and what deciding it cost. */
 function dumpLevelText(found: DumpLevelDiscovery, pageSize: number): string {
   const head = `dump level ${found.level} (${levelClasses(found.level)})`;
-  if (found.counts === undefined) return `${head}: system RAM only; zero pages share one page`;
-  const classes = Object.entries(found.counts)
+  const counts = { ...found.counts, ...(found.zeroPages === undefined ? {} : { zero: found.zeroPages }) };
+  if (Object.keys(counts).length === 0) return `${head}: system RAM only; zero pages share one page`;
+  const classes = Object.entries(counts)
     .filter(([, pages]) => pages > 0)
     .map(([kind, pages]) => `${kind} ${formatBytes(pages * pageSize)}`);
   return (

@@ -22,11 +22,13 @@ Options:
                         compressed in parallel. A file gets the plain form; standard
                         output, a pipe or --gzip the flattened form (makedumpfile -R
                         turns it into the plain file; crash reads both)
-  -d, --dump-level N    (kdump) leave out pages as makedumpfile -d N does, while dumping:
-                        N is the sum of 1 zero pages, 2 page cache, 4 page cache with
-                        private data, 8 user data, 16 free pages (31: all of them). Only
-                        the kernel's system RAM is kept. Above 1 it needs the guest's
-                        VMCOREINFO and an x86_64 Linux 4.16+ kernel
+  -d, --dump-level N    leave out pages as makedumpfile -d N does, while dumping: N is
+                        the sum of 1 zero pages, 2 page cache, 4 page cache with private
+                        data, 8 user data, 16 free pages (31: all of them). Only the
+                        kernel's system RAM is kept; an ELF dump is cut as makedumpfile -E
+                        cuts it (its zero pages are found by reading every kept page
+                        first). Above 1 it needs the guest's VMCOREINFO and an x86_64
+                        Linux 4.16+ kernel
       --threads N       (kdump) compression threads; default: the machine's cores
       --flattened       (kdump) write the flattened form to FILE too, as QEMU does
       --gzip            gzip the output

@@ -4,13 +4,13 @@
  * CLI and the library both come through here, so the same request gives the same bytes.
  */
 import { VmdumpError } from '../guest/errors.js';
-import type { GuestModel } from '../guest/guest.js';
+import { systemRamOf, type GuestModel } from '../guest/guest.js';
 import type { KdumpCodec } from '../formats/kdump/kdump-format.js';
 import { targetFor, type DumpLayout } from '../targets/index.js';
 import { discoverUtsname, type UtsnameDiscovery } from './discover/utsname.js';
 import { discoverLayout, readersFor, type LayoutDiscovery } from './discover/discover.js';
 import { planDump, type DumpPlan } from './plan/dump-plan.js';
-import { planKdump, type KdumpPlan } from './plan/kdump-plan.js';
+import { keptBitmap, pfnRuns, planKdump, type KdumpPlan } from './plan/kdump-plan.js';
 import { discoverVmcoreinfo, type VmcoreinfoChoice, type VmcoreinfoDiscovery } from './discover/vmcoreinfo.js';
 import type { MemoryFilter } from './plan/memory-mapping.js';
 import { checkDumpLevel, discoverDumpLevel, type DumpLevelDiscovery } from './discover/dump-level.js';
@@ -48,6 +48,8 @@ export type PreparedDump =
       readonly plan: DumpPlan;
       readonly discovery: LayoutDiscovery;
       readonly vmcoreinfo: VmcoreinfoDiscovery;
+      /** The pages a dump level left out, when one was asked for. */
+      readonly dumpLevel: DumpLevelDiscovery | undefined;
       readonly readers: string;
     }
   | {
@@ -82,7 +84,8 @@ export async function prepareDump(
   if (request.dumpLevel !== undefined) {
     checkDumpLevel(request.dumpLevel);
     if (layout === 'qemu') throw new VmdumpError('usage', "-d filters as makedumpfile does; QEMU's layout writes every page");
-    if (codec === undefined) throw new VmdumpError('usage', '-d goes with a kdump --format');
+    if (request.paging === true || request.filter !== undefined)
+      throw new VmdumpError('usage', '-d writes the kernel\'s own layout as makedumpfile does; --paging, --begin and --length do not go with it');
   }
   const { guest, discovery: vmcoreinfo } = await discoverVmcoreinfo(vm, request.vmcoreinfo ?? 'search', layout, options.signal);
   if (codec !== undefined) {
@@ -95,7 +98,7 @@ export async function prepareDump(
         ? await discoverUtsname(guest, await target.linuxLayout(guest), target.kdump.unameMachine(guest.arch, layout))
         : undefined;
     const dumpLevel =
-      request.dumpLevel === undefined ? undefined : await discoverDumpLevel(guest, request.dumpLevel, options.signal);
+      request.dumpLevel === undefined ? undefined : await discoverDumpLevel(guest, request.dumpLevel, signalOf(options));
     const plan = planKdump(guest, {
       codec,
       layout,
@@ -107,13 +110,31 @@ export async function prepareDump(
     return { format: 'kdump', plan, discovery, vmcoreinfo, utsname, dumpLevel, readers: kdumpReadersFor(plan) };
   }
   const discovery = await discoverLayout(guest, { layout, paging: request.paging ?? false });
+  const dumpLevel =
+    request.dumpLevel === undefined
+      ? undefined
+      : await discoverDumpLevel(guest, request.dumpLevel, { ...signalOf(options), readZeroPages: true });
   const plan = planDump(guest, {
     layout,
+    ...(dumpLevel === undefined ? {} : { kept: keptPagesOf(guest, dumpLevel) }),
     ...(request.filter === undefined ? {} : { filter: request.filter }),
     ...(discovery.kind === 'paging' && discovery.mappings !== undefined ? { mappings: discovery.mappings } : {}),
     ...(discovery.kind === 'linux' && discovery.linux.kind === 'mapped' ? { linux: discovery.linux.facts } : {}),
   });
-  return { format: 'elf', plan, discovery, vmcoreinfo, readers: readersFor(layout, discovery) };
+  return { format: 'elf', plan, discovery, vmcoreinfo, dumpLevel, readers: readersFor(layout, discovery) };
+}
+
+function signalOf(options: PrepareOptions): { signal?: AbortSignal } {
+  return options.signal === undefined ? {} : { signal: options.signal };
+}
+
+/** The pages an ELF dump at this level keeps: system RAM less what the level left out. */
+function keptPagesOf(guest: GuestModel, found: DumpLevelDiscovery): { bitmap: Uint8Array; pageSize: number } {
+  const pageSize = guest.arch.pageSize;
+  const runs = pfnRuns(systemRamOf(guest.ram), pageSize);
+  const last = runs.at(-1);
+  const maxPfn = last === undefined ? 0 : last.first + last.count;
+  return { bitmap: keptBitmap(runs, maxPfn, found.excluded), pageSize };
 }
 
 /** What a kdump file of this plan opens in: drgn (libkdumpfile) needs sysname, release, version and machine. */

@@ -14,7 +14,7 @@ import { readPointedNote } from '../guest-note.js';
 import { physAddr } from '../../guest/units.js';
 import { QmpClient, type QmpAddress } from '../qmp/qmp-client.js';
 import { parseFlatView, parseRomDevices, type FlatRange } from './flat-view.js';
-import { PmemsaveTransfer, fifoPath } from './pmemsave-range.js';
+import { PassHandOver, PmemsaveTransfer, fifoPath } from './pmemsave-range.js';
 import { isSpecialBlock } from '../../formats/migration/block-names.js';
 import { readExactly } from '../../guest/read-exactly.js';
 
@@ -138,6 +138,7 @@ export async function openLiveVm(address: QmpAddress, options: LiveOptions = {})
   const wasRunning = (await qmp.execute<{ running: boolean }>('query-status')).running;
   const workDir = fs.mkdtempSync(path.join(options.workDir ?? os.tmpdir(), 'vmdump-live-'));
   const transfers: PmemsaveTransfer[] = [];
+  const passes = new PassHandOver();
   const fds: number[] = [];
   let closed = false;
   // Resuming is not conditional on the rest of the clean-up going well: errors are collected, cont runs.
@@ -188,6 +189,7 @@ export async function openLiveVm(address: QmpAddress, options: LiveOptions = {})
         range.end - range.start,
         fifoPath(workDir, index),
         `${range.region} via pmemsave`,
+        passes,
       );
       transfers.push(transfer);
       return {

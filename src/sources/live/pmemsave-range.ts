@@ -17,6 +17,23 @@ function openFifo(file: string): Promise<number> {
   return new Promise((resolve, reject) => fs.open(file, 'r', (error, fd) => (error ? reject(error) : resolve(fd))));
 }
 
+/**
+ * The pass in progress among a VM's transfers. QEMU runs one pmemsave at a time and each blocks
+ * its main loop until its last byte is read, so a transfer's pass is read to its end before any
+ * other transfer asks QEMU for anything (a dump that skips the end of a range would hang otherwise).
+ */
+export class PassHandOver {
+  current: PmemsaveTransfer | undefined;
+
+  async before(next: PmemsaveTransfer): Promise<void> {
+    const running = this.current;
+    if (running !== undefined && running !== next) await running.drain();
+  }
+}
+
+/** Bytes read and dropped at a time when a pass skips forward. */
+const SKIP_CHUNK = 1 << 20;
+
 export class PmemsaveTransfer {
   private fd: number | undefined;
   private opening: Promise<number> | undefined;
@@ -37,10 +54,13 @@ export class PmemsaveTransfer {
     private readonly size: bigint,
     private readonly fifo: string,
     readonly label: string,
+    private readonly passes: PassHandOver = new PassHandOver(),
   ) {}
 
-  private begin(): Promise<number> {
+  private async begin(): Promise<number> {
+    await this.passes.before(this);
     if (this.closed) throw new VmdumpError('cancelled', 'the VM is being released: no more pmemsave', this.label);
+    this.passes.current = this;
     const made = spawnSync('mkfifo', ['-m', '600', this.fifo], { encoding: 'utf8' });
     if (made.status !== 0) throw new VmdumpError('bad-input', `cannot create a FIFO at ${this.fifo}: ${made.stderr.trim()}`);
     this.command = this.qmp.execute(
@@ -59,9 +79,11 @@ export class PmemsaveTransfer {
    * Reads `into.length` bytes at `offset`. A pass over the range (the dump, the search for
    * VMCOREINFO) reads in order, through one streaming pmemsave; a read elsewhere outside a pass
    * (page tables, notes) is a pmemsave of just that span into a file. During a pass, only the
-   * next bytes in order can be read; reads asked for ahead (the dump reads ahead) wait their turn.
+   * next bytes in order can be read; reads asked for ahead (the dump reads ahead) wait their turn,
+   * and a read further on (a dump that leaves pages out) has the bytes in between read and dropped.
    */
   read(offset: bigint, into: Uint8Array): Promise<void> {
+    if (offset > this.queuedEnd && this.queuedEnd > 0n) this.skip(offset - this.queuedEnd);
     if (offset !== this.queuedEnd) {
       if (this.command === undefined && this.queuedEnd === this.position) return this.readOnce(offset, into);
       return Promise.reject(
@@ -100,6 +122,24 @@ export class PmemsaveTransfer {
     if (this.position === this.size) await this.finish();
   }
 
+  /** Queues `length` bytes of the pass to be read and dropped. */
+  private skip(length: bigint): void {
+    const scratch = new Uint8Array(Number(length < BigInt(SKIP_CHUNK) ? length : BigInt(SKIP_CHUNK)));
+    for (let left = length; left > 0n;) {
+      const part = left < BigInt(scratch.length) ? scratch.subarray(0, Number(left)) : scratch;
+      const at = this.queuedEnd;
+      this.queuedEnd += BigInt(part.length);
+      this.tail = this.tail.then(() => this.readInOrder(at, part));
+      left -= BigInt(part.length);
+    }
+  }
+
+  /** Reads a pass in progress to its end (dropping what nobody asked for), so QEMU's monitor is free. */
+  async drain(): Promise<void> {
+    if (this.queuedEnd > 0n && this.queuedEnd < this.size) this.skip(this.size - this.queuedEnd);
+    await this.tail.catch(() => undefined);
+  }
+
   /** A pmemsave of just this span into a file: no pass is started (one may not be running). */
   async readSpan(offset: bigint, into: Uint8Array): Promise<void> {
     if (this.command !== undefined)
@@ -108,6 +148,7 @@ export class PmemsaveTransfer {
   }
 
   private async readOnce(offset: bigint, into: Uint8Array): Promise<void> {
+    await this.passes.before(this);
     if (this.closed) throw new VmdumpError('cancelled', 'the VM is being released: no more pmemsave', this.label);
     // Each span its own file: two spans in flight must not share one.
     const file = `${this.fifo}.span${(this.spans += 1)}`;
@@ -132,6 +173,7 @@ export class PmemsaveTransfer {
    */
   private async finish(): Promise<void> {
     this.finished = true;
+    if (this.passes.current === this) this.passes.current = undefined;
     this.release();
     await this.command;
     this.command = undefined;

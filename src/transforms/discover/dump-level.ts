@@ -9,12 +9,15 @@ import { VmdumpError } from '../../guest/errors.js';
 import { systemRamOf, type GuestModel } from '../../guest/guest.js';
 import { targetFor } from '../../targets/index.js';
 import { discoverPageExclusion, type ExcludedCounts } from './page-classes.js';
+import { excludeZeroPages } from './zero-pages.js';
 
 export interface DumpLevelDiscovery {
   readonly level: number;
   /** Bit p set: pfn p is left out; absent when the level needs no struct page (0, 1). */
   readonly excluded?: Uint8Array;
   readonly counts?: ExcludedCounts;
+  /** Zero pages found by reading every kept page (a filtered ELF dump's pass); absent for kdump. */
+  readonly zeroPages?: number;
   readonly structPageBytes: number;
   readonly elapsedMs: number;
 }
@@ -40,9 +43,30 @@ export function levelClasses(level: number): string {
 /** Linux 4.16 made compound_order and compound_dtor bytes; the older layouts are not read here. */
 const OLDEST_RELEASE = [4, 16];
 
-export async function discoverDumpLevel(guest: GuestModel, level: number, signal?: AbortSignal): Promise<DumpLevelDiscovery> {
-  checkDumpLevel(level);
+export interface DumpLevelOptions {
+  readonly signal?: AbortSignal;
+  /** Find zero pages by reading them (level bit 1, for an ELF dump: discover/zero-pages.ts). */
+  readonly readZeroPages?: boolean;
+}
+
+export async function discoverDumpLevel(guest: GuestModel, level: number, options: DumpLevelOptions = {}): Promise<DumpLevelDiscovery> {
   const started = performance.now();
+  const classes = await discoverPageClasses(guest, level, options.signal);
+  if (options.readZeroPages !== true || (level & DumpLevelBit.zero) === 0) return { ...classes, elapsedMs: performance.now() - started };
+  const ram = systemRamOf(guest.ram);
+  const pageSize = guest.arch.pageSize;
+  const end = ram.at(-1) === undefined ? 0n : ram.at(-1)!.start + ram.at(-1)!.size;
+  const excluded = classes.excluded ?? new Uint8Array(Math.ceil(Math.ceil(Number(end) / pageSize) / 8));
+  const zeroPages = await excludeZeroPages(ram, excluded, pageSize, options.signal);
+  return { ...classes, excluded, zeroPages, elapsedMs: performance.now() - started };
+}
+
+async function discoverPageClasses(
+  guest: GuestModel,
+  level: number,
+  signal: AbortSignal | undefined,
+): Promise<Omit<DumpLevelDiscovery, 'elapsedMs'>> {
+  checkDumpLevel(level);
   const refuse = (why: string): never => {
     throw new VmdumpError(
       'usage',
@@ -54,12 +78,12 @@ export async function discoverDumpLevel(guest: GuestModel, level: number, signal
   const desc = guest.vmcoreinfo?.name === 'VMCOREINFO' ? guest.vmcoreinfo.desc : undefined;
   if (desc === undefined) {
     if (wanted) refuse('the VM gave no VMCOREINFO and none was found in its RAM (give it with --vmcoreinfo FILE)');
-    return { level, structPageBytes: 0, elapsedMs: 0 };
+    return { level, structPageBytes: 0 };
   }
   const found = linuxMemoryMapOf(desc, level);
   // makedumpfile also walks struct page at levels 0 and 1 when the kernel can mark pages hwpoisoned.
   const walk = wanted || (found.kind === 'known' && found.map.numbers.hwpoison !== undefined);
-  if (!walk) return { level, structPageBytes: 0, elapsedMs: 0 };
+  if (!walk) return { level, structPageBytes: 0 };
   if (found.kind === 'unknown') return refuse(`its VMCOREINFO lacks ${found.missing.join(', ')}`);
   const release = VmcoreinfoText.of(desc).string('OSRELEASE') ?? '';
   const [major = 0, minor = 0] = release.split('.').map((part) => Number.parseInt(part, 10));
@@ -78,5 +102,5 @@ export async function discoverDumpLevel(guest: GuestModel, level: number, signal
     endian: guest.arch.endian,
     ...(signal === undefined ? {} : { signal }),
   });
-  return { level, ...exclusion, elapsedMs: performance.now() - started };
+  return { level, ...exclusion };
 }

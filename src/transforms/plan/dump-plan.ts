@@ -14,6 +14,8 @@ import { PN_XNUM, PT_LOAD, PT_NOTE, SHT_NULL, SHT_STRTAB, ET_CORE, EV_CURRENT } 
 import { VmdumpError, hex } from '../../guest/errors.js';
 import {
   checkRamRanges,
+  systemRamOf,
+  type RamRange,
   type ElfClass,
   type ElfNote,
   type Endian,
@@ -24,6 +26,7 @@ import { targetFor, type DumpLayout, type LinuxMappingFacts } from '../../target
 import { U32_MAX, fileOffset, type FileOffset } from '../../guest/units.js';
 import { noteSize } from '../../formats/elf/elf-encode.js';
 import { buildNotes } from './notes.js';
+import { planFilteredSegments, type FilteredSegment } from './filtered-segments.js';
 import {
   NOT_IN_FILE,
   elfHeaderSize,
@@ -56,6 +59,11 @@ export interface DumpOptions {
   readonly linux?: LinuxMappingFacts;
   /** A mapping list planned from the guest's page tables (planPagingMappings); replaces the others. */
   readonly mappings?: readonly MemoryMapping[];
+  /**
+   * A dump level's pages (bit p set: pfn p is dumped): system RAM only, cut into the segments
+   * `makedumpfile -E -d` writes (filtered-segments.ts, docs/dump-levels.md §5).
+   */
+  readonly kept?: { readonly bitmap: Uint8Array; readonly pageSize: number };
 }
 
 interface Placed {
@@ -92,6 +100,8 @@ interface Contents {
   readonly notes: readonly ElfNote[];
   readonly noteBytes: bigint;
   readonly mappings: readonly MemoryMapping[];
+  /** A filtered dump's segments (then `mappings` are these, and each has its own bytes in `pieces`). */
+  readonly segments?: readonly FilteredSegment[];
   readonly pieces: readonly PayloadPiece[];
   readonly memoryBytes: bigint;
   /** QEMU writes the physical address where a mapping has virtual address 0; /proc/vmcore writes 0. */
@@ -104,7 +114,16 @@ export function planDump(guest: Pick<GuestModel, 'arch' | 'vcpus' | 'ram' | 'vmc
   const layout = options.layout ?? 'portable';
   checkRamRanges(guest.ram);
   if (options.filter !== undefined) checkMemoryFilter(options.filter);
-  const pieces = planMemoryPayload(guest.ram, options.filter);
+  const { kept } = options;
+  const ram = kept === undefined ? guest.ram : systemRamOf(guest.ram);
+  const linux = layout === 'portable' ? options.linux : undefined;
+  const unfiltered = options.mappings ?? (linux === undefined ? planPhysicalMappings(ram) : planLinuxMappings(ram, linux));
+  const mappings = filterMappings(unfiltered, options.filter);
+  const segments =
+    kept === undefined
+      ? undefined
+      : planFilteredSegments(mappings, (pfn) => ((kept.bitmap[pfn >> 3] ?? 0) & (1 << (pfn & 7))) !== 0, kept.pageSize);
+  const pieces = segments === undefined ? planMemoryPayload(ram, options.filter) : segmentPieces(segments, ram);
   const memoryBytes = pieces.reduce((sum, p) => sum + p.length, 0n);
   if (memoryBytes === 0n) {
     // QEMU's message for an empty guest or a filter that falls in a hole (docs/memory-mapping.md §7).
@@ -112,15 +131,12 @@ export function planDump(guest: Pick<GuestModel, 'arch' | 'vcpus' | 'ram' | 'vmc
   }
   const notes = buildNotes(guest, layout);
   const noteBytes = BigInt(notes.reduce((sum, n) => sum + noteSize(n), 0));
-  const linux = layout === 'portable' ? options.linux : undefined;
-  const unfiltered =
-    options.mappings ?? (linux === undefined ? planPhysicalMappings(guest.ram) : planLinuxMappings(guest.ram, linux));
-  const mappings = filterMappings(unfiltered, options.filter);
   const shstrtabOrder = targetFor(guest.arch).qemuShstrtabOrder;
   const base = {
     notes,
     noteBytes,
-    mappings,
+    mappings: segments ?? mappings,
+    ...(segments === undefined ? {} : { segments }),
     pieces,
     memoryBytes,
     shstrtabOrder,
@@ -144,6 +160,7 @@ function programHeaders(c: Contents, noteOffset: bigint, memoryOffset: bigint): 
     memsz: c.noteBytes,
     align: 0n,
   };
+  if (c.segments !== undefined) return [note, ...segmentHeaders(c, c.segments, memoryOffset)];
   return [
     note,
     ...c.mappings.map((m): ProgramHeader => {
@@ -161,6 +178,42 @@ function programHeaders(c: Contents, noteOffset: bigint, memoryOffset: bigint): 
       };
     }),
   ];
+}
+
+/**
+ * A filtered dump's PT_LOADs: each segment's bytes follow the previous one's. makedumpfile gives a
+ * segment without bytes offset 0, except the last of its mapping, which gets where the next bytes go.
+ */
+function segmentHeaders(c: Contents, segments: readonly FilteredSegment[], memoryOffset: bigint): ProgramHeader[] {
+  let payload = 0n;
+  return segments.map((segment): ProgramHeader => {
+    const at = payload;
+    payload += segment.filesz;
+    return {
+      type: PT_LOAD,
+      flags: 0,
+      offset: segment.filesz > 0n || segment.lastOfMapping ? memoryOffset + at : 0n,
+      vaddr: segment.virt === 0n && c.zeroVirtualIs === 'physical' ? segment.phys : segment.virt,
+      paddr: segment.phys,
+      filesz: segment.filesz,
+      memsz: segment.length,
+      align: 0n,
+    };
+  });
+}
+
+/** Each segment's own bytes, in segment order (a page two mappings alias is written for each). */
+function segmentPieces(segments: readonly FilteredSegment[], ram: readonly RamRange[]): PayloadPiece[] {
+  let payloadOffset = 0n;
+  return segments.flatMap((segment) => {
+    if (segment.filesz === 0n) return [];
+    const range = ram.find((r) => r.start <= segment.phys && segment.phys + segment.filesz <= r.start + r.size);
+    if (range === undefined)
+      throw new VmdumpError('internal', `a filtered segment at ${hex(segment.phys)} (${hex(segment.filesz)} bytes) lies in no RAM range`);
+    const piece = { range, rangeOffset: segment.phys - range.start, length: segment.filesz, payloadOffset };
+    payloadOffset += segment.filesz;
+    return [piece];
+  });
 }
 
 function elfHeader(

@@ -173,7 +173,7 @@ export function pfnRuns(ram: readonly RamRange[], blockSize: number): PfnRun[] {
 }
 
 /** The 2nd bitmap: the RAM pfns of `runs` less the `excluded` ones. */
-function keptBitmap(runs: readonly PfnRun[], maxMapnr: number, excluded: Uint8Array | undefined): Uint8Array {
+export function keptBitmap(runs: readonly PfnRun[], maxMapnr: number, excluded: Uint8Array | undefined): Uint8Array {
   const kept = bitmapBytes(runs, 0, Math.ceil(maxMapnr / 8));
   if (excluded !== undefined) {
     for (let i = 0; i < kept.length; i += 1) kept[i]! &= ~(excluded[i] ?? 0);
