@@ -3,15 +3,21 @@
  * (page cache with and without buffer heads, hugetlb pages, anonymous memory, free pages), paused,
  * vmdump -d N keeps exactly the pages makedumpfile 1.7 -d N keeps from vmdump's full default-
  * layout ELF dump of the same paused guest: the 2nd bitmaps bit for bit, the 1st bitmaps and
- * max_mapnr, and every kept page's bytes. From the saved VM (every level, plain and flattened)
- * and from the live VM over QMP (its RAM read through pmemsave's one pass). crash (log, bt -a,
- * kmem -i) and makedumpfile --dump-dmesg read the -d 31 file.
+ * max_mapnr, and every kept page's bytes. The ELF form against makedumpfile -E -d N: the same
+ * program headers and the same bytes for every system-RAM segment (makedumpfile -E also keeps the
+ * VRAM and ROM segments past max_mapnr, inconsistently from level to level; vmdump leaves them out
+ * as its kdump form and /proc/vmcore do: docs/dump-levels.md §5). From the saved VM (every level,
+ * plain and flattened) and from the live VM over QMP (its RAM read through pmemsave's one pass),
+ * with KASLR; without it, from the paused VM migrated into vmdump (--live) and over pmemsave,
+ * against makedumpfile on vmdump's full dump of the same paused VM. crash (log, bt -a, kmem -i)
+ * and makedumpfile --dump-dmesg read the -d 31 files.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { runCli, tempDir } from './helpers/machines.js';
 import { pageMismatches, readFlattened, readKdump, type KdumpFile } from './helpers/kdump-reader.js';
+import { readElfFile } from './helpers/elf-reader.js';
 import { buildLinuxGuest, fetchLinuxVmlinux, saveStream, startGuest, QEMU, linuxGuestConfig } from '../scripts/qemu-harness.js';
 import { hasTool, inCi, itWithTools, mayBootQemu, run } from './helpers/tools.js';
 
@@ -39,26 +45,59 @@ function bitmapsOf(dump: KdumpFile): { maxMapnr: bigint; bitmap1: string; bitmap
   };
 }
 
+/**
+ * The PT_LOADs of vmdump's filtered ELF, each against makedumpfile's in order (it has the VRAM and
+ * ROM segments after them), and whether the segments' bytes are the same (compared in 1 MiB reads).
+ */
+function elfAgainstMakedumpfile(ours: string, theirs: string): { headers: string[][]; bytesEqual: boolean } {
+  const loads = (file: string) => readElfFile(file).phdrs.filter((p) => p.type === 1);
+  const a = loads(ours);
+  const b = loads(theirs).slice(0, a.length);
+  const text = (p: (typeof a)[number]): string =>
+    `${p.vaddr.toString(16)} ${p.paddr.toString(16)} ${p.filesz.toString(16)} ${p.memsz.toString(16)} ${p.filesz === 0n ? p.offset : '-'}`;
+  const headers = a.map((p, i) => [text(p), text(b[i]!)]).filter(([x, y]) => x !== y);
+  const span = (loadsOf: typeof a): [number, number] => {
+    const withBytes = loadsOf.filter((p) => p.filesz > 0n);
+    return [Number(withBytes[0]!.offset), Number(withBytes.at(-1)!.offset + withBytes.at(-1)!.filesz)];
+  };
+  const [[fromA, toA], [fromB, toB]] = [span(a), span(b)];
+  let bytesEqual = toA - fromA === toB - fromB;
+  const [fa, fb] = [fs.openSync(ours, 'r'), fs.openSync(theirs, 'r')];
+  const [ba, bb] = [Buffer.alloc(1 << 20), Buffer.alloc(1 << 20)];
+  for (let at = 0; bytesEqual && at < toA - fromA; at += ba.length) {
+    const length = Math.min(ba.length, toA - fromA - at);
+    fs.readSync(fa, ba, 0, length, fromA + at);
+    fs.readSync(fb, bb, 0, length, fromB + at);
+    bytesEqual = ba.subarray(0, length).equals(bb.subarray(0, length));
+  }
+  fs.closeSync(fa);
+  fs.closeSync(fb);
+  return { headers, bytesEqual };
+}
+
+/** Boots the filled guest with a second QMP socket for vmdump, paused once filled. */
+async function pausedFilledGuest(work: string, kaslr: boolean): Promise<{ socket: string; guest: Awaited<ReturnType<typeof startGuest>> }> {
+  const socket = path.join(work, 'vmdump.sock');
+  const config = linuxGuestConfig(buildLinuxGuest(), {
+    memory: '512M',
+    kaslr,
+    fill: true,
+    extra: ['-qmp', `unix:${socket},server=on,wait=off`],
+  });
+  const guest = await startGuest(config, work);
+  expect(guest.serialText()).toMatch(/VMDUMP-LINUX-FILLED \d+/);
+  await guest.qmp.execute('stop');
+  return { socket, guest };
+}
+
 describe('dump levels on the filled Linux guest', () => {
   judges(
     'vmdump -d N keeps exactly the pages makedumpfile -d N keeps, for 1, 2, 4, 8, 16 and 31, saved and live',
     async () => {
-      const linux = buildLinuxGuest();
-      const socket = path.join(dir, 'vmdump.sock');
-      const guest = await startGuest(
-        linuxGuestConfig(linux, {
-          memory: '512M',
-          kaslr: true,
-          fill: true,
-          extra: ['-qmp', `unix:${socket},server=on,wait=off`],
-        }),
-        dir,
-      );
+      const { socket, guest } = await pausedFilledGuest(dir, true);
       const stream = path.join(dir, 'vm.state');
       const live = path.join(dir, 'live-31.kdump');
       try {
-        expect(guest.serialText()).toMatch(/VMDUMP-LINUX-FILLED \d+/);
-        await guest.qmp.execute('stop');
         await saveStream(guest, stream);
         // The live source with anonymous RAM reads it through pmemsave's FIFO, one front-to-back pass.
         const dumped = await runCli(['qmp', socket, '--format', 'kdump-zstd', '-d', '31', '-o', live]);
@@ -80,6 +119,14 @@ describe('dump levels on the filled Linux guest', () => {
         expect([level, pageMismatches(a, b)]).toEqual([level, { pfnsEqual: true, differing: 0 }]);
         fs.rmSync(theirs);
         if (level !== 31) fs.rmSync(ours);
+        // The ELF form.
+        const oursElf = path.join(dir, `vmdump-${level}.elf`);
+        const theirsElf = path.join(dir, `makedumpfile-${level}.elf`);
+        expect((await runCli(['saved', stream, '-d', String(level), '-o', oursElf])).code).toBe(0);
+        expect(run('makedumpfile', ['-E', '-d', String(level), full, theirsElf]).stdout).toMatch(/makedumpfile Completed/);
+        expect([level, elfAgainstMakedumpfile(oursElf, theirsElf)]).toEqual([level, { headers: [], bytesEqual: true }]);
+        fs.rmSync(theirsElf);
+        if (level !== 31) fs.rmSync(oursElf);
       }
       const reference = readKdump(fs.readFileSync(path.join(dir, 'vmdump-31.kdump')));
       // Left out for real: the guest's 512 MiB against what -d 31 keeps (the brd RAM disk stays: kernel memory).
@@ -92,17 +139,46 @@ describe('dump levels on the filled Linux guest', () => {
       expect(bitmapsOf(reassembled)).toEqual(bitmapsOf(reference));
       expect(pageMismatches(reassembled, reference)).toEqual({ pfnsEqual: true, differing: 0 });
       // The readers.
-      const filtered = path.join(dir, 'vmdump-31.kdump');
-      const dmesg = path.join(dir, 'dmesg.txt');
-      run('makedumpfile', ['--dump-dmesg', filtered, dmesg]);
-      expect(fs.readFileSync(dmesg, 'utf8')).toContain('VMDUMP-KMSG-MARKER');
-      if (vmlinux !== undefined) {
+      for (const filtered of [path.join(dir, 'vmdump-31.kdump'), path.join(dir, 'vmdump-31.elf')]) {
+        const dmesg = path.join(dir, 'dmesg.txt');
+        fs.rmSync(dmesg, { force: true });
+        run('makedumpfile', ['--dump-dmesg', filtered, dmesg]);
+        expect([filtered, fs.readFileSync(dmesg, 'utf8')]).toEqual([filtered, expect.stringContaining('VMDUMP-KMSG-MARKER')]);
+        if (vmlinux === undefined) continue;
         const crash = run('sh', ['-c', `printf 'log\\nbt -a\\nkmem -i\\nquit\\n' | timeout 300 crash -s '${vmlinux}' '${filtered}'`]);
         expect(crash.stdout).toContain('VMDUMP-KMSG-MARKER');
         expect(crash.stdout).toMatch(/PID: \d+ .*CPU: 1/);
         expect(crash.stdout).toMatch(/TOTAL MEM\s+\d+/);
         expect(crash.stdout).not.toMatch(/page excluded|invalid kernel virtual address/);
       }
+    },
+    600_000,
+  );
+
+  judges(
+    'without KASLR: -d 31 from the paused VM migrated into vmdump (--live) and over pmemsave keeps what makedumpfile keeps',
+    async () => {
+      const work = path.join(dir, 'nokaslr');
+      const { socket, guest } = await pausedFilledGuest(work, false);
+      const [migrated, pmemsaved, full] = ['live.kdump', 'pmemsave.kdump', 'full.elf'].map((name) => path.join(work, name));
+      try {
+        // --live first: migration leaves the VM "postmigrate" (paused, memory untouched), which pmemsave still reads.
+        const live = await runCli(['qmp', socket, '--live', '--format', 'kdump-snappy', '-d', '31', '-o', migrated!]);
+        expect([live.code, live.stderr]).toEqual([0, expect.stringMatching(/dump level 31 /)]);
+        expect((await runCli(['qmp', socket, '--format', 'kdump-zlib', '-d', '31', '-o', pmemsaved!])).code).toBe(0);
+        expect((await runCli(['qmp', socket, '-o', full!])).code).toBe(0);
+      } finally {
+        await guest.quit();
+      }
+      const theirs = path.join(work, 'makedumpfile.kdump');
+      expect(run('makedumpfile', ['-c', '-d', '31', full!, theirs]).stdout).toMatch(/makedumpfile Completed/);
+      const reference = readKdump(fs.readFileSync(theirs));
+      for (const ours of [migrated!, pmemsaved!]) {
+        const dump = readKdump(fs.readFileSync(ours));
+        expect([ours, bitmapsOf(dump)]).toEqual([ours, bitmapsOf(reference)]);
+        expect([ours, pageMismatches(dump, reference)]).toEqual([ours, { pfnsEqual: true, differing: 0 }]);
+      }
+      fs.rmSync(work, { recursive: true, force: true });
     },
     600_000,
   );
