@@ -76,7 +76,10 @@ function elfAgainstMakedumpfile(ours: string, theirs: string): { headers: string
 }
 
 /** Boots the filled guest with a second QMP socket for vmdump, paused once filled. */
-async function pausedFilledGuest(work: string, kaslr: boolean): Promise<{ socket: string; guest: Awaited<ReturnType<typeof startGuest>> }> {
+async function pausedFilledGuest(
+  work: string,
+  kaslr: boolean,
+): Promise<{ socket: string; guest: Awaited<ReturnType<typeof startGuest>> }> {
   const socket = path.join(work, 'vmdump.sock');
   const config = linuxGuestConfig(buildLinuxGuest(), {
     memory: '512M',
@@ -88,6 +91,34 @@ async function pausedFilledGuest(work: string, kaslr: boolean): Promise<{ socket
   expect(guest.serialText()).toMatch(/VMDUMP-LINUX-FILLED \d+/);
   await guest.qmp.execute('stop');
   return { socket, guest };
+}
+
+/**
+ * The raw source's view of a full default-layout dump: its system-RAM segments (the direct map;
+ * not the kernel image's alias, not VRAM or ROMs) as image files, and its VMCOREINFO.
+ */
+function rawMachineOf(core: string, work: string): string {
+  const elf = readElfFile(core);
+  const ram = elf.phdrs
+    .filter((p) => p.type === 1 && p.vaddr !== 0n && p.vaddr < 0xffff_ffff_8000_0000n)
+    .map((p, i) => {
+      const file = `ram${i}.img`;
+      const from = fs.openSync(core, 'r');
+      const to = fs.openSync(path.join(work, file), 'w');
+      const buffer = Buffer.alloc(8 << 20);
+      for (let at = 0n; at < p.filesz; at += BigInt(buffer.length)) {
+        const length = Number(p.filesz - at < BigInt(buffer.length) ? p.filesz - at : BigInt(buffer.length));
+        fs.readSync(from, buffer, 0, length, Number(p.offset + at));
+        fs.writeSync(to, buffer, 0, length);
+      }
+      fs.closeSync(from);
+      fs.closeSync(to);
+      return { address: `0x${p.paddr.toString(16)}`, size: Number(p.filesz), file };
+    });
+  fs.writeFileSync(path.join(work, 'vmcoreinfo.txt'), elf.notes.find((n) => n.name === 'VMCOREINFO')!.desc);
+  const machine = path.join(work, 'machine.json');
+  fs.writeFileSync(machine, JSON.stringify({ arch: 'x86_64', ram, vmcoreinfo: 'vmcoreinfo.txt' }));
+  return machine;
 }
 
 describe('dump levels on the filled Linux guest', () => {
@@ -132,6 +163,10 @@ describe('dump levels on the filled Linux guest', () => {
       // Left out for real: the guest's 512 MiB against what -d 31 keeps (the brd RAM disk stays: kernel memory).
       expect(reference.pfns.length).toBeLessThan(131072 / 3);
       expect(bitmapsOf(readKdump(fs.readFileSync(live)))).toEqual(bitmapsOf(reference));
+      // The raw source: the same RAM as image files described with its VMCOREINFO.
+      const raw = path.join(dir, 'raw-31.kdump');
+      expect((await runCli(['raw', rawMachineOf(full, dir), '--format', 'kdump-zlib', '-d', '31', '-o', raw])).code).toBe(0);
+      expect(bitmapsOf(readKdump(fs.readFileSync(raw)))).toEqual(bitmapsOf(reference));
       // Flattened, another codec: the same pages once makedumpfile -R's reassembly is done.
       const flat = path.join(dir, 'vmdump-31.flat');
       expect((await runCli(['saved', stream, '--format', 'kdump-lzo', '-d', '31', '--flattened', '-o', flat])).code).toBe(0);
@@ -145,7 +180,10 @@ describe('dump levels on the filled Linux guest', () => {
         run('makedumpfile', ['--dump-dmesg', filtered, dmesg]);
         expect([filtered, fs.readFileSync(dmesg, 'utf8')]).toEqual([filtered, expect.stringContaining('VMDUMP-KMSG-MARKER')]);
         if (vmlinux === undefined) continue;
-        const crash = run('sh', ['-c', `printf 'log\\nbt -a\\nkmem -i\\nquit\\n' | timeout 300 crash -s '${vmlinux}' '${filtered}'`]);
+        const crash = run('sh', [
+          '-c',
+          `printf 'log\\nbt -a\\nkmem -i\\nquit\\n' | timeout 300 crash -s '${vmlinux}' '${filtered}'`,
+        ]);
         expect(crash.stdout).toContain('VMDUMP-KMSG-MARKER');
         expect(crash.stdout).toMatch(/PID: \d+ .*CPU: 1/);
         expect(crash.stdout).toMatch(/TOTAL MEM\s+\d+/);

@@ -7,28 +7,15 @@
 import { describe, expect, it } from 'vitest';
 import { EM_AARCH64 } from '../src/formats/elf/elf-constants.js';
 import { VmdumpError } from '../src/guest/errors.js';
-import type { Architecture, ElfNote, GuestModel, RamRange } from '../src/guest/guest.js';
-import { physAddr } from '../src/guest/units.js';
+import type { Architecture, ElfNote, GuestModel } from '../src/guest/guest.js';
 import { discoverVmcoreinfo } from '../src/transforms/discover/vmcoreinfo.js';
 import { prepareDump } from '../src/transforms/prepare-dump.js';
-import { fillPattern, guestOf, x86State } from './helpers/guests.js';
+import { bufferRange, fillPattern, guestOf, x86State } from './helpers/guests.js';
 import { MiB, mapKernel, vmcoreinfoText } from './helpers/linux-like.js';
 
 const aarch64: Architecture = { name: 'aarch64', machine: EM_AARCH64, elfClass: 64, endian: 'little', pageSize: 4096 };
 const RAM_BASE = 0x4000_0000n;
 const RAM_SIZE = 48 << 20;
-
-function bufferRange(start: bigint, bytes: Uint8Array, systemRam = true): RamRange {
-  return {
-    start: physAddr(start),
-    size: BigInt(bytes.length),
-    label: `buffer at 0x${start.toString(16)}`,
-    systemRam,
-    async read(offset, into) {
-      into.set(bytes.subarray(Number(offset), Number(offset) + into.length));
-    },
-  };
-}
 
 interface Kernel {
   readonly release: string;

@@ -68,8 +68,7 @@ export interface LinuxMemoryMap {
 }
 
 export type LinuxMemoryMapResult =
-  | { readonly kind: 'known'; readonly map: LinuxMemoryMap }
-  | { readonly kind: 'unknown'; readonly missing: readonly string[] };
+  { readonly kind: 'known'; readonly map: LinuxMemoryMap } | { readonly kind: 'unknown'; readonly missing: readonly string[] };
 
 const small = (value: bigint | undefined): number | undefined => (value === undefined ? undefined : Number(value));
 

@@ -124,4 +124,13 @@ export function decodeQemuNotes(bytes: Uint8Array): QemuNotes {
   };
 }
 
-export type { DecodedVcpus, DumpLayout, KernelAddressSpace, KernelAddressSpaceResult, LinuxLayoutDecision, LinuxMappingFacts, TargetDescription, WalkRules } from './target.js';
+export type {
+  DecodedVcpus,
+  DumpLayout,
+  KernelAddressSpace,
+  KernelAddressSpaceResult,
+  LinuxLayoutDecision,
+  LinuxMappingFacts,
+  TargetDescription,
+  WalkRules,
+} from './target.js';

@@ -64,8 +64,7 @@ export interface KernelAddressSpace {
 }
 
 export type KernelAddressSpaceResult =
-  | { readonly kind: 'mapped'; readonly space: KernelAddressSpace }
-  | { readonly kind: 'unavailable'; readonly reason: string };
+  { readonly kind: 'mapped'; readonly space: KernelAddressSpace } | { readonly kind: 'unavailable'; readonly reason: string };
 
 /** Limits and QEMU fidelity of a page-table walk (docs/memory-mapping.md §4). */
 export interface WalkRules {

@@ -85,7 +85,10 @@ export async function prepareDump(
     checkDumpLevel(request.dumpLevel);
     if (layout === 'qemu') throw new VmdumpError('usage', "-d filters as makedumpfile does; QEMU's layout writes every page");
     if (request.paging === true || request.filter !== undefined)
-      throw new VmdumpError('usage', '-d writes the kernel\'s own layout as makedumpfile does; --paging, --begin and --length do not go with it');
+      throw new VmdumpError(
+        'usage',
+        "-d writes the kernel's own layout as makedumpfile does; --paging, --begin and --length do not go with it",
+      );
   }
   const { guest, discovery: vmcoreinfo } = await discoverVmcoreinfo(vm, request.vmcoreinfo ?? 'search', layout, options.signal);
   if (codec !== undefined) {

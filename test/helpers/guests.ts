@@ -131,3 +131,16 @@ export const q35SeaBiosRam = (): RamRange[] => [
   patternRange(0xfd000000n, 0x1000000n),
   patternRange(0xfffc0000n, 0x40000n),
 ];
+
+/** A range whose bytes are `bytes` (a test's hand-built memory). */
+export function bufferRange(start: bigint, bytes: Uint8Array, systemRam = true): RamRange {
+  return {
+    start: physAddr(start),
+    size: BigInt(bytes.length),
+    label: `buffer at 0x${start.toString(16)}`,
+    systemRam,
+    async read(offset, into) {
+      into.set(bytes.subarray(Number(offset), Number(offset) + into.length));
+    },
+  };
+}

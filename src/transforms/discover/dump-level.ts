@@ -49,10 +49,15 @@ export interface DumpLevelOptions {
   readonly readZeroPages?: boolean;
 }
 
-export async function discoverDumpLevel(guest: GuestModel, level: number, options: DumpLevelOptions = {}): Promise<DumpLevelDiscovery> {
+export async function discoverDumpLevel(
+  guest: GuestModel,
+  level: number,
+  options: DumpLevelOptions = {},
+): Promise<DumpLevelDiscovery> {
   const started = performance.now();
   const classes = await discoverPageClasses(guest, level, options.signal);
-  if (options.readZeroPages !== true || (level & DumpLevelBit.zero) === 0) return { ...classes, elapsedMs: performance.now() - started };
+  if (options.readZeroPages !== true || (level & DumpLevelBit.zero) === 0)
+    return { ...classes, elapsedMs: performance.now() - started };
   const ram = systemRamOf(guest.ram);
   const pageSize = guest.arch.pageSize;
   const end = ram.at(-1) === undefined ? 0n : ram.at(-1)!.start + ram.at(-1)!.size;

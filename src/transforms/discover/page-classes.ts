@@ -77,7 +77,8 @@ class StructPageWindow {
   }
 }
 
-const bit = (flags: bigint, number: number | undefined): boolean => number !== undefined && ((flags >> BigInt(number)) & 1n) === 1n;
+const bit = (flags: bigint, number: number | undefined): boolean =>
+  number !== undefined && ((flags >> BigInt(number)) & 1n) === 1n;
 const u32 = (value: number): number => value >>> 0;
 
 /**
@@ -96,7 +97,8 @@ export function classifyPage(
   const slab = bit(flags, numbers.slab);
   const anon = (page.mapping & 1n) === 1n; // PAGE_MAPPING_ANON
   const cache =
-    bit(flags, numbers.lru) || ((numbers.swapBacked === undefined || bit(flags, numbers.swapBacked)) && bit(flags, numbers.swapCache));
+    bit(flags, numbers.lru) ||
+    ((numbers.swapBacked === undefined || bit(flags, numbers.swapBacked)) && bit(flags, numbers.swapCache));
   const isPrivate = bit(flags, numbers.private);
   const pages = 2 ** compound.order;
   // A compound tail: its head decided for it (and was skipped over when left out).
@@ -189,7 +191,12 @@ export async function discoverPageExclusion(input: PageExclusionInput): Promise<
 }
 
 /** The mem_map (first struct page) of a section, or undefined where the section has none. */
-async function sectionMemMap(map: LinuxMemoryMap, reader: VirtualReader, section: number, perSection: number): Promise<bigint | undefined> {
+async function sectionMemMap(
+  map: LinuxMemoryMap,
+  reader: VirtualReader,
+  section: number,
+  perSection: number,
+): Promise<bigint | undefined> {
   const { sections } = map;
   const perRoot = Math.floor(map.pageSize / sections.sectionSize);
   const root = Math.floor(section / perRoot);
@@ -200,7 +207,10 @@ async function sectionMemMap(map: LinuxMemoryMap, reader: VirtualReader, section
   const coded = await reader.u64(entry, `mem_section[${section}]`);
   if ((coded & SECTION_MARKED_PRESENT) === 0n || coded >> SECTION_FLAG_BITS === 0n) return undefined;
   // sparse_decode_mem_map(): the kernel stores mem_map minus the section's first pfn, in struct pages.
-  const memMap = BigInt.asUintN(64, ((coded >> SECTION_FLAG_BITS) << SECTION_FLAG_BITS) + BigInt(section * perSection) * BigInt(map.page.size));
+  const memMap = BigInt.asUintN(
+    64,
+    ((coded >> SECTION_FLAG_BITS) << SECTION_FLAG_BITS) + BigInt(section * perSection) * BigInt(map.page.size),
+  );
   return memMap;
 }
 

@@ -209,7 +209,10 @@ function segmentPieces(segments: readonly FilteredSegment[], ram: readonly RamRa
     if (segment.filesz === 0n) return [];
     const range = ram.find((r) => r.start <= segment.phys && segment.phys + segment.filesz <= r.start + r.size);
     if (range === undefined)
-      throw new VmdumpError('internal', `a filtered segment at ${hex(segment.phys)} (${hex(segment.filesz)} bytes) lies in no RAM range`);
+      throw new VmdumpError(
+        'internal',
+        `a filtered segment at ${hex(segment.phys)} (${hex(segment.filesz)} bytes) lies in no RAM range`,
+      );
     const piece = { range, rangeOffset: segment.phys - range.start, length: segment.filesz, payloadOffset };
     payloadOffset += segment.filesz;
     return [piece];
