@@ -20,6 +20,13 @@
  *                            QEMU 10's own dump-guest-memory (BENCH_ONLY=qemu10: these rows alone)
  *   vmdump qmp|saved on the aarch64 and s390x Linux test guests (512 MiB, paused)  vs  QEMU's
  *                            ELF and kdump-zlib dumps of them (BENCH_ONLY=arches: these rows alone)
+ *   vmdump qmp|saved -d 31 --format kdump-zlib  vs  the two-pass pipeline: QEMU dump-guest-memory,
+ *                            then makedumpfile -c -d 31 (the filled Linux guest, BENCH_LEVELS_MIB
+ *                            MiB, default 2048, RAM shared in /dev/shm so vmdump qmp reads it;
+ *                            BENCH_ONLY=levels: these rows alone). makedumpfile 1.7.2 cannot read
+ *                            QEMU 7.2's ELF ("Can't get the number of PT_LOAD"), so its pass runs
+ *                            on vmdump's full dump of the same paused guest, which is the same
+ *                            size; the reference time is QEMU's dump plus that pass.
  *
  * The image (BENCH_GIB GiB, default 2) mixes what guest RAM holds: zero pages, text-like
  * pages and random pages, so neither the reads nor gzip meet only holes. Each case runs
@@ -35,6 +42,7 @@ import {
   buildLinuxGuest,
   buildTinyGuests,
   foreignLinuxGuestConfig,
+  linuxGuestConfig,
   qemu10Root,
   saveStream,
   startGuest,
@@ -531,6 +539,69 @@ async function kdumpRows(out: string): Promise<Row[]> {
   return rows;
 }
 
+/** Dump levels (issue 19): -d 31 in one pass against QEMU's full dump followed by makedumpfile -d 31. */
+async function dumpLevelRows(out: string): Promise<Row[]> {
+  const tools = 'command -v qemu-system-x86_64 && command -v apt-get && command -v makedumpfile';
+  if (spawnSync('sh', ['-c', tools], { stdio: 'ignore' }).status !== 0) return [];
+  const mib = Number(process.env.BENCH_LEVELS_MIB ?? '2048');
+  const work = path.join(dir, 'levels');
+  const shared = fs.mkdtempSync('/dev/shm/vmdump-bench-');
+  const socket = path.join(work, 'vmdump.sock');
+  const guest = await startGuest(
+    linuxGuestConfig(buildLinuxGuest(), {
+      memory: `${mib}M`,
+      kaslr: true,
+      fill: true,
+      extra: [
+        '-machine',
+        'memory-backend=m0',
+        '-object',
+        `memory-backend-file,id=m0,size=${mib}M,mem-path=${path.join(shared, 'ram')},share=on`,
+        '-qmp',
+        `unix:${socket},server=on,wait=off`,
+      ],
+    }),
+    work,
+  );
+  const stream = path.join(dir, 'levels.state');
+  const full = path.join(dir, 'levels-full.elf');
+  const qemuOut = `${out}.qemu`;
+  const rm = (): void => fs.rmSync(out, { force: true });
+  const withSize = (m: Measured): Measured => ({ ...m, outputBytes: fs.statSync(out).size });
+  let qemuDump: Measured;
+  let live: Measured;
+  try {
+    await guest.qmp.execute('stop');
+    const started = performance.now();
+    await guest.qmp.execute('dump-guest-memory', { paging: false, protocol: `file:${qemuOut}` }, { timeoutMs: 3_600_000 });
+    qemuDump = { seconds: (performance.now() - started) / 1000 };
+    fs.rmSync(qemuOut, { force: true });
+    live = best(() => withSize(timeVmdump(['qmp', socket, '-d', '31', '--format', 'kdump-zlib', '-o', out])), rm);
+    await saveStream(guest, stream);
+  } finally {
+    await guest.quit();
+    fs.rmSync(shared, { recursive: true, force: true });
+  }
+  timeVmdump(['saved', stream, '-o', full]);
+  const filter = best(
+    () => ({ ...timeShell(`makedumpfile -c -d 31 '${full}' '${out}'`), outputBytes: fs.statSync(out).size }),
+    rm,
+  );
+  fs.rmSync(full, { force: true });
+  const ref = {
+    seconds: qemuDump.seconds + filter.seconds,
+    ...(filter.outputBytes === undefined ? {} : { outputBytes: filter.outputBytes }),
+  };
+  const saved = best(() => withSize(timeVmdump(['saved', stream, '-d', '31', '--format', 'kdump-zlib', '-o', out])), rm);
+  fs.rmSync(stream, { force: true });
+  const refName = 'QEMU + makedumpfile';
+  const pause = `reference: QEMU's dump ${qemuDump.seconds.toFixed(2)} s + makedumpfile -c -d 31 ${filter.seconds.toFixed(2)} s`;
+  return [
+    { name: `-d 31 zlib (qmp) ${mib} MiB`, ours: live, refName, ref, pause, bytes: mib * 2 ** 20 },
+    { name: `-d 31 zlib (saved)`, ours: saved, refName, ref, bytes: mib * 2 ** 20 },
+  ];
+}
+
 async function generalRows(out: string): Promise<Row[]> {
   const image = path.join(dir, 'ram.img');
   const machine = path.join(dir, 'machine.json');
@@ -585,6 +656,7 @@ async function main(): Promise<void> {
   }
   if (only === undefined || only === 'kdump') rows.push(...(await kdumpRows(out)));
   if (only === undefined || only === 'arches') rows.push(...(await archRows(out)));
+  if (only === undefined || only === 'levels') rows.push(...(await dumpLevelRows(out)));
   console.log(
     `\nimage: ${size / GiB} GiB (1/4 zero, 1/4 random, 1/2 text pages); kdump guest: see kdumpRows; ${os.cpus().length} cores, node ${process.version}\n`,
   );
