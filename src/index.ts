@@ -71,6 +71,9 @@ export {
   type VmcoreinfoResult,
 } from './transforms/discover/vmcoreinfo.js';
 export { discoverLayout, readersFor, type LayoutDiscovery } from './transforms/discover/discover.js';
+export { discoverDumpLevel, type DumpLevelDiscovery, type DumpLevelOptions } from './transforms/discover/dump-level.js';
+export type { ExcludedClass, ExcludedCounts } from './transforms/discover/page-classes.js';
+export { DumpLevelBit, MAX_DUMP_LEVEL } from './formats/linux-mm.js';
 export { planDump, type DumpOptions, type DumpPlan, type DumpRecord } from './transforms/plan/dump-plan.js';
 export type { MemoryFilter } from './transforms/plan/memory-mapping.js';
 export { planKdump, type KdumpOptions, type KdumpPlan, type PfnRun } from './transforms/plan/kdump-plan.js';

@@ -59,6 +59,8 @@ describe("a library call with the CLI's options writes the CLI's bytes", () => {
     ['the default Linux layout', [], {}, /Linux \/proc\/vmcore layout/],
     ['--paging', ['--paging'], { paging: true }, /physical layout/],
     ['kdump-zstd into a plain file', ['--format', 'kdump-zstd', '--threads', '2'], { format: 'kdump-zstd' }, undefined],
+    ['-d 1, ELF (system RAM, zero pages read first)', ['-d', '1'], { dumpLevel: 1 }, undefined],
+    ['-d 1, kdump-lzo', ['--format', 'kdump-lzo', '-d', '1'], { format: 'kdump-lzo', dumpLevel: 1 }, undefined],
   ] as const)('%s', async (_name, args, request: DumpRequest, readers) => {
     const fromCli = path.join(dir, `cli-${args.join('')}.dump`);
     const fromLibrary = path.join(dir, `library-${args.join('')}.dump`);
