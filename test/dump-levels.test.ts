@@ -194,16 +194,20 @@ describe('dump levels on the filled Linux guest', () => {
   );
 
   judges(
-    'without KASLR: -d 31 from the paused VM migrated into vmdump (--live) and over pmemsave keeps what makedumpfile keeps',
+    'without KASLR: -d 31 from the paused VM migrated into vmdump (--live) and over pmemsave (kdump and ELF) keeps what makedumpfile keeps',
     async () => {
       const work = path.join(dir, 'nokaslr');
       const { socket, guest } = await pausedFilledGuest(work, false);
-      const [migrated, pmemsaved, full] = ['live.kdump', 'pmemsave.kdump', 'full.elf'].map((name) => path.join(work, name));
+      const [migrated, pmemsaved, pmemsavedElf, full] = ['live.kdump', 'pmemsave.kdump', 'pmemsave.elf', 'full.elf'].map((name) =>
+        path.join(work, name),
+      );
       try {
         // --live first: migration leaves the VM "postmigrate" (paused, memory untouched), which pmemsave still reads.
         const live = await runCli(['qmp', socket, '--live', '--format', 'kdump-snappy', '-d', '31', '-o', migrated!]);
         expect([live.code, live.stderr]).toEqual([0, expect.stringMatching(/dump level 31 /)]);
         expect((await runCli(['qmp', socket, '--format', 'kdump-zlib', '-d', '31', '-o', pmemsaved!])).code).toBe(0);
+        // The ELF form reads the kernel image's pages first (spans), then each range in one pass with gaps.
+        expect((await runCli(['qmp', socket, '-d', '31', '-o', pmemsavedElf!])).code).toBe(0);
         expect((await runCli(['qmp', socket, '-o', full!])).code).toBe(0);
       } finally {
         await guest.quit();
@@ -211,6 +215,9 @@ describe('dump levels on the filled Linux guest', () => {
       const theirs = path.join(work, 'makedumpfile.kdump');
       expect(run('makedumpfile', ['-c', '-d', '31', full!, theirs]).stdout).toMatch(/makedumpfile Completed/);
       const reference = readKdump(fs.readFileSync(theirs));
+      const theirsElf = path.join(work, 'makedumpfile.elf');
+      expect(run('makedumpfile', ['-E', '-d', '31', full!, theirsElf]).stdout).toMatch(/makedumpfile Completed/);
+      expect(elfAgainstMakedumpfile(pmemsavedElf!, theirsElf)).toEqual({ headers: [], bytesEqual: true });
       for (const ours of [migrated!, pmemsaved!]) {
         const dump = readKdump(fs.readFileSync(ours));
         expect([ours, bitmapsOf(dump)]).toEqual([ours, bitmapsOf(reference)]);
