@@ -9,6 +9,7 @@ import type { RamRange } from '../../guest/guest.js';
 import { placeFixedBlocks, statesOf, type DecodedVcpus, type TargetDescription } from '../target.js';
 import { aarch64Architecture } from './architecture.js';
 import { aarch64LinuxLayout } from './linux.js';
+import { aarch64KernelAddressSpace } from './kernel-tables.js';
 import { aarch64VcpusFromNotes } from './note-state.js';
 import { aarch64VcpuNotes } from './notes.js';
 import { aarch64StateFromSection } from './stream-state.js';
@@ -47,4 +48,5 @@ export const aarch64Target: TargetDescription = {
     physBase: (guest) => physOffset(guest.ram, guest.vmcoreinfo?.desc),
   },
   linuxLayout: aarch64LinuxLayout,
+  kernelAddressSpace: aarch64KernelAddressSpace,
 };
