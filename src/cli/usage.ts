@@ -28,7 +28,7 @@ Options:
                         kernel's system RAM is kept; an ELF dump is cut as makedumpfile -E
                         cuts it (its zero pages are found by reading every kept page
                         first). Above 1 it needs the guest's VMCOREINFO and an x86_64
-                        Linux 4.16+ kernel
+                        or aarch64 Linux 4.16+ kernel
       --threads N       (kdump) compression threads; default: the machine's cores
       --flattened       (kdump) write the flattened form to FILE too, as QEMU does
       --gzip            gzip the output
