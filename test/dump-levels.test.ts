@@ -10,25 +10,15 @@
  * plain and flattened) and from the live VM over QMP (its RAM read through pmemsave's one pass),
  * with KASLR; without it, from the paused VM migrated into vmdump (--live) and over pmemsave,
  * against makedumpfile on vmdump's full dump of the same paused VM. crash (log, bt -a, kmem -i)
- * and makedumpfile --dump-dmesg read the -d 31 files. The aarch64 guest the same way against
- * Debian's arm64 makedumpfile and crash (under qemu-user), every level.
+ * and makedumpfile --dump-dmesg read the -d 31 files. (aarch64 and s390x: dump-levels-arches.test.ts.)
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { runCli, tempDir } from './helpers/machines.js';
-import { pageMismatches, readFlattened, readKdump, type KdumpFile } from './helpers/kdump-reader.js';
+import { bitmapsOf, pageMismatches, readFlattened, readKdump } from './helpers/kdump-reader.js';
 import { readElfFile } from './helpers/elf-reader.js';
-import {
-  buildLinuxGuest,
-  fetchForeignReaders,
-  fetchLinuxVmlinux,
-  foreignLinuxGuestConfig,
-  saveStream,
-  startGuest,
-  QEMU,
-  linuxGuestConfig,
-} from '../scripts/qemu-harness.js';
+import { buildLinuxGuest, fetchLinuxVmlinux, saveStream, startGuest, QEMU, linuxGuestConfig } from '../scripts/qemu-harness.js';
 import { hasTool, inCi, itWithTools, mayBootQemu, run } from './helpers/tools.js';
 
 const judges = itWithTools([
@@ -42,18 +32,6 @@ beforeAll(() => {
   if (mayBootQemu(QEMU) && (inCi || hasTool('crash'))) vmlinux = fetchLinuxVmlinux();
 }, 600_000);
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-/** What makedumpfile and vmdump must agree on: the bitmaps and max_mapnr. */
-function bitmapsOf(dump: KdumpFile): { maxMapnr: bigint; bitmap1: string; bitmap2: string; pages: number } {
-  // The bitmaps are as long as their blocks; compare the bytes up to max_mapnr.
-  const bytes = Math.ceil(Number(dump.maxMapnr64) / 8);
-  return {
-    maxMapnr: dump.maxMapnr64,
-    bitmap1: dump.bitmap1.subarray(0, bytes).toString('hex'),
-    bitmap2: dump.bitmap2.subarray(0, bytes).toString('hex'),
-    pages: dump.pfns.length,
-  };
-}
 
 /**
  * The PT_LOADs of vmdump's filtered ELF, each against makedumpfile's in order (it has the VRAM and
@@ -236,62 +214,5 @@ describe('dump levels on the filled Linux guest', () => {
       fs.rmSync(work, { recursive: true, force: true });
     },
     600_000,
-  );
-
-  const arm64Judges = itWithTools([
-    ['qemu-system-aarch64', 'qemu-system-arm'],
-    ['qemu-aarch64-static', 'qemu-user-static'],
-  ]);
-  arm64Judges(
-    'aarch64: vmdump -d N keeps exactly the pages arm64 makedumpfile -d N keeps, for 1, 2, 4, 8, 16 and 31; crash reads -d 31',
-    async () => {
-      const work = path.join(dir, 'aarch64');
-      const linux = buildLinuxGuest('arm64');
-      const config = foreignLinuxGuestConfig({ qemu: 'qemu-system-aarch64', machine: 'virt', console: 'ttyAMA0' }, linux, [
-        '-device',
-        'vmcoreinfo',
-      ]);
-      const guest = await startGuest({ ...config, append: `${config.append ?? ''} vmdump.fill` }, work);
-      const stream = path.join(work, 'vm.state');
-      try {
-        expect(guest.serialText()).toMatch(/VMDUMP-LINUX-FILLED \d+/);
-        await guest.qmp.execute('stop');
-        await saveStream(guest, stream);
-      } finally {
-        await guest.quit();
-      }
-      const readers = fetchForeignReaders('arm64');
-      const emulated = (program: string, args: readonly string[], input?: string) =>
-        run('sh', [
-          '-c',
-          `${input === undefined ? '' : `printf '${input}' | `}timeout 600 qemu-aarch64-static -L '${readers.root}' '${program}' ${args.map((a) => `'${a}'`).join(' ')}`,
-        ]);
-      const full = path.join(work, 'full.elf');
-      expect((await runCli(['saved', stream, '-o', full])).code).toBe(0);
-      for (const level of [1, 2, 4, 8, 16, 31]) {
-        const ours = path.join(work, `vmdump-${level}.kdump`);
-        const theirs = path.join(work, `makedumpfile-${level}.kdump`);
-        expect((await runCli(['saved', stream, '--format', 'kdump-zlib', '-d', String(level), '-o', ours])).code).toBe(0);
-        expect(emulated(readers.makedumpfile, ['-c', '-d', String(level), full, theirs]).stdout).toMatch(
-          /makedumpfile Completed/,
-        );
-        const [a, b] = [readKdump(fs.readFileSync(ours)), readKdump(fs.readFileSync(theirs))];
-        expect([level, bitmapsOf(a)]).toEqual([level, bitmapsOf(b)]);
-        expect([level, pageMismatches(a, b)]).toEqual([level, { pfnsEqual: true, differing: 0 }]);
-        fs.rmSync(theirs);
-        if (level !== 31) fs.rmSync(ours);
-      }
-      const filtered = path.join(work, 'vmdump-31.kdump');
-      const dmesg = path.join(work, 'dmesg.txt');
-      emulated(readers.makedumpfile, ['--dump-dmesg', filtered, dmesg]);
-      expect(fs.readFileSync(dmesg, 'utf8')).toContain('VMDUMP-KMSG-MARKER');
-      if (inCi || hasTool('crash')) {
-        const crash = emulated(readers.crash, ['-s', fetchLinuxVmlinux('arm64'), filtered], 'log\\nkmem -i\\nquit\\n');
-        expect(crash.stdout).toContain('VMDUMP-KMSG-MARKER');
-        expect(crash.stdout).toMatch(/TOTAL MEM\s+\d+/);
-      }
-      fs.rmSync(work, { recursive: true, force: true });
-    },
-    900_000,
   );
 });

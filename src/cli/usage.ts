@@ -27,8 +27,8 @@ Options:
                         data, 8 user data, 16 free pages (31: all of them). Only the
                         kernel's system RAM is kept; an ELF dump is cut as makedumpfile -E
                         cuts it (its zero pages are found by reading every kept page
-                        first). Above 1 it needs the guest's VMCOREINFO and an x86_64
-                        or aarch64 Linux 4.16+ kernel
+                        first). Above 1 it needs the guest's VMCOREINFO and an x86_64,
+                        aarch64 or s390x Linux 4.16+ kernel
       --threads N       (kdump) compression threads; default: the machine's cores
       --flattened       (kdump) write the flattened form to FILE too, as QEMU does
       --gzip            gzip the output

@@ -82,9 +82,9 @@ export class GuestMemory implements PhysicalMemory {
     return (await this.read(address, bytes, 'refuse')) ? bytes : undefined;
   }
 
-  /** Little-endian u64 at a guest-physical address (8-byte aligned in page tables), or undefined outside RAM. */
-  async u64(address: bigint): Promise<bigint | undefined> {
-    return (await this.page(address))?.getBigUint64(Number(address % PAGE), true);
+  /** u64 at a guest-physical address (8-byte aligned in page tables), little-endian unless said, or undefined outside RAM. */
+  async u64(address: bigint, endian: 'little' | 'big' = 'little'): Promise<bigint | undefined> {
+    return (await this.page(address))?.getBigUint64(Number(address % PAGE), endian === 'little');
   }
 
   async u32(address: bigint): Promise<number | undefined> {

@@ -6,7 +6,8 @@
  *                   VM's `cpu` sections and from QEMU's own notes; where its RAM blocks sit;
  *                   where the kernel keeps VMCOREINFO when no device reports it
  *   out  (dumps)    its notes in QEMU's order and QEMU's quirks; kdump header choices; the
- *                   Linux kernel's own layout; its page-table walk (--paging), if it has one
+ *                   Linux kernel's own layout; its page-table walk (--paging), if it has one;
+ *                   the kernel's own address space (dump levels read struct page through it)
  */
 import type { CoreNotes } from '../formats/elf/elf-decode.js';
 import type { MigrationStream, RamBlock } from '../formats/migration/migration-stream.js';

@@ -151,3 +151,15 @@ export function pageMismatches(ours: KdumpFile, theirs: KdumpFile): { pfnsEqual:
   }
   return { pfnsEqual, differing };
 }
+
+/** What makedumpfile and vmdump must agree on: the bitmaps and max_mapnr. */
+export function bitmapsOf(dump: KdumpFile): { maxMapnr: bigint; bitmap1: string; bitmap2: string; pages: number } {
+  // The bitmaps are as long as their blocks; compare the bytes up to max_mapnr.
+  const bytes = Math.ceil(Number(dump.maxMapnr64) / 8);
+  return {
+    maxMapnr: dump.maxMapnr64,
+    bitmap1: dump.bitmap1.subarray(0, bytes).toString('hex'),
+    bitmap2: dump.bitmap2.subarray(0, bytes).toString('hex'),
+    pages: dump.pfns.length,
+  };
+}

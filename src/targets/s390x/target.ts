@@ -11,6 +11,7 @@ import { S390_LOWCORE_VMCOREINFO, s390xArchitecture } from './architecture.js';
 import { s390xVcpusFromNotes } from './note-state.js';
 import { s390xVcpuNotes } from './notes.js';
 import { s390xStateFromSection } from './stream-state.js';
+import { s390xKernelAddressSpace } from './kernel-tables.js';
 
 const decoded = (vcpus: readonly Vcpu[]): DecodedVcpus => ({ vcpus, architecture: () => s390xArchitecture });
 
@@ -40,4 +41,5 @@ export const s390xTarget: TargetDescription = {
     guest.vmcoreinfo?.name === 'VMCOREINFO'
       ? { kind: 'identity' }
       : { kind: 'unavailable', reason: 'the guest gave no VMCOREINFO' },
+  kernelAddressSpace: s390xKernelAddressSpace,
 };

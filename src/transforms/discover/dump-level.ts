@@ -96,7 +96,7 @@ async function discoverPageClasses(
     refuse(`Linux ${release} lays struct page out as vmdump does not read (it reads 4.16 and later)`);
   const target = targetFor(guest.arch);
   if (target.kernelAddressSpace === undefined)
-    return refuse(`vmdump walks the kernel's page tables of x86_64 and aarch64 only, not ${guest.arch.name}`);
+    return refuse(`vmdump walks the kernel's page tables of x86_64, aarch64 and s390x only, not ${guest.arch.name}`);
   const space = await target.kernelAddressSpace(guest);
   if (space.kind === 'unavailable') return refuse(space.reason);
   const exclusion = await discoverPageExclusion({
