@@ -2,14 +2,16 @@
  * Dump levels on the aarch64 and big-endian s390x Linux guests (docs/dump-levels.md §2), filled with
  * every class of page and paused: vmdump -d N keeps exactly the pages Debian's arm64 / s390x
  * makedumpfile -d N keeps (run under qemu-user) from vmdump's full dump of the same saved VM, for
- * every level — the bitmaps, max_mapnr and every kept page's bytes; that makedumpfile's
- * --dump-dmesg and crash (log, kmem -i) read the -d 31 file.
+ * every level — the bitmaps, max_mapnr and every kept page's bytes; the ELF form at -d 31 is
+ * makedumpfile -E's file byte for byte (these machines have no VRAM or ROM segment for it to keep,
+ * docs/dump-levels.md §5); that makedumpfile's --dump-dmesg and crash (log, kmem -i) read the -d 31 file.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect } from 'vitest';
 import { runCli, tempDir } from './helpers/machines.js';
 import { bitmapsOf, pageMismatches, readKdump } from './helpers/kdump-reader.js';
+import { expectSameFile } from './helpers/same-file.js';
 import {
   buildLinuxGuest,
   fetchForeignReaders,
@@ -86,6 +88,10 @@ describe.each(cases)('dump levels on the $debian Linux guest', (c) => {
         fs.rmSync(theirs);
         if (level !== 31) fs.rmSync(ours);
       }
+      const [oursElf, theirsElf] = [path.join(work, 'vmdump-31.elf'), path.join(work, 'makedumpfile-31.elf')];
+      expect((await runCli(['saved', stream, '-d', '31', '-o', oursElf])).code).toBe(0);
+      expect(emulated(readers.makedumpfile, ['-E', '-d', '31', full, theirsElf]).stdout).toMatch(/makedumpfile Completed/);
+      expectSameFile(oursElf, theirsElf);
       const filtered = path.join(work, 'vmdump-31.kdump');
       // Left out for real: 512 MiB of RAM, most of it free after the fill.
       expect(readKdump(fs.readFileSync(filtered)).pfns.length).toBeLessThan(131072 / 3);

@@ -121,3 +121,33 @@ function parseHeaders(b: Buffer, is64: boolean, little: boolean, phnum: number):
   }
   return { elfClass: is64 ? 64 : 32, little, ...header, phdrs, notes: [] };
 }
+
+/**
+ * The PT_LOADs of vmdump's filtered ELF, each against makedumpfile's in order (it has the VRAM and
+ * ROM segments after them), and whether the segments' bytes are the same (compared in 1 MiB reads).
+ */
+export function elfAgainstMakedumpfile(ours: string, theirs: string): { headers: string[][]; bytesEqual: boolean } {
+  const loads = (file: string) => readElfFile(file).phdrs.filter((p) => p.type === 1);
+  const a = loads(ours);
+  const b = loads(theirs).slice(0, a.length);
+  const text = (p: (typeof a)[number]): string =>
+    `${p.vaddr.toString(16)} ${p.paddr.toString(16)} ${p.filesz.toString(16)} ${p.memsz.toString(16)} ${p.filesz === 0n ? p.offset : '-'}`;
+  const headers = a.map((p, i) => [text(p), text(b[i]!)]).filter(([x, y]) => x !== y);
+  const span = (loadsOf: typeof a): [number, number] => {
+    const withBytes = loadsOf.filter((p) => p.filesz > 0n);
+    return [Number(withBytes[0]!.offset), Number(withBytes.at(-1)!.offset + withBytes.at(-1)!.filesz)];
+  };
+  const [[fromA, toA], [fromB, toB]] = [span(a), span(b)];
+  let bytesEqual = toA - fromA === toB - fromB;
+  const [fa, fb] = [fs.openSync(ours, 'r'), fs.openSync(theirs, 'r')];
+  const [ba, bb] = [Buffer.alloc(1 << 20), Buffer.alloc(1 << 20)];
+  for (let at = 0; bytesEqual && at < toA - fromA; at += ba.length) {
+    const length = Math.min(ba.length, toA - fromA - at);
+    fs.readSync(fa, ba, 0, length, fromA + at);
+    fs.readSync(fb, bb, 0, length, fromB + at);
+    bytesEqual = ba.subarray(0, length).equals(bb.subarray(0, length));
+  }
+  fs.closeSync(fa);
+  fs.closeSync(fb);
+  return { headers, bytesEqual };
+}
