@@ -21,33 +21,12 @@ import {
   startGuest,
 } from '../scripts/qemu-harness.js';
 import { hasTool, inCi, itWithTools, run } from './helpers/tools.js';
+import { foreignMachines } from './helpers/foreign-machines.js';
 
 const dir = tempDir('vmdump-levels-arches-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const cases = [
-  {
-    debian: 'arm64',
-    qemu: 'qemu-system-aarch64',
-    qemuPackage: 'qemu-system-arm',
-    machine: 'virt',
-    console: 'ttyAMA0',
-    extra: ['-device', 'vmcoreinfo'],
-    user: 'qemu-aarch64-static',
-  },
-  {
-    debian: 's390x',
-    qemu: 'qemu-system-s390x',
-    qemuPackage: 'qemu-system-misc',
-    machine: 's390-ccw-virtio',
-    console: 'ttysclp0',
-    // No vmcoreinfo device on s390-ccw: the kernel's lowcore pointer gives VMCOREINFO.
-    extra: [],
-    user: 'qemu-s390x-static',
-  },
-] as const;
-
-describe.each(cases)('dump levels on the $debian Linux guest', (c) => {
+describe.each(foreignMachines)('dump levels on the $debian Linux guest', (c) => {
   const judges = itWithTools([
     [c.qemu, c.qemuPackage],
     [c.user, 'qemu-user-static'],

@@ -34,15 +34,9 @@ import {
   type RunningGuest,
 } from '../scripts/qemu-harness.js';
 import { itWithTool, run, itWithTools, mayBootQemu } from './helpers/tools.js';
+import { foreignMachine, type ForeignMachine } from './helpers/foreign-machines.js';
 
-interface ArchCase {
-  readonly debian: 'arm64' | 's390x';
-  readonly qemu: string;
-  readonly qemuPackage: string;
-  readonly machine: string;
-  readonly console: string;
-  readonly extra: readonly string[];
-  readonly user: string;
+interface ArchCase extends ForeignMachine {
   /** What readers fail on QEMU's own ELF dump of the guest (§7). */
   readonly qemuElfFailures: readonly string[];
   /** ... and on QEMU's kdump-zlib (crash reads it; makedumpfile does not). */
@@ -51,26 +45,14 @@ interface ArchCase {
 
 const cases: readonly ArchCase[] = [
   {
-    debian: 'arm64',
-    qemu: 'qemu-system-aarch64',
-    qemuPackage: 'qemu-system-arm',
-    machine: 'virt',
-    console: 'ttyAMA0',
-    extra: ['-device', 'vmcoreinfo'],
-    user: 'qemu-aarch64-static',
+    ...foreignMachine('arm64'),
     // No PT_LOAD at kernel virtual addresses: gdb and drgn cannot read the kernel.
     qemuElfFailures: ['gdb-multiarch', 'drgn', 'makedumpfile'],
     // 64 KiB blocks over 4 KiB guest pages: "pfn … is excluded".
     qemuKdumpFailures: ['drgn', 'makedumpfile'],
   },
   {
-    debian: 's390x',
-    qemu: 'qemu-system-s390x',
-    qemuPackage: 'qemu-system-misc',
-    machine: 's390-ccw-virtio',
-    console: 'ttysclp0',
-    extra: [],
-    user: 'qemu-s390x-static',
+    ...foreignMachine('s390x'),
     // The little-endian .shstrtab header makes readelf print an error; no VMCOREINFO: drgn sees no kernel, makedumpfile no log_buf.
     qemuElfFailures: ['readelf', 'drgn', 'makedumpfile'],
     // No VMCOREINFO: "Can't find some symbols for log_buf".
