@@ -11,6 +11,7 @@ import {
   KDUMP_SIGNATURE,
   PAGE_DESCRIPTOR_SIZE,
   codecFlags,
+  countSetBits,
   decodeDiskDumpHeader,
   decodeKdumpSubHeader,
   diskDumpHeaderSize,
@@ -134,14 +135,7 @@ function utsnameWarnings(utsname: Record<(typeof LIBKDUMPFILE_NEEDS)[number], st
 async function countBits(bytes: DumpBytes, at: number, length: number): Promise<number> {
   let count = 0;
   for (let done = 0; done < length; done += 1 << 20) {
-    const chunk = await bytes.read(at + done, Math.min(1 << 20, length - done));
-    for (const byte of chunk) {
-      let b = byte;
-      while (b !== 0) {
-        b &= b - 1;
-        count += 1;
-      }
-    }
+    count += countSetBits(await bytes.read(at + done, Math.min(1 << 20, length - done)));
   }
   return count;
 }

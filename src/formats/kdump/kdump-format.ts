@@ -195,6 +195,15 @@ export function decodeKdumpSubHeader(bytes: Uint8Array, target: KdumpTarget): Kd
 }
 
 /** Writes one descriptor at `at` of `view`, page_flags (+16) included: the buffer need not be zeroed. */
+/** Set bits in a bitmap's bytes: its dumpable pages, one descriptor each (docs/kdump-compressed.md §4). */
+export function countSetBits(bytes: Uint8Array): number {
+  let count = 0;
+  for (const byte of bytes) {
+    for (let b = byte; b !== 0; b &= b - 1) count += 1;
+  }
+  return count;
+}
+
 export function encodePageDescriptor(view: DataView, at: number, desc: PageDescriptor, little: boolean): void {
   view.setBigUint64(at, BigInt(desc.offset), little);
   view.setUint32(at + 8, desc.size, little);

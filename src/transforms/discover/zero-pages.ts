@@ -18,9 +18,8 @@ export async function excludeZeroPages(
   signal?: AbortSignal,
 ): Promise<number> {
   const memory = new GuestMemory(ram);
-  const buffer = new Uint8Array(CHUNK_PAGES * pageSize);
-  const words = new Uint32Array(buffer.buffer);
-  const wordsPerPage = pageSize / 4;
+  const buffer = Buffer.alloc(CHUNK_PAGES * pageSize);
+  const zeroPage = Buffer.alloc(pageSize);
   const size = BigInt(pageSize);
   let zero = 0;
   const isSet = (pfn: number): boolean => ((excluded[pfn >> 3]! >> (pfn & 7)) & 1) === 1;
@@ -36,9 +35,8 @@ export async function excludeZeroPages(
       while (count < CHUNK_PAGES && pfn + count < end && !isSet(pfn + count)) count += 1;
       await memory.read(BigInt(pfn) * size, buffer.subarray(0, count * pageSize), 'zero');
       for (let page = 0; page < count; page += 1) {
-        let nonZero = false;
-        for (let w = page * wordsPerPage; w < (page + 1) * wordsPerPage && !nonZero; w += 1) nonZero = words[w] !== 0;
-        if (nonZero) continue;
+        // As the compression threads tell zero pages (compress-worker.ts): one native compare.
+        if (zeroPage.compare(buffer, page * pageSize, (page + 1) * pageSize) !== 0) continue;
         excluded[(pfn + page) >> 3]! |= 1 << ((pfn + page) & 7);
         zero += 1;
       }

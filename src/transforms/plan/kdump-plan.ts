@@ -17,6 +17,7 @@ import { NOTE_HEADER_SIZE, align4 } from '../../formats/elf/elf-structs.js';
 import {
   PAGE_DESCRIPTOR_SIZE,
   codecFlags,
+  countSetBits,
   machineOnlyUtsname,
   subHeaderSize,
   type DiskDumpHeader,
@@ -106,7 +107,7 @@ export function planKdump(guest: GuestModel, options: KdumpOptions): KdumpPlan {
   if (last === undefined) throw new VmdumpError('bad-input', 'the guest has no RAM to dump');
   const maxMapnr = last.first + last.count;
   const kept = filter === undefined ? undefined : keptBitmap(runs, maxMapnr, filter.excluded);
-  const pageCount = kept === undefined ? runs.reduce((sum, run) => sum + run.count, 0) : countBits(kept);
+  const pageCount = kept === undefined ? runs.reduce((sum, run) => sum + run.count, 0) : countSetBits(kept);
   const subHdrSize = Math.ceil((subHeaderSize(arch.elfClass) + notes.length) / blockSize);
   const bitmapLength = Math.ceil(Math.ceil(maxMapnr / 8) / blockSize) * blockSize;
   const bitmapBlocks = (2 * bitmapLength) / blockSize;
@@ -179,15 +180,6 @@ export function keptBitmap(runs: readonly PfnRun[], maxMapnr: number, excluded: 
     for (let i = 0; i < kept.length; i += 1) kept[i]! &= ~(excluded[i] ?? 0);
   }
   return kept;
-}
-
-function countBits(bitmap: Uint8Array): number {
-  let count = 0;
-  for (const byte of bitmap) {
-    let b = byte;
-    for (; b !== 0; count += 1) b &= b - 1;
-  }
-  return count;
 }
 
 /** The dumped pfns in runs, in pfn order: the 2nd bitmap read back. */
