@@ -8,7 +8,7 @@ import { VmcoreinfoText } from '../../formats/vmcoreinfo.js';
 import { VmdumpError } from '../../guest/errors.js';
 import { systemRamOf, type GuestModel } from '../../guest/guest.js';
 import { targetFor } from '../../targets/index.js';
-import { discoverPageExclusion, type ExcludedCounts } from './page-classes.js';
+import { discoverPageExclusion, pfnsOf, type ExcludedCounts } from './page-classes.js';
 import { excludeZeroPages } from './zero-pages.js';
 
 export interface DumpLevelDiscovery {
@@ -60,8 +60,7 @@ export async function discoverDumpLevel(
     return { ...classes, elapsedMs: performance.now() - started };
   const ram = systemRamOf(guest.ram);
   const pageSize = guest.arch.pageSize;
-  const end = ram.at(-1) === undefined ? 0n : ram.at(-1)!.start + ram.at(-1)!.size;
-  const excluded = classes.excluded ?? new Uint8Array(Math.ceil(Math.ceil(Number(end) / pageSize) / 8));
+  const excluded = classes.excluded ?? new Uint8Array(Math.ceil(pfnsOf(ram, pageSize) / 8));
   const zeroPages = await excludeZeroPages(ram, excluded, pageSize, options.signal);
   return { ...classes, excluded, zeroPages, elapsedMs: performance.now() - started };
 }

@@ -152,9 +152,7 @@ export interface PageExclusionInput {
 
 export async function discoverPageExclusion(input: PageExclusionInput): Promise<PageExclusion> {
   const { map, ram } = input;
-  const pageSize = BigInt(map.pageSize);
-  const last = ram.at(-1);
-  const maxPfn = last === undefined ? 0 : Number((last.start + last.size + pageSize - 1n) / pageSize);
+  const maxPfn = pfnsOf(ram, map.pageSize);
   const excluded = new Uint8Array(Math.ceil(maxPfn / 8));
   const counts: ExcludedCounts = { cache: 0, cachePrivate: 0, user: 0, free: 0, hwpoison: 0, offline: 0 };
   const memory = new GuestMemory(ram);
@@ -188,6 +186,13 @@ export async function discoverPageExclusion(input: PageExclusionInput): Promise<
     }
   }
   return { excluded, counts, structPageBytes };
+}
+
+/** The pfns up to the end of `ram` (its last page counted whole): the length, in bits, of a pfn bitmap. */
+export function pfnsOf(ram: readonly RamRange[], pageSize: number): number {
+  const size = BigInt(pageSize);
+  const last = ram.at(-1);
+  return last === undefined ? 0 : Number((last.start + last.size + size - 1n) / size);
 }
 
 /** The mem_map (first struct page) of a section, or undefined where the section has none. */
